@@ -1,0 +1,257 @@
+"""The ``quant`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quant.config import get_settings
+from quant.exceptions import QuantError
+
+app = typer.Typer(
+    name="quant",
+    help="Daily batch trading pipeline on Apache Airflow 3, with a risk sidecar.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The pipeline's PostgreSQL (embedded unless DATABASE_URL is set).")
+app.add_typer(db_app, name="db")
+
+console = Console()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+# -- database -------------------------------------------------------------------------------
+@db_app.command("up")
+def db_up() -> None:
+    """Start the embedded PostgreSQL (harmless when running) and apply migrations."""
+    from quant.db import database_url, migrate
+
+    settings = get_settings()
+    url = database_url(settings)
+    applied = migrate(settings)
+    where = "external server" if settings.database_url else f"embedded, data in {settings.pgdata_dir}"
+    console.print(f"PostgreSQL up ({where})")
+    console.print(f"migrations applied now: {', '.join(applied) if applied else 'none (up to date)'}")
+    console.print(f"url: {url}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the embedded PostgreSQL."""
+    from quant.db import stop_embedded
+
+    settings = get_settings()
+    if settings.database_url:
+        raise _fail("DATABASE_URL points at an external server; it is not managed here")
+    stopped = stop_embedded(settings.pgdata_dir)
+    console.print("stopped" if stopped else "not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show whether the database is running and which migrations are applied."""
+    from quant.db import applied_migrations, available_migrations, embedded_status
+
+    settings = get_settings()
+    if not settings.database_url:
+        status = embedded_status(settings.pgdata_dir)
+        console.print(f"embedded PostgreSQL in {status.pgdata}")
+        console.print(f"  initialised: {status.initialised}")
+        console.print(f"  running: {status.running}" + (f" (pid {status.pid})" if status.pid else ""))
+        if not status.running:
+            raise typer.Exit(3)
+    applied = applied_migrations(settings)
+    pending = [m.name for m in available_migrations() if m.name not in applied]
+    console.print(f"migrations applied: {len(applied)}, pending: {', '.join(pending) or 'none'}")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (starting the embedded server if needed)."""
+    from quant.db import database_url
+
+    print(database_url(get_settings()))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations."""
+    from quant.db import migrate
+
+    applied = migrate(get_settings())
+    console.print(f"applied: {', '.join(applied) if applied else 'none (up to date)'}")
+
+
+# -- airflow --------------------------------------------------------------------------------
+@app.command(
+    "airflow",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def airflow_passthrough(ctx: typer.Context) -> None:
+    """The airflow command line with the project's environment (``quant airflow dags list``)."""
+    from quant.orchestration import airflow_cli, ensure_airflow_db
+
+    settings = get_settings()
+    if ctx.args[:2] != ["db", "migrate"]:
+        ensure_airflow_db(settings)
+    raise typer.Exit(airflow_cli(list(ctx.args), settings))
+
+
+@app.command("up")
+def up(
+    port: Annotated[int, typer.Option(help="port of the Airflow API server and UI")] = 8080,
+) -> None:
+    """Start Airflow (API server/UI, scheduler, DAG processor, triggerer) until Ctrl-C."""
+    from quant.supervisor import serve
+
+    raise typer.Exit(serve(get_settings(), port=port, console=console))
+
+
+# -- runs -----------------------------------------------------------------------------------
+@contextmanager
+def _output_to(logfile: Path):
+    """Send this process's stdout and stderr (file descriptors too) to ``logfile``."""
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(logfile, "a") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _parse_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+@app.command("run")
+def run(
+    date_: Annotated[str, typer.Option("--date", help="the session to run, YYYY-MM-DD")],
+    quiet: Annotated[bool, typer.Option(help="send Airflow's task logs to a file")] = False,
+) -> None:
+    """Run one daily_trading DAG run for a session in-process; non-zero exit if a task failed."""
+    from quant.calendar import get_calendar
+    from quant.db import migrate
+    from quant.orchestration import run_dag
+
+    settings = get_settings()
+    session = get_calendar(settings.exchange).require_session(_parse_date(date_))
+    migrate(settings)
+    logfile = settings.home / "logs" / f"run-{session.isoformat()}.log"
+    if quiet:
+        with _output_to(logfile):
+            result = run_dag(session, settings=settings)
+    else:
+        result = run_dag(session, settings=settings)
+    _print_run(result)
+    if not result.succeeded:
+        raise typer.Exit(1)
+
+
+def _print_run(result) -> None:  # noqa: ANN001 - RunResult, imported lazily
+    table = Table(title=f"{result.dag_id} {result.session} -> {result.state}")
+    table.add_column("task")
+    table.add_column("state")
+    for task_id, state in result.task_states.items():
+        colour = "green" if state == "success" else "red" if state in ("failed", "upstream_failed") else "yellow"
+        table.add_row(task_id, f"[{colour}]{state}[/]")
+    console.print(table)
+
+
+@app.command("demo")
+def demo(
+    sessions: Annotated[int, typer.Option(min=1, max=500, help="how many recent sessions")] = 20,
+) -> None:
+    """Run daily_trading over the most recent sessions of the synthetic market, then summarise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from quant.calendar import get_calendar
+    from quant.db import migrate
+    from quant.orchestration import ensure_airflow_db, run_dag
+    from quant.report import report_path
+
+    settings = get_settings()
+    cal = get_calendar(settings.exchange)
+    last = cal.latest_closed_session()
+    days = cal.sessions(cal.shift(last, -(sessions - 1)), last)
+    console.print(
+        f"quant demo: {len(days)} sessions {days[0]} .. {days[-1]}, provider "
+        f"{settings.provider}, broker {settings.broker} ({settings.trading_mode}), state in {settings.home}"
+    )
+    migrate(settings)
+    ensure_airflow_db(settings)
+    logfile = settings.home / "logs" / "demo.log"
+    out = Console(file=os.fdopen(os.dup(1), "w"), force_terminal=console.is_terminal)
+    results = []
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    ) as progress:
+        bar = progress.add_task("daily_trading", total=len(days))
+        for day in days:
+            progress.update(bar, description=f"daily_trading {day}")
+            t0 = time.monotonic()
+            with _output_to(logfile):
+                result = run_dag(day, settings=settings)
+            results.append((result, time.monotonic() - t0))
+            progress.advance(bar)
+    table = Table(title="daily_trading runs")
+    for col in ("session", "state", "tasks", "seconds"):
+        table.add_column(col)
+    for result, secs in results:
+        ok = sum(1 for s in result.task_states.values() if s == "success")
+        colour = "green" if result.succeeded else "red"
+        table.add_row(
+            str(result.session), f"[{colour}]{result.state}[/]",
+            f"{ok}/{len(result.task_states)}", f"{secs:.1f}",
+        )
+    console.print(table)
+    failed = [r for r, _ in results if not r.succeeded]
+    console.print(f"total {time.monotonic() - started:.0f} s; task logs: {logfile}")
+    console.print(f"report: {report_path('daily_trading', days[-1], settings)}")
+    if failed:
+        raise _fail(f"{len(failed)} run(s) failed: {', '.join(str(r.session) for r in failed)}")
+
+
+def main() -> None:
+    """Entry point of the ``quant`` console script."""
+    try:
+        app()
+    except QuantError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

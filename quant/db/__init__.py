@@ -1,0 +1,27 @@
+"""Database access: the embedded server, connections and schema migrations."""
+
+from quant.db._connect import (
+    airflow_database_url,
+    connect,
+    connection_params,
+    database_url,
+    ensure_database,
+    transaction,
+)
+from quant.db._embedded import embedded_status, start_embedded, stop_embedded
+from quant.db._migrate import applied_migrations, available_migrations, migrate
+
+__all__ = [
+    "airflow_database_url",
+    "applied_migrations",
+    "available_migrations",
+    "connect",
+    "connection_params",
+    "database_url",
+    "embedded_status",
+    "ensure_database",
+    "migrate",
+    "start_embedded",
+    "stop_embedded",
+    "transaction",
+]

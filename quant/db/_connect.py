@@ -1,0 +1,129 @@
+"""Connections to the pipeline's database and the Airflow metadata database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+from quant.config import Settings, get_settings
+from quant.db._embedded import embedded_server_uri
+from quant.exceptions import DatabaseError
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+__all__ = [
+    "ConnectionParams",
+    "airflow_database_url",
+    "connect",
+    "connection_params",
+    "database_url",
+    "ensure_database",
+    "transaction",
+]
+
+QUANT_DATABASE = "quant"
+AIRFLOW_DATABASE = "airflow"
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """libpq URL of the pipeline's database (``DATABASE_URL``, or the embedded server).
+
+    On the embedded server the ``quant`` database is created on first use.
+    """
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    url = embedded_server_uri(settings.pgdata_dir, QUANT_DATABASE)
+    ensure_database(url)
+    return url
+
+
+def airflow_database_url(settings: Settings | None = None) -> str:
+    """SQLAlchemy URL of the Airflow metadata database: database ``airflow`` on the same server."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        base = settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        url = _with_database(base, AIRFLOW_DATABASE)
+    else:
+        url = embedded_server_uri(settings.pgdata_dir, AIRFLOW_DATABASE)
+    ensure_database(url)
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` when it does not exist (needs CREATEDB)."""
+    import psycopg2
+    from psycopg2 import sql
+
+    name = urlsplit(url).path.lstrip("/")
+    admin_url = _with_database(url, "postgres")
+    try:
+        conn = psycopg2.connect(admin_url)
+    except psycopg2.OperationalError as exc:
+        raise DatabaseError(f"cannot reach PostgreSQL at {_redact(admin_url)}: {exc}") from exc
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select 1 from pg_database where datname = %s", (name,))
+            if cur.fetchone() is None:
+                try:
+                    cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+                except psycopg2.errors.DuplicateDatabase:
+                    pass  # created concurrently by another process
+    finally:
+        conn.close()
+
+
+def connect(settings: Settings | None = None) -> PgConnection:
+    """Open a psycopg2 connection to the pipeline's database (not autocommit)."""
+    import psycopg2
+
+    url = database_url(settings)
+    try:
+        return psycopg2.connect(url)
+    except psycopg2.OperationalError as exc:
+        raise DatabaseError(f"cannot connect to {_redact(url)}: {exc}") from exc
+
+
+@contextmanager
+def transaction(settings: Settings | None = None) -> Iterator[PgConnection]:
+    """A connection whose work is committed on success and rolled back on error."""
+    conn = connect(settings)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+class ConnectionParams(dict):
+    """host, port, user, password and dbname of a PostgreSQL URL (for dbt and GX)."""
+
+
+def connection_params(url: str) -> ConnectionParams:
+    """Split a libpq URL into keyword parameters; a ``host`` query part wins (Unix sockets)."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return ConnectionParams(
+        host=query.get("host") or parts.hostname or "localhost",
+        port=int(query.get("port") or parts.port or 5432),
+        user=unquote(parts.username or query.get("user") or "postgres"),
+        password=unquote(parts.password or query.get("password") or ""),
+        dbname=parts.path.lstrip("/") or "postgres",
+    )
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

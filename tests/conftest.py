@@ -1,0 +1,108 @@
+"""Shared fixtures: a throwaway QUANT_HOME with a real embedded PostgreSQL.
+
+The environment (QUANT_HOME, the Airflow variables) is set when this module
+is imported, before any test module can import Airflow, because Airflow reads
+its configuration at import time. The server is stopped and the folder
+removed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="qt-", dir="/tmp"))
+os.environ.pop("DATABASE_URL", None)
+for _key in [k for k in os.environ if k.upper().startswith("QUANT_")]:
+    del os.environ[_key]
+os.environ["QUANT_HOME"] = str(_HOME)
+
+from quant.config import Settings, get_settings, load_settings  # noqa: E402
+from quant.orchestration import apply_airflow_environment  # noqa: E402
+
+apply_airflow_environment(load_settings())
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from quant.db import stop_embedded
+
+    try:
+        stop_embedded(_HOME / "pgdata")
+    finally:
+        shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def quant_home() -> Path:
+    """The session's QUANT_HOME."""
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def pg_settings() -> Settings:
+    """Settings on the embedded PostgreSQL, started and migrated."""
+    from quant.db import migrate
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    migrate(settings)
+    return settings
+
+
+@pytest.fixture()
+def db_conn(pg_settings: Settings) -> Iterator:
+    """A connection to the pipeline's database, closed after the test."""
+    from quant.db import connect
+
+    conn = connect(pg_settings)
+    try:
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+@pytest.fixture()
+def clean_db(pg_settings: Settings) -> Settings:
+    """Empty every table of the raw and ops schemas (migrations kept) before the test."""
+    from quant.db import connect
+
+    conn = connect(pg_settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                select quote_ident(schemaname) || '.' || quote_ident(tablename)
+                from pg_tables
+                where schemaname in ('raw', 'ops') and tablename <> 'schema_migrations'
+                """
+            )
+            tables = [row[0] for row in cur.fetchall()]
+            if tables:
+                cur.execute(f"truncate {', '.join(tables)} restart identity cascade")
+    finally:
+        conn.close()
+    return pg_settings
+
+
+@pytest.fixture(scope="session")
+def airflow_db(pg_settings: Settings) -> Settings:
+    """The Airflow metadata database, migrated."""
+    from quant.orchestration import ensure_airflow_db
+
+    ensure_airflow_db(pg_settings)
+    return pg_settings
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Folder for files tests leave behind on purpose (screenshots, reports)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
