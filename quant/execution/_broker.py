@@ -1,0 +1,62 @@
+"""The broker interface every adapter implements (``sim``, Alpaca, IB).
+
+Stages and the sidecar take a :class:`Broker`; they never import an adapter
+directly. The contract:
+
+- ``submit`` is keyed by the caller's deterministic ``client_order_id``: a
+  second submit with the same id raises :class:`~quant.exceptions.BrokerError`
+  instead of creating a second order. After a timeout, look the order up with
+  ``order_by_client_id`` before submitting again.
+- ``cancel`` and ``cancel_all`` are safe to repeat: cancelling an order that
+  is already filled or cancelled is not an error.
+- Positions are signed shares (long > 0); money is USD; times are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from quant.execution._types import Account, BrokerOrder, Fill, Order, Position
+
+__all__ = ["Broker"]
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What the pipeline and the sidecar need from a broker account."""
+
+    name: str
+    """Short adapter name, e.g. ``"sim"``, ``"alpaca"``."""
+
+    def account(self) -> Account:
+        """Equity and cash of the account."""
+        ...
+
+    def positions(self) -> list[Position]:
+        """Every non-zero position."""
+        ...
+
+    def open_orders(self) -> list[BrokerOrder]:
+        """Every live order (open or partially filled)."""
+        ...
+
+    def order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        """The order submitted with this client order id, in any status, or None."""
+        ...
+
+    def submit(self, order: Order) -> BrokerOrder:
+        """Place an order; raises BrokerError when refused (duplicate id, bad order)."""
+        ...
+
+    def cancel(self, order_id: str) -> bool:
+        """Cancel one order; True when it was live and is now cancelled."""
+        ...
+
+    def cancel_all(self) -> int:
+        """Cancel every live order; returns how many were cancelled."""
+        ...
+
+    def fills_since(self, since: datetime) -> list[Fill]:
+        """Executions at or after ``since`` (UTC), oldest first."""
+        ...

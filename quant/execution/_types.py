@@ -1,0 +1,189 @@
+"""Typed records exchanged with a broker: orders, broker orders, fills, positions, account.
+
+Quantities are shares (``qty_shares``; positions are signed, long > 0),
+prices and money are USD, timestamps are timezone-aware UTC (``*_at``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+__all__ = [
+    "Account",
+    "BrokerOrder",
+    "Fill",
+    "Order",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "Position",
+    "TimeInForce",
+]
+
+OrderSide = Literal["buy", "sell"]
+
+
+class OrderType(StrEnum):
+    """How the price is set: at the market, or no worse than a limit."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    """When an order may execute: ``opg`` the opening auction, ``cls`` the closing
+    auction, ``day`` the next auction of either kind that session."""
+
+    DAY = "day"
+    OPG = "opg"
+    CLS = "cls"
+
+
+class OrderStatus(StrEnum):
+    """Life cycle of an order at the broker; ``open`` and ``partially_filled`` are live."""
+
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+    @property
+    def is_live(self) -> bool:
+        """True while the order can still fill (and can be cancelled)."""
+        return self in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Order:
+    """An order to submit.
+
+    Parameters
+    ----------
+    client_order_id : str
+        Deterministic id chosen by the caller (the same order on a rerun has
+        the same id; brokers refuse a duplicate).
+    symbol : str
+    side : {"buy", "sell"}
+    qty_shares : float
+        Positive whole number of shares.
+    order_type : OrderType
+    time_in_force : TimeInForce
+    limit_price_usd : float or None
+        Required for limit orders, forbidden for market orders.
+    reduce_only : bool
+        The broker fills only as much as shrinks the position (never flips it)
+        and cancels the rest.
+    strategy : str or None
+        Tag of the strategy that produced it.
+    """
+
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    qty_shares: float
+    order_type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price_usd: float | None = None
+    reduce_only: bool = False
+    strategy: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.client_order_id:
+            raise ValueError("client_order_id must not be empty")
+        if not self.symbol:
+            raise ValueError("symbol must not be empty")
+        if self.side not in ("buy", "sell"):
+            raise ValueError(f"side must be 'buy' or 'sell', got {self.side!r}")
+        q = self.qty_shares
+        if not (q > 0 and math.isfinite(q) and q == int(q)):
+            raise ValueError(f"qty_shares must be a positive whole number, got {q!r}")
+        object.__setattr__(self, "order_type", OrderType(self.order_type))
+        object.__setattr__(self, "time_in_force", TimeInForce(self.time_in_force))
+        if self.order_type is OrderType.LIMIT:
+            lp = self.limit_price_usd
+            if lp is None or not (lp > 0 and math.isfinite(lp)):
+                raise ValueError(f"limit_price_usd must be positive for a limit order, got {lp!r}")
+        elif self.limit_price_usd is not None:
+            raise ValueError("limit_price_usd is only for limit orders")
+
+    @property
+    def signed_qty_shares(self) -> float:
+        """``qty_shares`` for a buy, ``-qty_shares`` for a sell."""
+        return self.qty_shares if self.side == "buy" else -self.qty_shares
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerOrder:
+    """An order as the broker holds it."""
+
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    qty_shares: float
+    filled_qty_shares: float
+    status: OrderStatus
+    order_type: OrderType
+    time_in_force: TimeInForce
+    limit_price_usd: float | None
+    reduce_only: bool
+    strategy: str | None
+    submitted_at: datetime
+    updated_at: datetime
+    status_reason: str | None = None
+
+    @property
+    def remaining_qty_shares(self) -> float:
+        """Shares still to fill (0 once the order is no longer live)."""
+        return self.qty_shares - self.filled_qty_shares if self.status.is_live else 0.0
+
+    @property
+    def is_live(self) -> bool:
+        return self.status.is_live
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fill:
+    """One execution."""
+
+    fill_id: str
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    qty_shares: float
+    price_usd: float
+    commission_usd: float
+    filled_at: datetime
+
+    @property
+    def signed_qty_shares(self) -> float:
+        return self.qty_shares if self.side == "buy" else -self.qty_shares
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Position:
+    """A holding: signed shares, average cost and the latest price the broker knows."""
+
+    symbol: str
+    qty_shares: float
+    avg_price_usd: float
+    market_price_usd: float
+
+    @property
+    def market_value_usd(self) -> float:
+        """Signed value (negative for a short)."""
+        return self.qty_shares * self.market_price_usd
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    """Equity (cash + positions at market) and cash, USD."""
+
+    equity_usd: float
+    cash_usd: float
