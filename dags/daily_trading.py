@@ -30,7 +30,7 @@ DEFAULT_ARGS = {
 
 def _session() -> str:
     """ISO date of the trading session this run is for (skips non-sessions)."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from quant.calendar import NotASessionError, get_calendar
     from quant.config import get_settings

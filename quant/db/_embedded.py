@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 def _quiet_runtime_dir() -> None:
     # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns on stderr.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
+    # pgserver logs every server command at INFO, including from an atexit hook.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)

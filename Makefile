@@ -1,0 +1,36 @@
+# The two commands of README.md: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint unit freeze clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/quant demo
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest -m "not integration"
+
+freeze: install
+	$(BIN)/python -m pip freeze --exclude-editable > /tmp/quant-freeze.txt
+	@echo "review /tmp/quant-freeze.txt, then copy the pins into requirements.txt"
+
+clean:
+	rm -rf .quant dbt/target dbt/logs .pytest_cache .ruff_cache

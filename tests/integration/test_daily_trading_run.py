@@ -1,0 +1,73 @@
+"""daily_trading runs for real: Airflow dag.test on the embedded PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from quant.calendar import get_calendar
+from quant.config import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _bars_for(settings: Settings, session: date) -> list[tuple]:
+    from quant.db import connect
+
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                select symbol, date, provider, open, high, low, close, volume, ingested_at
+                from raw.bars where date = %s order by symbol
+                """,
+                (session,),
+            )
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
+    clean_db: Settings, airflow_db: Settings
+) -> None:
+    from quant.orchestration import run_dag
+    from quant.report import report_path
+
+    session = get_calendar(clean_db.exchange).latest_closed_session()
+    first = run_dag(session, settings=clean_db)
+    assert first.succeeded, first.task_states
+    assert set(first.task_states) >= {"ingest_bars", "dbt_build", "report"}
+    rows = _bars_for(clean_db, session)
+    assert len(rows) >= clean_db.synthetic.symbols - 2  # listings/delistings aside
+    page = report_path("daily_trading", session, clean_db)
+    assert page.exists()
+    assert session.isoformat() in page.read_text()
+
+    second = run_dag(session, settings=clean_db)
+    assert second.succeeded, second.task_states
+    assert _bars_for(clean_db, session) == rows  # same values, same ingestion stamps
+
+
+def test_daily_trading_when_run_then_dbt_staging_model_built(
+    airflow_db: Settings,
+) -> None:
+    from quant.db import connect
+    from quant.orchestration import run_dag
+
+    cal = get_calendar(airflow_db.exchange)
+    session = cal.previous_session(cal.latest_closed_session())
+    result = run_dag(session, settings=airflow_db)
+    assert result.succeeded, result.task_states
+    conn = connect(airflow_db)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "select count(*) from staging.stg_market__bars where session_date = %s", (session,)
+            )
+            staged = cur.fetchone()[0]
+    finally:
+        conn.close()
+    assert staged == len(_bars_for(airflow_db, session)) > 0
