@@ -39,10 +39,13 @@ class ReasonCode(StrEnum):
     SECTOR_EXPOSURE_EXCEEDED = "SECTOR_EXPOSURE_EXCEEDED"
     DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
     MAX_DRAWDOWN = "MAX_DRAWDOWN"
-    # automatic kill-switch triggers (never attached to an order)
+    # kill-switch events (never attached to an order)
     STALE_FEED = "STALE_FEED"
     REJECTION_BURST = "REJECTION_BURST"
     MANUAL = "MANUAL"
+    STATE_UNREADABLE = "STATE_UNREADABLE"
+    STATE_RESTORED = "STATE_RESTORED"
+    OVERRIDE = "OVERRIDE"
 
 
 class TradingState(StrEnum):
