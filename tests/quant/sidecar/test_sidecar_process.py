@@ -1,0 +1,138 @@
+"""The sidecar as a real uvicorn process on loopback, restarted between requests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from quant.config import Settings
+from quant.db import connect
+from quant.exceptions import SidecarAuthError, SidecarError
+from quant.sidecar import SidecarClient
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "process-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SidecarProcess:
+    def __init__(
+        self, settings: Settings, port: int, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = (
+            os.environ
+            | {
+                "QUANT_HOME": str(settings.home),
+                "QUANT_SIDECAR_URL": self.url,
+                "QUANT_SIDECAR_TOKEN": TOKEN,
+            }
+            | (extra_env or {})
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "quant.sidecar"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        client = SidecarClient(self.url, timeout_s=0.5)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
+                raise AssertionError(f"sidecar exited with {self.proc.returncode}: {out}")
+            try:
+                client.health()
+                return
+            except SidecarError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture()
+def sidecar(clean_db: Settings) -> Iterator[SidecarProcess]:
+    proc = SidecarProcess(clean_db, free_port())
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_kill_then_process_restarted_is_still_halted_with_event_in_database(
+    sidecar: SidecarProcess, clean_db: Settings
+) -> None:
+    sidecar.start()
+    client = SidecarClient(sidecar.url, token=TOKEN)
+    assert client.health()["trading_state"] == "ACTIVE"
+
+    with pytest.raises(SidecarAuthError):
+        SidecarClient(sidecar.url).kill("no token")
+    with pytest.raises(SidecarAuthError):
+        SidecarClient(sidecar.url, token="wrong").kill("wrong token")
+    assert client.health()["trading_state"] == "ACTIVE"
+
+    out = client.kill("restart drill", "halt", actor="test")
+    assert out["trading_state"] == "HALTED" and out["persisted"]
+
+    sidecar.stop()
+    sidecar.start()
+
+    assert client.health()["trading_state"] == "HALTED"
+    state = client.state()
+    assert state["trading_state"] == "HALTED"
+    assert any(
+        e["kind"] == "kill" and e["reason"] == "restart drill" for e in state["recent_events"]
+    )
+    conn = connect(clean_db)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "select to_state, reason, actor from ops.kill_switch_events where kind = 'kill'"
+            )
+            assert cur.fetchall() == [("HALTED", "restart drill", "test")]
+    finally:
+        conn.close()
+    client.resume("drill over", actor="test")
+    assert client.health()["trading_state"] == "ACTIVE"
+
+
+def test_start_when_database_unreachable_then_process_serves_halted(
+    clean_db: Settings,
+) -> None:
+    proc = SidecarProcess(
+        clean_db, free_port(), {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/quant"}
+    )
+    try:
+        proc.start()
+        health = SidecarClient(proc.url).health()
+        assert health["trading_state"] == "HALTED"
+        assert "cannot read the kill-switch state" in health["fail_closed_reason"]
+    finally:
+        proc.stop()
