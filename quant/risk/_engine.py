@@ -30,14 +30,15 @@ class RiskEngine:
     against the limits of the ones after it.
     """
 
-    __slots__ = ("ctx", "rules", "_pairs")
+    __slots__ = ("ctx", "rules", "_enforced", "_shadow")
 
     def __init__(self, ctx: RiskContext, rules: Sequence[Rule] | None = None) -> None:
         self.ctx = ctx
         self.rules: tuple[Rule, ...] = tuple(
             rules if rules is not None else default_rules(ctx.limits)
         )
-        self._pairs = tuple((r.check, r.enforcing) for r in self.rules)
+        self._enforced = tuple(r.check for r in self.rules if r.enforcing)
+        self._shadow = tuple(r.check for r in self.rules if not r.enforcing)
 
     def check(self, order: RiskOrder, now: float | None = None) -> CheckResult:
         """Check one order; an approved order is booked as in flight.
@@ -65,15 +66,17 @@ class RiskEngine:
     def _check(self, order: RiskOrder, ctx: RiskContext) -> CheckResult:
         ctx.prepare(order)
         denials: list[Denial] = []
-        shadow: list[Denial] = []
-        for check, enforcing in self._pairs:
+        for check in self._enforced:
             d = check(order, ctx)
             if d is not None:
-                if enforcing:
-                    denials.append(d)
-                else:
+                denials.append(d)
+        shadow: list[Denial] = []
+        if self._shadow:
+            for check in self._shadow:
+                d = check(order, ctx)
+                if d is not None:
                     shadow.append(d)
-        approved = not denials
-        if approved:
-            ctx.record_approval(order)
-        return CheckResult(order.client_order_id, approved, denials, shadow)
+        if denials:
+            return CheckResult(order.client_order_id, False, denials, shadow)
+        ctx.record_approval(order)
+        return CheckResult(order.client_order_id, True, denials, shadow)

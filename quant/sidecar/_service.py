@@ -178,19 +178,21 @@ class RiskService:
         m = self.metrics
         denied = 0
         for r in results:
-            if r.approved:
-                m.approved.inc()
-            else:
+            if not r.approved:
                 denied += 1
-                m.denied.inc()
                 for d in r.denials:
                     m.count_denial(d.code, True)
-            for d in r.shadow:
-                m.count_denial(d.code, False)
-                log.info(
-                    "shadow denial",
-                    extra={"client_order_id": r.client_order_id, "denial": d.as_dict()},
-                )
+            if r.shadow:
+                for d in r.shadow:
+                    m.count_denial(d.code, False)
+                    log.info(
+                        "shadow denial",
+                        extra={"client_order_id": r.client_order_id, "denial": d.as_dict()},
+                    )
+        if len(results) > denied:
+            m.approved.inc(len(results) - denied)
+        if denied:
+            m.denied.inc(denied)
         if denied:
             burst = self.burst.record(denied, self.ctx.now)
             if burst is not None:
