@@ -115,11 +115,12 @@ def airflow_passthrough(ctx: typer.Context) -> None:
 @app.command("up")
 def up(
     port: Annotated[int, typer.Option(help="port of the Airflow API server and UI")] = 8080,
+    host: Annotated[str, typer.Option(help="address the API server binds")] = "127.0.0.1",
 ) -> None:
     """Start Airflow (API server/UI, scheduler, DAG processor, triggerer) until Ctrl-C."""
     from quant.supervisor import serve
 
-    raise typer.Exit(serve(get_settings(), port=port, console=console))
+    raise typer.Exit(serve(get_settings(), port=port, host=host, console=console))
 
 
 # -- runs -----------------------------------------------------------------------------------

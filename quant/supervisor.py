@@ -39,21 +39,26 @@ def _airflow(*args: str) -> list[str]:
     return [str(exe) if exe.exists() else "airflow", *args]
 
 
-def components(settings: Settings, port: int) -> list[Component]:
+def components(settings: Settings, port: int, host: str = "127.0.0.1") -> list[Component]:
     """The processes ``quant up`` runs."""
     found = [
-        Component("api-server", _airflow("api-server", "--port", str(port))),
+        Component("api-server", _airflow("api-server", "--host", host, "--port", str(port))),
         Component("scheduler", _airflow("scheduler")),
         Component("dag-processor", _airflow("dag-processor")),
         Component("triggerer", _airflow("triggerer")),
     ]
-    try:
-        import quant.sidecar  # noqa: F401
-    except ImportError:
-        pass
-    else:
+    if _has_command("sidecar"):
         found.append(Component("sidecar", [sys.executable, "-m", "quant.cli", "sidecar"]))
     return found
+
+
+def _has_command(name: str) -> bool:
+    from quant.cli import app
+
+    return any(
+        (cmd.name or (cmd.callback.__name__ if cmd.callback else "")) == name
+        for cmd in app.registered_commands
+    )
 
 
 def _stop(procs: list[Component], timeout_s: float = 20.0) -> None:
@@ -78,7 +83,9 @@ def _stop(procs: list[Component], timeout_s: float = 20.0) -> None:
             comp.process.wait()
 
 
-def serve(settings: Settings, *, port: int = 8080, console: Console | None = None) -> int:
+def serve(
+    settings: Settings, *, port: int = 8080, host: str = "127.0.0.1", console: Console | None = None
+) -> int:
     """Run the services in the foreground until interrupted; return an exit code."""
     console = console or Console()
     ensure_airflow_db(settings)
@@ -86,7 +93,7 @@ def serve(settings: Settings, *, port: int = 8080, console: Console | None = Non
     env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    procs = components(settings, port)
+    procs = components(settings, port, host)
     for comp in procs:
         out = open(logs / f"{comp.name}.log", "ab")
         comp.process = subprocess.Popen(
@@ -94,7 +101,7 @@ def serve(settings: Settings, *, port: int = 8080, console: Console | None = Non
         )
         out.close()
     password = json.loads(admin_password_file(settings).read_text())["admin"]
-    console.print(f"Airflow UI: http://127.0.0.1:{port}  (login admin / {password})")
+    console.print(f"Airflow UI: http://{host}:{port}  (login admin / {password})")
     console.print(f"logs: {logs}; Ctrl-C stops everything")
 
     stopping = False
@@ -103,7 +110,7 @@ def serve(settings: Settings, *, port: int = 8080, console: Console | None = Non
         nonlocal stopping
         stopping = True
 
-    previous = signal.signal(signal.SIGTERM, _on_signal)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
         while not stopping:
@@ -116,10 +123,9 @@ def serve(settings: Settings, *, port: int = 8080, console: Console | None = Non
                     stopping, code = True, 1
                     break
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
     finally:
         console.print("stopping ...")
         _stop(procs)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return code
