@@ -16,6 +16,7 @@ from rich.table import Table
 
 from quant.config import get_settings
 from quant.exceptions import QuantError
+from quant.sidecar._cli import register as register_sidecar_commands
 
 app = typer.Typer(
     name="quant",
@@ -25,6 +26,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The pipeline's PostgreSQL (embedded unless DATABASE_URL is set).")
 app.add_typer(db_app, name="db")
+bench_app = typer.Typer(help="Benchmarks that print JSON figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+register_sidecar_commands(app, bench_app)  # sidecar, kill, resume, status, bench sidecar
 
 console = Console()
 
