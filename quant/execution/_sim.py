@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -118,12 +119,23 @@ class SimBroker:
         self.slippage_bps = slippage_bps
         self.commission_per_share_usd = commission_per_share_usd
         self.max_participation = max_participation
-        with conn, conn.cursor() as cur:
+        with self._tx() as cur:
             cur.execute(
                 "insert into ops.sim_accounts (account, cash_usd) values (%s, %s) "
                 "on conflict (account) do nothing",
                 (account, float(initial_cash_usd)),
             )
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One transaction; database failures surface as BrokerError."""
+        import psycopg2
+
+        try:
+            with self._conn, self._conn.cursor() as cur:
+                yield cur
+        except psycopg2.Error as exc:
+            raise BrokerError(f"sim broker ({self.account_name}): {exc}".strip()) from exc
 
     @classmethod
     def open(cls, settings: Settings | None = None, **kwargs: Any) -> SimBroker:
@@ -138,7 +150,7 @@ class SimBroker:
 
     # -- reads ----------------------------------------------------------------------------
     def account(self) -> Account:
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             cur.execute(
                 "select a.cash_usd, coalesce(sum(p.qty_shares * p.market_price_usd), 0) "
                 "from ops.sim_accounts a left join ops.sim_positions p using (account) "
@@ -149,7 +161,7 @@ class SimBroker:
         return Account(equity_usd=cash + positions_value, cash_usd=cash)
 
     def positions(self) -> list[Position]:
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             cur.execute(
                 "select symbol, qty_shares, avg_price_usd, market_price_usd "
                 "from ops.sim_positions where account = %s and qty_shares <> 0 order by symbol",
@@ -162,7 +174,7 @@ class SimBroker:
         ]
 
     def open_orders(self) -> list[BrokerOrder]:
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             cur.execute(
                 f"select {_ORDER_COLUMNS} from ops.sim_orders "
                 "where account = %s and status in %s order by submitted_at, order_id",
@@ -171,7 +183,7 @@ class SimBroker:
             return [_order_from_row(r) for r in cur.fetchall()]
 
     def order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             cur.execute(
                 f"select {_ORDER_COLUMNS} from ops.sim_orders "
                 "where account = %s and client_order_id = %s",
@@ -183,7 +195,7 @@ class SimBroker:
     def fills_since(self, since: datetime) -> list[Fill]:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC)")
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             cur.execute(
                 "select fill_id, order_id, client_order_id, symbol, side, qty_shares, price_usd, "
                 "commission_usd, filled_at from ops.sim_fills "
@@ -220,7 +232,7 @@ class SimBroker:
 
     def submit(self, order: Order) -> BrokerOrder:
         now = datetime.now(UTC)
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             self._lock(cur)
             cur.execute(
                 "select 1 from ops.sim_orders where account = %s and client_order_id = %s",
@@ -256,7 +268,7 @@ class SimBroker:
             return _order_from_row(cur.fetchone())
 
     def cancel(self, order_id: str) -> bool:
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             self._lock(cur)
             cur.execute(
                 "update ops.sim_orders set status = 'cancelled', status_reason = 'cancelled', "
@@ -277,7 +289,7 @@ class SimBroker:
             return False
 
     def cancel_all(self) -> int:
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             self._lock(cur)
             cur.execute(
                 "update ops.sim_orders set status = 'cancelled', status_reason = 'cancel_all', "
@@ -288,7 +300,7 @@ class SimBroker:
 
     def mark(self, prices: Mapping[str, float]) -> None:
         """Set the market price of held symbols (what ``account().equity_usd`` values them at)."""
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             for symbol, price in prices.items():
                 if price > 0 and math.isfinite(price):
                     cur.execute(
@@ -332,7 +344,7 @@ class SimBroker:
         tifs = ("day", "opg") if auction == "open" else ("day", "cls")
         bps = self.slippage_bps / 10_000.0
         fills: list[Fill] = []
-        with self._conn, self._conn.cursor() as cur:
+        with self._tx() as cur:
             self._lock(cur)
             cur.execute(
                 f"select {_ORDER_COLUMNS} from ops.sim_orders where account = %s "

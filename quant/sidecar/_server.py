@@ -119,9 +119,18 @@ def build_service(
 ) -> RiskService:
     """A started :class:`RiskService` on the configured database and broker.
 
-    When the state cannot be read (database down) it starts HALTED and says why.
+    Pending migrations are applied first. When the state cannot be read
+    (database down) it starts HALTED and says why.
     """
-    from quant.db import connect
+    from quant.db import connect, migrate
+    from quant.exceptions import DatabaseError
+
+    try:
+        migrate(settings)
+    except DatabaseError as exc:
+        logging.getLogger("quant.sidecar").error(
+            "migrations not applied at start", extra={"error": str(exc)}
+        )
 
     market_open = session_of = None
     if with_calendar:
