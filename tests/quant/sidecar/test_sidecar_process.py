@@ -136,3 +136,30 @@ def test_start_when_database_unreachable_then_process_serves_halted(
         assert "cannot read the kill-switch state" in health["fail_closed_reason"]
     finally:
         proc.stop()
+
+
+def test_marks_over_http_when_day_loss_past_limit_then_halted_and_sim_orders_cancelled(
+    clean_db: Settings,
+) -> None:
+    from datetime import UTC, datetime
+
+    from quant.execution import Order, SimBroker
+
+    broker = SimBroker(connect(clean_db))  # the sidecar's default sim account
+    broker.submit(Order(client_order_id="seed", symbol="AAPL", side="buy", qty_shares=1000))
+    broker.fill_auction({"AAPL": 100.0}, at=datetime.now(UTC))
+    for i in range(3):
+        broker.submit(Order(client_order_id=f"open-{i}", symbol="MSFT", side="buy", qty_shares=5))
+    proc = SidecarProcess(clean_db, free_port(), {"QUANT_RISK__DAILY_LOSS_LIMIT_USD": "5000"})
+    try:
+        proc.start()
+        client = SidecarClient(proc.url, token=TOKEN)
+        assert client.marks({"AAPL": 100.0})["trading_state"] == "ACTIVE"
+        out = client.marks({"AAPL": 94.0})
+        assert out["breaches"][0]["code"] == "DAILY_LOSS_LIMIT"
+        assert out["kill"]["trading_state"] == "HALTED"
+        assert broker.open_orders() == []
+        assert client.health()["trading_state"] == "HALTED"
+    finally:
+        proc.stop()
+        broker.close()
