@@ -10,13 +10,27 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from quant.config import Settings, get_settings
 from quant.db import connection_params, database_url
 from quant.exceptions import QuantError
 
-__all__ = ["DbtError", "DbtResult", "dbt_environment", "dbt_project_dir", "run_dbt"]
+__all__ = [
+    "DbtError",
+    "DbtResult",
+    "dbt_environment",
+    "dbt_project_dir",
+    "dbt_vars",
+    "ensure_manifest",
+    "manifest_path",
+    "manifest_is_stale",
+    "run_dbt",
+]
+
+MANIFEST_COMMAND = "make manifest (or: python -m quant.transform)"
+"""What builds the manifest the DAG renders its dbt tasks from."""
 
 
 class DbtError(QuantError):
@@ -43,6 +57,85 @@ def dbt_project_dir() -> Path:
     from quant.orchestration import project_root
 
     return project_root() / "dbt"
+
+
+def manifest_path() -> Path:
+    """The manifest ``dbt parse`` writes and the DAG renders one task per model from."""
+    return dbt_project_dir() / "target" / "manifest.json"
+
+
+def _dbt_sources(project: Path) -> list[Path]:
+    files = [project / "dbt_project.yml", project / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        files += [p for p in (project / folder).rglob("*") if p.is_file()]
+    return [p for p in files if p.exists()]
+
+
+def manifest_is_stale() -> bool:
+    """True when the manifest is missing or older than a file of the dbt project."""
+    path = manifest_path()
+    if not path.exists():
+        return True
+    built = path.stat().st_mtime
+    return any(p.stat().st_mtime > built for p in _dbt_sources(dbt_project_dir()))
+
+
+def ensure_manifest(*, force: bool = False) -> Path:
+    """(Re)build ``dbt/target/manifest.json`` with ``dbt parse`` when missing or stale.
+
+    ``dbt parse`` reads no database: the profile's connection variables get
+    placeholders when they are not set. Runs dbt in a subprocess so the calling
+    process keeps its environment.
+
+    Raises
+    ------
+    DbtError
+        ``dbt parse`` failed; the message holds its output.
+    """
+    import subprocess
+    import sys
+
+    path = manifest_path()
+    if not force and not manifest_is_stale():
+        return path
+    project = dbt_project_dir()
+    env = {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(project),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "DBT_LOG_PATH": str(project / "logs"),
+    }
+    for key, placeholder in (
+        ("DBT_PG_HOST", "localhost"),
+        ("DBT_PG_USER", "postgres"),
+        ("DBT_PG_DBNAME", "quant"),
+    ):
+        env.setdefault(key, placeholder)
+    exe = Path(sys.executable).with_name("dbt")
+    cmd = [
+        str(exe) if exe.exists() else "dbt",
+        "parse",
+        "--project-dir",
+        str(project),
+        "--target-path",
+        str(path.parent),
+        "--no-partial-parse",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=project)
+    if proc.returncode != 0 or not path.exists():
+        raise DbtError(f"dbt parse failed:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}")
+    path.touch()
+    return path
+
+
+def dbt_vars(session: date | str, settings: Settings | None = None) -> dict[str, str]:
+    """dbt variables of a build as of ``session``: its date and the provider priority.
+
+    The priority is the configured provider chain (``QUANT_PROVIDER``), best first.
+    """
+    settings = settings or get_settings()
+    day = session if isinstance(session, str) else session.isoformat()
+    return {"run_date": day, "provider_priority": settings.provider}
 
 
 def dbt_environment(settings: Settings | None = None) -> dict[str, str]:
@@ -97,3 +190,7 @@ def run_dbt(
         detail = "; ".join(failed) or str(result.exception or "unknown error")
         raise DbtError(f"dbt {' '.join(args)} failed: {detail}")
     return DbtResult(tuple(args), nodes)
+
+
+if __name__ == "__main__":  # python -m quant.transform: (re)build the manifest
+    print(ensure_manifest(force=True))
