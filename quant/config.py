@@ -16,7 +16,7 @@ import os
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -26,9 +26,11 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -37,15 +39,21 @@ from pydantic_settings import (
 from quant.exceptions import ConfigurationError
 
 __all__ = [
+    "PROVIDER_NAMES",
     "OverrideSettings",
+    "PORTFOLIO_METHODS",
+    "PortfolioSettings",
     "RiskSettings",
     "Settings",
     "SyntheticSettings",
     "get_settings",
     "load_settings",
+    "ModelSettings",
 ]
 
 ENV_PREFIX = "QUANT_"
+PROVIDER_NAMES: tuple[str, ...] = ("synthetic", "csv", "alpaca", "ibkr")
+"""Names a ``QUANT_PROVIDER`` chain may use."""
 _NESTED = "__"
 
 
@@ -169,6 +177,199 @@ class RiskSettings(_Section):
         return value
 
 
+class ModelSettings(_Section):
+    """The return model: its label, LightGBM parameters, validation and retrain policy."""
+
+    horizon_sessions: int = Field(
+        5, ge=1, le=252, description="label horizon: forward total return over this many sessions"
+    )
+    target: Literal["rank", "zscore"] = Field(
+        "rank", description="how the forward return is normalised per session before fitting"
+    )
+    objective: Literal["regression", "lambdarank"] = Field(
+        "regression", description="LightGBM objective: regression on the target, or LambdaRank"
+    )
+    features: tuple[str, ...] = Field(
+        (), description="feature columns to use; empty = every numeric column of marts.features"
+    )
+    max_feature_null_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="a feature null in more than this share of training rows is left out",
+    )
+    train_window_sessions: int = Field(
+        1260, ge=60, description="sessions of history a model is trained on (about 5 years)"
+    )
+    validation_folds: int = Field(4, ge=1, le=20, description="walk-forward validation folds")
+    validation_sessions: int = Field(
+        63, ge=5, description="sessions in each walk-forward validation fold"
+    )
+    embargo_sessions: int | None = Field(
+        None, ge=0, description="gap between training and validation sessions; unset = horizon"
+    )
+    min_train_sessions: int = Field(
+        60, ge=10, description="fewest training sessions a validation fold may have"
+    )
+    num_boost_round: int = Field(400, ge=1, description="most boosting rounds")
+    early_stopping_rounds: int = Field(
+        30, ge=1, description="stop when the validation loss has not improved for this many rounds"
+    )
+    learning_rate: float = Field(0.05, gt=0, le=1, description="LightGBM learning rate")
+    num_leaves: int = Field(15, ge=2, le=1024, description="LightGBM leaves per tree")
+    min_data_in_leaf: int = Field(200, ge=1, description="LightGBM fewest rows in a leaf")
+    feature_fraction: float = Field(
+        0.8, gt=0, le=1, description="share of features each tree may use"
+    )
+    bagging_fraction: float = Field(0.8, gt=0, le=1, description="share of rows each tree sees")
+    lambda_l2: float = Field(1.0, ge=0, description="LightGBM L2 regularisation")
+    max_bin: int = Field(63, ge=4, le=1023, description="LightGBM histogram bins per feature")
+    num_threads: int = Field(
+        2, ge=1, le=64, description="LightGBM threads (fixed: part of what makes training repeatable)"
+    )
+    seed: int = Field(42, ge=0, description="seed of every random choice in training")
+    retrain_schedule: Literal["daily", "weekly", "monthly", "never"] = Field(
+        "weekly",
+        description="calendar retrain: every session, first session of a week or month, or never",
+    )
+    drift_threshold: float = Field(
+        0.25, gt=0, description="retrain when an input's population stability index exceeds this"
+    )
+    drift_window_sessions: int = Field(
+        5, ge=1, description="latest sessions whose features are compared with the training data"
+    )
+    drift_bins: int = Field(10, ge=2, le=100, description="quantile bins of the drift statistic")
+    promotion_margin: float = Field(
+        0.005,
+        ge=0,
+        description="a new model replaces the champion only if its rank IC is higher by this",
+    )
+
+    @field_validator("features", mode="after")
+    @classmethod
+    def _unique_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
+        return cleaned
+
+    @property
+    def embargo(self) -> int:
+        """Sessions embargoed between training and validation (the horizon when unset)."""
+        return self.horizon_sessions if self.embargo_sessions is None else self.embargo_sessions
+
+PORTFOLIO_METHODS: tuple[str, ...] = (
+    "mean_variance",
+    "min_volatility",
+    "hrp",
+    "risk_parity",
+    "cvar",
+    "top_k",
+)
+"""Names of the portfolio construction methods (``QUANT_PORTFOLIO__OPTIMIZER``)."""
+
+
+class PortfolioSettings(_Section):
+    """Portfolio construction: the method, the risk model and every limit on the weights.
+
+    Weights are fractions of equity. Long-only books hold weights >= 0 summing to
+    at most ``max_leverage x (1 - cash_buffer)``; long/short books keep their gross
+    exposure under the same cap and their net exposure in
+    [``min_net_exposure``, ``max_net_exposure``].
+    """
+
+    optimizer: Literal[
+        "mean_variance", "min_volatility", "hrp", "risk_parity", "cvar", "top_k"
+    ] = Field("mean_variance", description="default construction method of a run")
+    long_only: bool = Field(True, description="long-only (true) or long/short (false)")
+    max_leverage: float = Field(
+        1.0, gt=0, le=10, description="largest gross exposure sum(|w|), fraction of equity"
+    )
+    min_net_exposure: float = Field(
+        -0.10, ge=-10, le=10, description="long/short only: smallest net exposure sum(w)"
+    )
+    max_net_exposure: float = Field(
+        0.10, ge=-10, le=10, description="long/short only: largest net exposure sum(w)"
+    )
+    max_weight: float = Field(0.10, gt=0, le=1, description="largest |weight| of one name")
+    max_sector_weight: float | None = Field(
+        0.25, gt=0, le=10, description="largest sum of |weight| in one sector (null = off)"
+    )
+    turnover_cap: float | None = Field(
+        None, gt=0, le=20, description="largest sum(|w - w_current|) of one rebalance (null = off)"
+    )
+    turnover_penalty: float = Field(
+        0.0, ge=0, description="cost per unit of sum(|w - w_current|) in the optimiser's objective"
+    )
+    min_position: float = Field(
+        0.005, ge=0, lt=1, description="smaller |weights| go to zero and are redistributed"
+    )
+    cash_buffer: float = Field(
+        0.02, ge=0, lt=1, description="fraction of the gross cap kept uninvested"
+    )
+    vol_target: float | None = Field(
+        0.10, gt=0, le=5, description="annualised ex-ante volatility the book is scaled to (null = off)"
+    )
+    risk_model: Literal["ledoit_wolf", "exponential", "sample"] = Field(
+        "ledoit_wolf", description="covariance estimator of the trailing returns"
+    )
+    lookback_sessions: int = Field(
+        252, ge=20, le=5_000, description="sessions of trailing returns the covariance uses"
+    )
+    min_history_sessions: int = Field(
+        60, ge=10, le=5_000, description="names with fewer returns in the lookback are left out"
+    )
+    ewm_halflife_sessions: float = Field(
+        63.0, gt=0, description="half-life of the exponentially weighted covariance, sessions"
+    )
+    risk_aversion: float = Field(
+        1.0, gt=0, description="mean_variance and cvar: weight of risk against expected return"
+    )
+    l2_gamma: float = Field(
+        0.1, ge=0, description="mean_variance: L2 regularisation (spreads weight over names)"
+    )
+    score_ic: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="expected return = score_ic x annual vol x cross-sectional z-score of the score",
+    )
+    top_k: int = Field(20, ge=1, le=5_000, description="top_k: names held (per side)")
+    top_k_max_drops: int = Field(
+        5, ge=0, le=5_000, description="top_k: most held names replaced per day (per side)"
+    )
+    cvar_alpha: float = Field(0.05, gt=0, lt=0.5, description="cvar: tail probability")
+    fallback_chain: tuple[Literal["relax_turnover", "hrp", "hold"], ...] = Field(
+        ("relax_turnover", "hrp", "hold"),
+        description="what is tried, in order, when a method fails; all cash is the last resort",
+    )
+    tolerance: float = Field(
+        1e-6, gt=0, le=1e-2, description="slack of every limit check, in weight units"
+    )
+
+    @model_validator(mode="after")
+    def _check_consistent(self) -> PortfolioSettings:
+        if self.min_net_exposure > self.max_net_exposure:
+            raise ValueError(
+                f"min_net_exposure ({self.min_net_exposure}) is above "
+                f"max_net_exposure ({self.max_net_exposure})"
+            )
+        if not self.long_only and (
+            self.min_net_exposure > self.max_leverage or self.max_net_exposure < -self.max_leverage
+        ):
+            raise ValueError("the net exposure band lies outside [-max_leverage, max_leverage]")
+        if self.min_history_sessions > self.lookback_sessions:
+            raise ValueError(
+                f"min_history_sessions ({self.min_history_sessions}) is above "
+                f"lookback_sessions ({self.lookback_sessions})"
+            )
+        if self.min_position >= self.max_weight:
+            raise ValueError(
+                f"min_position ({self.min_position}) must be below max_weight ({self.max_weight})"
+            )
+        if len(set(self.fallback_chain)) != len(self.fallback_chain):
+            raise ValueError(f"fallback_chain {list(self.fallback_chain)} lists a step twice")
+        return self
+
+
 class Settings(BaseSettings):
     """Settings of the pipeline, the sidecar and the command line."""
 
@@ -189,8 +390,35 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "QUANT_DATABASE_URL"),
         description="PostgreSQL URL; unset means the embedded server under QUANT_HOME",
     )
-    provider: Literal["synthetic", "csv", "alpaca", "ibkr"] = Field(
-        "synthetic", description="market-data provider"
+    provider: str = Field(
+        "synthetic",
+        description=(
+            "market-data provider, or a comma-separated failover chain tried in order per "
+            "symbol (e.g. 'alpaca,csv,synthetic'); names: " + ", ".join(PROVIDER_NAMES)
+        ),
+    )
+    provider_symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description=(
+            "tickers to fetch from providers that cannot list a universe (alpaca, ibkr), "
+            "comma-separated; empty = the universe of the chain's other providers"
+        ),
+    )
+    csv_dir: Path | None = Field(
+        None, description="folder of the csv provider: bars*.csv|parquet, symbols.csv, ..."
+    )
+    alpaca_data_url: str | None = Field(
+        None, description="base URL of Alpaca's market-data API (unset = Alpaca's own)"
+    )
+    alpaca_feed: Literal["iex", "sip", "delayed_sip", "otc", "boats", "overnight"] = Field(
+        "iex", description="Alpaca stock data feed of the daily bars"
+    )
+    ib_host: str = Field("127.0.0.1", description="host of the IB Gateway / TWS API")
+    ib_port: int = Field(
+        4002, ge=1, le=65535, description="port of the IB API (4002 = Gateway paper)"
+    )
+    ib_client_id: int = Field(
+        17, ge=0, description="client id of the market-data connection to the IB API"
     )
     broker: Literal["sim", "alpaca", "ibkr"] = Field("sim", description="broker adapter")
     trading_mode: Literal["paper", "live"] = Field(
@@ -224,11 +452,55 @@ class Settings(BaseSettings):
     )
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
 
     @field_validator("home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("provider", mode="after")
+    @classmethod
+    def _check_provider(cls, value: str) -> str:
+        names = [n.strip().lower() for n in value.split(",")]
+        if not names or any(not n for n in names):
+            raise ValueError("must be a provider name or a comma-separated list of names")
+        unknown = [n for n in names if n not in PROVIDER_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown provider(s) {unknown}; known: {', '.join(PROVIDER_NAMES)}"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"provider {names} lists a name twice")
+        return ",".join(names)
+
+    @field_validator("provider_symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part for part in value.split(","))
+        return value
+
+    @field_validator("provider_symbols", mode="after")
+    @classmethod
+    def _upper_provider_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = [s.strip().upper() for s in value if s.strip()]
+        return tuple(dict.fromkeys(cleaned))
+
+    @field_validator("csv_dir", mode="after")
+    @classmethod
+    def _absolute_csv_dir(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
+
+    @field_validator("alpaca_data_url", mode="after")
+    @classmethod
+    def _check_alpaca_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
 
     @field_validator("database_url", mode="after")
     @classmethod
@@ -271,6 +543,11 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     # -- derived paths -----------------------------------------------------------------
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The market-data provider names of ``provider``, in failover order."""
+        return tuple(self.provider.split(","))
+
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"

@@ -9,10 +9,19 @@ __all__ = [
     "MigrationError",
     "ProviderError",
     "DataValidationError",
+    "DataFileError",
+    "ProviderUnavailableError",
     "PipelineRunError",
     "SidecarError",
     "SidecarAuthError",
     "BrokerError",
+    "PortfolioError",
+    "OptimizationError",
+    "LimitViolationError",
+    "ModelError",
+    "TrainingDataError",
+    "ModelArtifactError",
+    "NoChampionError",
 ]
 
 
@@ -40,6 +49,34 @@ class DataValidationError(QuantError):
     """Raised when input data is malformed; the message names where and what."""
 
 
+class DataFileError(DataValidationError):
+    """Raised when a data file is malformed; ``path``, ``row`` (1-based line) and ``column`` say where."""
+
+    def __init__(
+        self,
+        path: str,
+        row: int | None,
+        column: str | None,
+        problem: str,
+        *,
+        row_kind: str = "line",
+    ) -> None:
+        self.path = path
+        self.row = row
+        self.column = column
+        self.problem = problem
+        where = path
+        if row is not None:
+            where += f", {row_kind} {row}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {problem}")
+
+
+class ProviderUnavailableError(ProviderError):
+    """Raised when a provider's service keeps failing (rate limit, 5xx, unreachable) after bounded retries."""
+
+
 class PipelineRunError(QuantError):
     """Raised when a pipeline run (a DAG run driven from the CLI) does not succeed."""
 
@@ -54,3 +91,35 @@ class SidecarAuthError(SidecarError):
 
 class BrokerError(QuantError):
     """Raised when a broker adapter cannot do what was asked (unknown order, refused submit)."""
+
+
+class ModelError(QuantError):
+    """Base class of the errors of model training, the model registry and prediction."""
+
+
+class TrainingDataError(ModelError):
+    """Raised when the data known at a date cannot train a model (too few sessions, missing columns)."""
+
+
+class ModelArtifactError(ModelError):
+    """Raised when a registered model's artifact file is missing or its checksum does not match."""
+
+
+class NoChampionError(ModelError):
+    """Raised when predictions are asked for a date at which no model is champion."""
+
+
+class PortfolioError(QuantError):
+    """Raised when portfolio construction cannot run (no scores, no return history, bad inputs)."""
+
+
+class OptimizationError(PortfolioError):
+    """Raised when a portfolio method's solver fails or its constraints are infeasible."""
+
+
+class LimitViolationError(PortfolioError):
+    """Raised when weights break a configured limit after the repair step; ``violations`` lists them."""
+
+    def __init__(self, violations: list[str]) -> None:
+        self.violations = list(violations)
+        super().__init__("; ".join(self.violations))
