@@ -18,6 +18,7 @@ from quant.risk._types import RiskOrder
 __all__ = ["RiskContext"]
 
 _DAY_S = 86_400
+_INF = math.inf
 
 
 class RiskContext:
@@ -107,17 +108,15 @@ class RiskContext:
         qty = order.qty
         price = order.price
         symbol = order.symbol
-        lot = self.limits.lot_size
-        qty_valid = (
-            qty > 0.0 and qty != math.inf and qty == int(qty) and (lot == 1 or int(qty) % lot == 0)
-        )
-        price_valid = price > 0.0 and price != math.inf
+        qty_valid = qty > 0.0 and qty != _INF and qty == int(qty)
+        if qty_valid:
+            lot = self.limits.lot_size
+            if lot != 1 and int(qty) % lot:
+                qty_valid = False
+        price_valid = price > 0.0 and price != _INF
         order.qty_valid = qty_valid
         order.price_valid = price_valid
-        if qty_valid:
-            signed = qty if order.side == "buy" else -qty
-        else:
-            signed = 0.0
+        signed = (qty if order.side == "buy" else -qty) if qty_valid else 0.0
         before = self.projected.get(symbol, 0.0)
         order.signed_qty = signed
         order.position_before = before
@@ -137,10 +136,11 @@ class RiskContext:
             order.value_price = self.ref_prices.get(symbol, 0.0)
         order.notional_usd = qty * price if (qty_valid and price_valid) else 0.0
         multiplier = 1.0
-        ov = self.symbol_overrides.get(symbol)
-        if ov is not None:
-            multiplier = ov.size_multiplier
-        if order.strategy is not None:
+        if self.symbol_overrides:
+            ov = self.symbol_overrides.get(symbol)
+            if ov is not None:
+                multiplier = ov.size_multiplier
+        if order.strategy is not None and self.strategy_overrides:
             ov = self.strategy_overrides.get(order.strategy)
             if ov is not None and ov.size_multiplier < multiplier:
                 multiplier = ov.size_multiplier
@@ -153,7 +153,14 @@ class RiskContext:
         symbol = order.symbol
         signed = order.signed_qty
         self.seen_ids.add(order.client_order_id)
-        self._count(self.now)
+        second = int(self.now)
+        if second == self.second:
+            self.second_count += 1
+        else:
+            self._count(self.now)
+            self.second_count = 1
+        if second // _DAY_S == self.day:
+            self.day_count += 1
         if signed == 0.0:
             return
         px = order.value_price
@@ -171,16 +178,14 @@ class RiskContext:
             self.sector_gross_usd[sector] = self.sector_gross_usd.get(sector, 0.0) + delta_gross
 
     def _count(self, now: float) -> None:
+        """Roll the rate-limit windows forward to ``now`` (a new second, maybe a new day)."""
         second = int(now)
-        if second != self.second:
-            self.second = second
-            self.second_count = 0
-        self.second_count += 1
+        self.second = second
+        self.second_count = 0
         day = second // _DAY_S
         if day != self.day:
             self.day = day
             self.day_count = 0
-        self.day_count += 1
 
     def orders_this_second(self, now: float) -> int:
         """Approved orders so far in the UTC second of ``now``."""

@@ -187,7 +187,11 @@ def create_app(
             ]
         )
         out = []
+        append = out.append
         for r in results:
+            if r.approved and not r.shadow:
+                append({"client_order_id": r.client_order_id, "approved": True, "reasons": []})
+                continue
             item: dict[str, Any] = {
                 "client_order_id": r.client_order_id,
                 "approved": r.approved,
@@ -201,7 +205,7 @@ def create_app(
                 item["shadow"] = [
                     {"code": d.code, "rule": d.rule, "context": d.context} for d in r.shadow
                 ]
-            out.append(item)
+            append(item)
         payload = _encode({"trading_state": service.machine.state, "results": out})
         metrics.latency.observe(time.perf_counter() - started)
         metrics.batch_size.observe(len(orders))
