@@ -155,6 +155,8 @@ class RiskService:
             details={"last_event": last},
         )
         self.ctx.state = state
+        if last is not None and state is not TradingState.ACTIVE:
+            self.machine.since = datetime.fromisoformat(last["at"])  # not the restart time
         for scope, key, override in restored.overrides:
             self.ctx.set_override(scope, key, override)
         if restored.universe:
