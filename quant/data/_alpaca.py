@@ -1,0 +1,353 @@
+"""The ``alpaca`` provider: raw daily bars and corporate actions through alpaca-py.
+
+Bars come from ``StockHistoricalDataClient.get_stock_bars`` (``1Day``,
+``adjustment=raw``, the configured feed), corporate actions from
+``CorporateActionsClient.get_corporate_actions`` (forward and reverse splits,
+cash dividends). Credentials are read from ``APCA_API_KEY_ID`` and
+``APCA_API_SECRET_KEY`` and never logged.
+
+Retries: every HTTP request (each page of a paginated answer) is retried on
+429 and 5xx and on connection errors, with exponential backoff (honouring
+``Retry-After``), at most ``max_attempts`` times; then
+:class:`~quant.exceptions.ProviderUnavailableError` says what failed. The
+SDK's own 429/504 retry (3 more attempts, fixed 3 s sleeps) is switched off
+so the bound is ours alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quant.data._base import (
+    ACTION_COLUMNS,
+    ACTION_DTYPES,
+    BAR_COLUMNS,
+    BAR_DTYPES,
+    SYMBOL_COLUMNS,
+    SYMBOL_DTYPES,
+    empty_frame,
+)
+from quant.data._csv import UNKNOWN_SECTOR
+from quant.exceptions import ConfigurationError, ProviderError, ProviderUnavailableError
+
+__all__ = ["RETRYABLE_STATUS", "AlpacaProvider"]
+
+RETRYABLE_STATUS: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses retried with backoff."""
+
+KEY_VARIABLE = "APCA_API_KEY_ID"
+SECRET_VARIABLE = "APCA_API_SECRET_KEY"
+
+
+def _retrying_client(base: type, *, name: str) -> type:
+    """A subclass of an alpaca-py REST client whose ``get`` retries with backoff."""
+
+    class _Client(base):  # type: ignore[misc, valid-type]
+        def __init__(
+            self,
+            *args: Any,
+            max_attempts: int,
+            backoff_s: float,
+            max_backoff_s: float,
+            sleep: Callable[[float], None],
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(*args, **kwargs)
+            # The SDK retries 429/504 itself (_retry more attempts, _retry_wait s apart);
+            # off, so that the only retry loop is the bounded one below.
+            self._retry = 0
+            self._max_attempts = max_attempts
+            self._backoff_s = backoff_s
+            self._max_backoff_s = max_backoff_s
+            self._sleep = sleep
+
+        def get(self, path: str, data: Any = None, **kwargs: Any) -> Any:
+            import requests
+            from alpaca.common.exceptions import APIError
+
+            last = ""
+            for attempt in range(1, self._max_attempts + 1):
+                wait = min(self._backoff_s * 2 ** (attempt - 1), self._max_backoff_s)
+                try:
+                    return super().get(path, data, **kwargs)
+                except APIError as exc:
+                    status = exc.status_code
+                    if status not in RETRYABLE_STATUS:
+                        raise ProviderError(
+                            f"alpaca: GET {path} answered HTTP {status}: {_short(str(exc))}"
+                        ) from None
+                    last = f"HTTP {status}"
+                    after = _retry_after(exc)
+                    if after is not None:
+                        wait = min(max(wait, after), self._max_backoff_s)
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    last = f"{type(exc).__name__}: {_short(str(exc))}"
+                if attempt < self._max_attempts:
+                    self._sleep(wait)
+            raise ProviderUnavailableError(
+                f"alpaca: GET {path} failed {self._max_attempts} times (last: {last}); giving up"
+            )
+
+    _Client.__name__ = _Client.__qualname__ = f"Retrying{name}"
+    return _Client
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    value = None if response is None else response.headers.get("Retry-After")
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
+
+
+class AlpacaProvider:
+    """Daily bars and corporate actions from Alpaca's market-data API.
+
+    Parameters
+    ----------
+    symbols : sequence of str, optional
+        The universe when none is asked for (``QUANT_PROVIDER_SYMBOLS``);
+        Alpaca has no sector data, so :meth:`symbols` lists these with
+        sector ``"Unknown"``.
+    data_url : str, optional
+        Base URL of the data API (``QUANT_ALPACA_DATA_URL``); ``None`` is
+        Alpaca's own (``https://data.alpaca.markets``).
+    feed : str, default "iex"
+        Stock data feed (``QUANT_ALPACA_FEED``): ``iex`` (free), ``sip``, ...
+    exchange : str, default "XNYS"
+        Calendar whose time zone turns bar timestamps into session dates.
+    api_key, secret_key : str, optional
+        Default to ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``.
+    max_attempts : int, default 5
+        Attempts per HTTP request before giving up.
+    backoff_s, max_backoff_s : float, default 0.5 and 8.0
+        First wait between attempts, doubled each time up to the maximum.
+    symbols_per_request : int, default 100
+        Symbols per bars/actions request (each request is paginated).
+    sleep : callable, default time.sleep
+        How to wait (tests pass a recorder).
+
+    Raises
+    ------
+    ConfigurationError
+        If the credentials are missing or a parameter is out of range.
+    """
+
+    name: str = "alpaca"
+    lists_universe: bool = False
+
+    def __init__(
+        self,
+        symbols: Sequence[str] = (),
+        *,
+        data_url: str | None = None,
+        feed: str = "iex",
+        exchange: str = "XNYS",
+        api_key: str | None = None,
+        secret_key: str | None = None,
+        max_attempts: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        symbols_per_request: int = 100,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from alpaca.data.enums import DataFeed
+        from alpaca.data.historical.corporate_actions import CorporateActionsClient
+        from alpaca.data.historical.stock import StockHistoricalDataClient
+
+        key = api_key or os.environ.get(KEY_VARIABLE)
+        secret = secret_key or os.environ.get(SECRET_VARIABLE)
+        if not key or not secret:
+            raise ConfigurationError(
+                f"the alpaca provider needs {KEY_VARIABLE} and {SECRET_VARIABLE} in the environment"
+            )
+        if max_attempts < 1 or backoff_s < 0 or max_backoff_s < backoff_s:
+            raise ConfigurationError(
+                "alpaca retries: max_attempts must be >= 1 and 0 <= backoff_s <= max_backoff_s"
+            )
+        if symbols_per_request < 1:
+            raise ConfigurationError("alpaca symbols_per_request must be >= 1")
+        try:
+            self.feed = DataFeed(feed)
+        except ValueError:
+            raise ConfigurationError(f"QUANT_ALPACA_FEED: unknown feed {feed!r}") from None
+        self.configured_symbols: tuple[str, ...] = tuple(symbols)
+        self.data_url = data_url
+        self.exchange = exchange
+        self.symbols_per_request = symbols_per_request
+        retry = {
+            "max_attempts": max_attempts,
+            "backoff_s": backoff_s,
+            "max_backoff_s": max_backoff_s,
+            "sleep": sleep,
+        }
+        bars_client = _retrying_client(StockHistoricalDataClient, name="StockHistoricalDataClient")
+        actions_client = _retrying_client(CorporateActionsClient, name="CorporateActionsClient")
+        self._bars_client = bars_client(key, secret, raw_data=True, url_override=data_url, **retry)
+        self._actions_client = actions_client(
+            key, secret, raw_data=True, url_override=data_url, **retry
+        )
+
+    def __repr__(self) -> str:
+        return f"AlpacaProvider(feed={self.feed.value!r}, data_url={self.data_url!r})"
+
+    def _universe(self, symbols: Sequence[str] | None) -> list[str]:
+        if symbols is not None:
+            return list(dict.fromkeys(symbols))
+        if not self.configured_symbols:
+            raise ProviderError(
+                "alpaca cannot list a universe: set QUANT_PROVIDER_SYMBOLS or chain a provider "
+                "that can (csv, synthetic)"
+            )
+        return list(self.configured_symbols)
+
+    def _chunks(self, symbols: list[str]) -> list[list[str]]:
+        size = self.symbols_per_request
+        return [symbols[i : i + size] for i in range(0, len(symbols), size)]
+
+    # ------------------------------------------------------------------ public API
+
+    def bars(
+        self,
+        start: date,
+        end: date,
+        symbols: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Raw daily bars; see :meth:`quant.data.MarketDataProvider.bars`.
+
+        Raises
+        ------
+        ProviderUnavailableError
+            If a request keeps failing with 429/5xx past the retry bound.
+        ProviderError
+            For any other refusal (bad request, authentication).
+        """
+        from alpaca.data.enums import Adjustment
+        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.timeframe import TimeFrame
+
+        if start > end:
+            raise ProviderError(f"start {start} is after end {end}")
+        wanted = self._universe(symbols)
+        frames = []
+        for chunk in self._chunks(wanted):
+            request = StockBarsRequest(
+                symbol_or_symbols=chunk,
+                timeframe=TimeFrame.Day,
+                start=datetime.combine(start, datetime.min.time()),
+                # bars are stamped at midnight New York (04:00/05:00 UTC): cover the end date
+                end=datetime.combine(end + timedelta(days=1), datetime.min.time()),
+                adjustment=Adjustment.RAW,
+                feed=self.feed,
+            )
+            raw = self._bars_client.get_stock_bars(request)
+            frames.extend(
+                _bars_frame(symbol, items) for symbol, items in (raw or {}).items() if items
+            )
+        if not frames:
+            return empty_frame(BAR_DTYPES)
+        bars = pd.concat(frames, ignore_index=True)
+        from quant.calendar import get_calendar
+
+        tz = get_calendar(self.exchange).tz
+        stamps = pd.to_datetime(bars["t"], utc=True).dt.tz_convert(tz)
+        bars["date"] = stamps.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
+        lo, hi = np.datetime64(start, "ns"), np.datetime64(end, "ns")
+        bars = bars.loc[(bars["date"] >= lo) & (bars["date"] <= hi), list(BAR_COLUMNS)]
+        bars = bars.astype({**BAR_DTYPES, "volume": "float64"})
+        bars["volume"] = bars["volume"].round().astype("int64")
+        return bars.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
+
+    def symbols(self, as_of: date | None = None) -> pd.DataFrame:
+        """The configured symbols, sector ``"Unknown"``, listing dates unknown (NaT)."""
+        n = len(self.configured_symbols)
+        frame = pd.DataFrame(
+            {
+                "symbol": list(self.configured_symbols),
+                "sector": [UNKNOWN_SECTOR] * n,
+                "listed_at": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
+                "delisted_at": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
+            },
+            columns=list(SYMBOL_COLUMNS),
+        )
+        return frame.astype(dict(SYMBOL_DTYPES)).sort_values("symbol").reset_index(drop=True)
+
+    def corporate_actions(
+        self,
+        start: date,
+        end: date,
+        symbols: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Splits (forward and reverse) and cash dividends with an ex-date in ``[start, end]``.
+
+        ``split_ratio`` is ``new_rate / old_rate``; several cash dividends of
+        a symbol on one ex-date (regular plus special) are summed.
+        """
+        from alpaca.data.enums import CorporateActionsType
+        from alpaca.data.requests import CorporateActionsRequest
+
+        if start > end:
+            raise ProviderError(f"start {start} is after end {end}")
+        wanted = self._universe(symbols)
+        rows: list[dict[str, Any]] = []
+        types = [
+            CorporateActionsType.FORWARD_SPLIT,
+            CorporateActionsType.REVERSE_SPLIT,
+            CorporateActionsType.CASH_DIVIDEND,
+        ]
+        for chunk in self._chunks(wanted):
+            request = CorporateActionsRequest(symbols=chunk, types=types, start=start, end=end)
+            raw = self._actions_client.get_corporate_actions(request) or {}
+            for kind in ("forward_splits", "reverse_splits"):
+                for item in raw.get(kind, []):
+                    rows.append(
+                        {
+                            "symbol": item["symbol"],
+                            "ex_date": item["ex_date"],
+                            "action_type": "split",
+                            "split_ratio": float(item["new_rate"]) / float(item["old_rate"]),
+                            "dividend_usd": np.nan,
+                        }
+                    )
+            for item in raw.get("cash_dividends", []):
+                rows.append(
+                    {
+                        "symbol": item["symbol"],
+                        "ex_date": item["ex_date"],
+                        "action_type": "dividend",
+                        "split_ratio": np.nan,
+                        "dividend_usd": float(item["rate"]),
+                    }
+                )
+        if not rows:
+            return empty_frame(ACTION_DTYPES)
+        frame = pd.DataFrame(rows, columns=list(ACTION_COLUMNS))
+        frame["ex_date"] = pd.to_datetime(frame["ex_date"], format="%Y-%m-%d")
+        frame = frame.loc[frame["symbol"].isin(wanted)]
+        frame = frame.groupby(["symbol", "ex_date", "action_type"], as_index=False).agg(
+            split_ratio=("split_ratio", lambda s: s.prod(min_count=1)),
+            dividend_usd=("dividend_usd", lambda s: s.sum(min_count=1)),
+        )
+        frame = frame[list(ACTION_COLUMNS)].astype(dict(ACTION_DTYPES))
+        return frame.sort_values(["ex_date", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def _bars_frame(symbol: str, items: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(items, columns=["t", "o", "h", "l", "c", "v"])
+    frame = frame.rename(
+        columns={"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+    )
+    frame["symbol"] = symbol
+    return frame
