@@ -225,7 +225,7 @@ class ModelSettings(_Section):
     lambda_l2: float = Field(1.0, ge=0, description="LightGBM L2 regularisation")
     max_bin: int = Field(63, ge=4, le=1023, description="LightGBM histogram bins per feature")
     num_threads: int = Field(
-        2, ge=1, le=64, description="LightGBM threads (fixed: part of what makes training repeatable)"
+        1, ge=1, le=64, description="LightGBM threads (fixed: part of what makes training repeatable)"
     )
     seed: int = Field(42, ge=0, description="seed of every random choice in training")
     retrain_schedule: Literal["daily", "weekly", "monthly", "never"] = Field(

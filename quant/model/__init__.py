@@ -1,0 +1,62 @@
+"""The return model: point-in-time training, walk-forward validation, registry, prediction.
+
+A LightGBM model ranks names by their expected forward total return over
+``settings.model.horizon_sessions`` sessions. :func:`retrain_model` and
+:func:`predict` are the pipeline stages for a session; the frame-level
+functions (:func:`train_model`, :func:`score_cross_section`, the metrics and
+drift helpers) are what they are built from, usable without a database.
+"""
+
+from quant.model._drift import feature_drift, population_stability_index, reference_distribution
+from quant.model._frames import forward_labels, price_features, total_return_index
+from quant.model._marts import load_features, load_labels, load_universe
+from quant.model._metrics import daily_metrics, score_metrics, summarise_metrics
+from quant.model._registry import ModelRecord, champion_as_of, get_model, load_artifact
+from quant.model._score import Scores, score_cross_section
+from quant.model._stages import RETRAIN_REASONS, predict, retrain_due, retrain_model, schedule_due
+from quant.model._train import (
+    Fold,
+    TrainedModel,
+    TrainingSet,
+    feature_hash,
+    label_columns,
+    lightgbm_params,
+    train_model,
+    training_set,
+    walk_forward_folds,
+)
+
+__all__ = [
+    "RETRAIN_REASONS",
+    "Fold",
+    "ModelRecord",
+    "Scores",
+    "TrainedModel",
+    "TrainingSet",
+    "champion_as_of",
+    "daily_metrics",
+    "feature_drift",
+    "feature_hash",
+    "forward_labels",
+    "get_model",
+    "label_columns",
+    "lightgbm_params",
+    "load_artifact",
+    "load_features",
+    "load_labels",
+    "load_universe",
+    "population_stability_index",
+    "predict",
+    "price_features",
+    "reference_distribution",
+    "retrain_due",
+    "retrain_model",
+    "schedule_due",
+    "score_cross_section",
+    "score_metrics",
+    "summarise_metrics",
+    "total_return_index",
+    "train_model",
+    "training_set",
+    "walk_forward_folds",
+]

@@ -1,0 +1,104 @@
+"""Feature drift: population stability index of inputs against a model's training data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["reference_distribution", "population_stability_index", "feature_drift"]
+
+_FLOOR = 1e-4
+"""Smallest bin share used in the index (an empty bin would make it infinite)."""
+
+
+def reference_distribution(
+    frame: pd.DataFrame, features: Sequence[str], bins: int = 10
+) -> dict[str, dict[str, list[float]]]:
+    """Quantile bin edges and bin shares of each feature, to compare later data with.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Training inputs, one column per feature.
+    features : sequence of str
+        Columns to describe.
+    bins : int
+        Quantile bins per feature (fewer when values repeat).
+
+    Returns
+    -------
+    dict
+        Per feature: ``edges`` (inner bin edges, ascending) and ``shares``
+        (share of non-null rows in each of ``len(edges) + 1`` bins).
+    """
+    out: dict[str, dict[str, list[float]]] = {}
+    probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+    for name in features:
+        values = frame[name].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        edges = np.unique(np.quantile(values, probs))
+        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+        out[name] = {
+            "edges": [float(e) for e in edges],
+            "shares": [float(c) / values.size for c in counts],
+        }
+    return out
+
+
+def population_stability_index(
+    edges: Sequence[float], expected_shares: Sequence[float], values: np.ndarray
+) -> float | None:
+    """PSI = sum over bins of (actual - expected) * ln(actual / expected).
+
+    Parameters
+    ----------
+    edges : sequence of float
+        Inner bin edges of the reference distribution.
+    expected_shares : sequence of float
+        Reference share of each bin, ``len(edges) + 1`` values summing to 1.
+    values : ndarray of shape (n,)
+        New observations; NaN are ignored.
+
+    Returns
+    -------
+    float or None
+        The index (0 = same distribution; above 0.25 is commonly read as a
+        major shift), ``None`` when there is no finite value.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    counts = np.bincount(
+        np.searchsorted(np.asarray(edges, dtype=float), values, side="right"),
+        minlength=len(edges) + 1,
+    )
+    actual = np.maximum(counts / values.size, _FLOOR)
+    expected = np.maximum(np.asarray(expected_shares, dtype=float), _FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def feature_drift(
+    reference: Mapping[str, Mapping[str, Sequence[float]]], frame: pd.DataFrame
+) -> dict[str, float]:
+    """PSI of every referenced feature present in ``frame``, largest first.
+
+    Returns
+    -------
+    dict
+        Feature name to PSI; a feature missing from ``frame`` or without a
+        finite value there is reported as ``inf`` (the inputs changed).
+    """
+    out: dict[str, float] = {}
+    for name, ref in reference.items():
+        if name not in frame.columns:
+            out[name] = math.inf
+            continue
+        psi = population_stability_index(ref["edges"], ref["shares"], frame[name].to_numpy())
+        out[name] = math.inf if psi is None else psi
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -1,0 +1,364 @@
+"""The pipeline's model stages: ``retrain_model`` (when due) and ``predict``, for session D.
+
+Both read only what was knowable at D's close and are idempotent for D: a
+rerun decides from the registry as it was before D, reuses an identical
+model, and replaces D's promotion, decision and prediction rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from quant.calendar import get_calendar
+from quant.config import ModelSettings, Settings, get_settings
+from quant.db import transaction
+from quant.exceptions import ModelError, NoChampionError, TrainingDataError
+from quant.model._drift import feature_drift
+from quant.model._marts import (
+    feature_columns,
+    history_start,
+    load_features,
+    load_labels,
+    load_universe,
+)
+from quant.model._registry import (
+    ModelRecord,
+    champion_as_of,
+    clear_promotions,
+    load_artifact,
+    record_promotion,
+    refresh_statuses,
+    register_model,
+    save_artifact,
+)
+from quant.model._score import score_cross_section
+from quant.model._train import train_model
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+__all__ = ["RETRAIN_REASONS", "predict", "retrain_due", "retrain_model", "schedule_due"]
+
+RETRAIN_REASONS: tuple[str, ...] = ("forced", "no_champion", "scheduled", "drift")
+"""Why a retrain happens, in the order the policy checks them."""
+
+_SHOWN_NAMES = 50
+"""Most skipped symbols listed by name in a stage summary."""
+
+
+def schedule_due(session: date, schedule: str, exchange: str = "XNYS") -> bool:
+    """Whether the calendar retrain schedule falls on ``session``.
+
+    ``weekly`` is the first session of an ISO week, ``monthly`` the first of
+    a calendar month, ``daily`` every session, ``never`` none.
+    """
+    if schedule == "daily":
+        return True
+    if schedule == "never":
+        return False
+    previous = get_calendar(exchange).previous_session(session)
+    if schedule == "weekly":
+        return previous.isocalendar()[:2] != session.isocalendar()[:2]
+    if schedule == "monthly":
+        return (previous.year, previous.month) != (session.year, session.month)
+    raise ValueError(f"unknown retrain schedule {schedule!r}")
+
+
+def retrain_due(
+    *,
+    force: bool,
+    has_champion: bool,
+    scheduled: bool,
+    drift_psi: float | None,
+    drift_threshold: float,
+) -> str | None:
+    """The first reason of :data:`RETRAIN_REASONS` that applies, or ``None`` (skip)."""
+    if force:
+        return "forced"
+    if not has_champion:
+        return "no_champion"
+    if scheduled:
+        return "scheduled"
+    if drift_psi is not None and drift_psi > drift_threshold:
+        return "drift"
+    return None
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    return value if math.isfinite(value) else float("inf")
+
+
+def _json_number(value: float | None) -> float | str | None:
+    if value is None:
+        return None
+    return value if math.isfinite(value) else "inf"
+
+
+def _drift(
+    conn: PgConnection, session: date, champion: ModelRecord, cfg: ModelSettings
+) -> dict[str, float]:
+    available = set(feature_columns(conn))
+    columns = [c for c in champion.features if c in available]
+    start = history_start(conn, session, cfg.drift_window_sessions)
+    if start is None:
+        return {name: math.inf for name in champion.reference}
+    frame = load_features(conn, start, session, columns)
+    return feature_drift(champion.reference, frame)
+
+
+def _record_decision(conn: PgConnection, session: date, run_id: str | None, summary: dict) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            insert into ops.retrain_decisions (
+                session_date, run_id, action, reason, model_id, champion_model_id,
+                champion_changed, details, decided_at
+            )
+            values (%s, %s, %s, %s, %s, %s, %s, %s, now())
+            on conflict (session_date) do update set
+                run_id = excluded.run_id, action = excluded.action, reason = excluded.reason,
+                model_id = excluded.model_id, champion_model_id = excluded.champion_model_id,
+                champion_changed = excluded.champion_changed, details = excluded.details,
+                decided_at = excluded.decided_at
+            """,
+            (
+                session,
+                run_id,
+                summary["action"],
+                summary["reason"],
+                summary.get("model_id"),
+                summary.get("champion_model_id"),
+                summary["champion_changed"],
+                json.dumps(summary, sort_keys=True, default=str),
+            ),
+        )
+
+
+def retrain_model(
+    session: date,
+    *,
+    force: bool = False,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Retrain the model for session D when the policy says so; otherwise record the skip.
+
+    The policy (``settings.model``) retrains when forced, when no model was
+    champion before D, on the calendar schedule, or when an input's PSI
+    over the last ``drift_window_sessions`` sessions against the champion's
+    training data exceeds ``drift_threshold``. A new model replaces the
+    champion from D on only if its validation rank IC beats the champion's
+    by ``promotion_margin`` (or there is no champion).
+
+    Parameters
+    ----------
+    session : datetime.date
+        The logical date D (a trading session).
+    force : bool
+        Retrain whatever the policy says (the DAG's ``force_retrain``).
+    settings : Settings, optional
+        Default: :func:`quant.config.get_settings`.
+    run_id : str, optional
+        The pipeline run, recorded with the decision.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``session``, ``action`` (``retrained`` /
+        ``skipped``), ``reason``, ``model_id``, ``model_created``,
+        ``champion_model_id``, ``champion_changed``, ``metrics``,
+        ``drift_psi`` (largest input PSI; ``"inf"`` when an input vanished)
+        and ``drift_top`` (largest PSIs by feature).
+
+    Raises
+    ------
+    TrainingDataError
+        A retrain is due, there is no champion to keep, and the data known
+        at D cannot train a model.
+    """
+    settings = settings or get_settings()
+    cfg = settings.model
+    get_calendar(settings.exchange).require_session(session)
+    started = time.perf_counter()
+    with transaction(settings) as conn:
+        champion = champion_as_of(conn, session, inclusive=False)
+        drift: dict[str, float] = {}
+        if champion is not None:
+            drift = _drift(conn, session, champion, cfg)
+        drift_psi = max(drift.values()) if drift else None
+        reason = retrain_due(
+            force=force,
+            has_champion=champion is not None,
+            scheduled=schedule_due(session, cfg.retrain_schedule, settings.exchange),
+            drift_psi=drift_psi,
+            drift_threshold=cfg.drift_threshold,
+        )
+        summary: dict[str, Any] = {
+            "session": session.isoformat(),
+            "action": "skipped",
+            "reason": reason or "not_due",
+            "model_id": None,
+            "model_created": False,
+            "champion_model_id": None if champion is None else champion.model_id,
+            "previous_champion_model_id": None if champion is None else champion.model_id,
+            "champion_changed": False,
+            "metrics": None,
+            "drift_psi": _json_number(_finite(drift_psi)),
+            "drift_threshold": cfg.drift_threshold,
+            "drift_top": {k: _json_number(v) for k, v in list(drift.items())[:5]},
+            "retrain_schedule": cfg.retrain_schedule,
+        }
+        clear_promotions(conn, session)
+        if reason is not None:
+            summary.update(_retrain(conn, session, champion, reason, settings))
+        refresh_statuses(conn)
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        _record_decision(conn, session, run_id, summary)
+    return summary
+
+
+def _retrain(
+    conn: PgConnection,
+    session: date,
+    champion: ModelRecord | None,
+    reason: str,
+    settings: Settings,
+) -> dict[str, Any]:
+    cfg = settings.model
+    columns = list(cfg.features) if cfg.features else feature_columns(conn)
+    start = history_start(conn, session, cfg.train_window_sessions + cfg.horizon_sessions)
+    try:
+        if start is None:
+            raise TrainingDataError(f"marts.features has no row on or before {session}")
+        features = load_features(conn, start, session, columns)
+        labels = load_labels(conn, start, session, cfg.horizon_sessions)
+        model = train_model(features, labels, as_of=session, settings=cfg)
+    except TrainingDataError as exc:
+        if champion is None:
+            raise
+        return {"action": "skipped", "reason": "insufficient_data", "error": str(exc)}
+    path = save_artifact(model, settings.models_dir)
+    model_id, created = register_model(conn, model, path.name)
+    out: dict[str, Any] = {
+        "action": "retrained",
+        "reason": reason,
+        "model_id": model_id,
+        "model_created": created,
+        "metrics": model.metrics["validation"],
+        "features": len(model.features),
+        "dropped_features": list(model.dropped_features),
+        "train_rows": model.train_rows,
+        "train_sessions": model.train_sessions,
+        "artifact_checksum": model.checksum,
+    }
+    new_ic = model.rank_ic
+    if champion is None:
+        promote, why = True, "no champion"
+    elif new_ic is None:
+        promote, why = False, "new model has no validation rank IC"
+    elif champion.validation_rank_ic is None:
+        promote, why = True, "champion has no validation rank IC"
+    elif new_ic > champion.validation_rank_ic + cfg.promotion_margin:
+        promote, why = True, (
+            f"rank IC {new_ic:.4f} > champion {champion.validation_rank_ic:.4f} "
+            f"+ margin {cfg.promotion_margin}"
+        )
+    else:
+        promote, why = False, (
+            f"rank IC {new_ic:.4f} <= champion {champion.validation_rank_ic:.4f} "
+            f"+ margin {cfg.promotion_margin}"
+        )
+    out["promotion"] = why
+    if promote and (champion is None or champion.model_id != model_id):
+        record_promotion(
+            conn, session, model_id, None if champion is None else champion.model_id, why
+        )
+        out["champion_model_id"] = model_id
+        out["champion_changed"] = True
+    return out
+
+
+def predict(
+    session: date,
+    *,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Score every name of D's universe with D's champion into ops.predictions.
+
+    A name with no feature row at D or a null model input is skipped and
+    counted; nothing is filled. D's previous rows are replaced.
+
+    Parameters
+    ----------
+    session : datetime.date
+        The logical date D.
+    settings : Settings, optional
+        Default: :func:`quant.config.get_settings`.
+    run_id : str, optional
+        The pipeline run, stored on each row.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``session``, ``model_id``, ``universe_size``,
+        ``rows_written``, ``names_skipped``, ``skipped_by_reason`` and
+        ``skipped_symbols`` (the first 50).
+
+    Raises
+    ------
+    NoChampionError
+        No model is champion at D.
+    ModelError
+        D's universe is empty (the marts are not built for D).
+    """
+    from psycopg2.extras import execute_values
+
+    settings = settings or get_settings()
+    get_calendar(settings.exchange).require_session(session)
+    started = time.perf_counter()
+    with transaction(settings) as conn:
+        champion = champion_as_of(conn, session)
+        if champion is None:
+            raise NoChampionError(f"no model is champion at {session}: run retrain_model first")
+        text = load_artifact(settings.models_dir / champion.artifact_path, champion.artifact_checksum)
+        universe = load_universe(conn, session)
+        if not universe:
+            raise ModelError(f"marts.universe has no tradable name at {session}")
+        available = set(feature_columns(conn))
+        columns = [c for c in champion.features if c in available]
+        frame = load_features(conn, session, session, columns, symbols=universe)
+        scored = score_cross_section(text, champion.features, frame, universe)
+        with conn.cursor() as cur:
+            cur.execute("delete from ops.predictions where session_date = %s", (session,))
+            execute_values(
+                cur,
+                "insert into ops.predictions (session_date, symbol, score, model_id, run_id) "
+                "values %s",
+                [
+                    (session, symbol, float(score), champion.model_id, run_id)
+                    for symbol, score in zip(
+                        scored.scores["symbol"], scored.scores["score"], strict=True
+                    )
+                ],
+            )
+    by_reason: dict[str, int] = {}
+    for why in scored.skipped.values():
+        by_reason[why] = by_reason.get(why, 0) + 1
+    return {
+        "session": session.isoformat(),
+        "model_id": champion.model_id,
+        "model_trained_through": champion.trained_through.isoformat(),
+        "universe_size": len(universe),
+        "rows_written": int(len(scored.scores)),
+        "names_skipped": len(scored.skipped),
+        "skipped_by_reason": by_reason,
+        "skipped_symbols": list(scored.skipped)[:_SHOWN_NAMES],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
