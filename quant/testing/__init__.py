@@ -6,5 +6,13 @@ speaking the TWS API wire protocol), so the real client libraries
 """
 
 from quant.testing.fake_alpaca import Failure, FakeAlpaca, FakeRequest, FakeResponse
+from quant.testing.fake_ib import FakeIBConnection, FakeIBGateway
 
-__all__ = ["FakeAlpaca", "FakeRequest", "FakeResponse", "Failure"]
+__all__ = [
+    "FakeAlpaca",
+    "FakeIBConnection",
+    "FakeIBGateway",
+    "FakeRequest",
+    "FakeResponse",
+    "Failure",
+]

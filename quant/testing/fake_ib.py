@@ -1,0 +1,284 @@
+"""A local fake of the IB Gateway, speaking the TWS API socket protocol.
+
+Enough of the protocol for ``ib_insync`` / ``ib_async`` ``IB.connect`` and
+``IB.reqHistoricalData`` with daily bars: the handshake (``API\\0`` plus the
+client's version range, answered with server version and connection
+time), ``startApi`` (answered with ``nextValidId`` and
+``managedAccounts``), the synchronisation requests ``IB.connect`` sends
+(positions, open and completed orders, account updates, executions: each
+answered with its "end" message) and ``reqHistoricalData`` (answered with
+``historicalData`` for the symbols it knows and error 200 "no security
+definition" for the others).
+
+Wire format: every message is a 4-byte big-endian length followed by
+NUL-terminated text fields; the first field of a message is its id.
+
+Extending it (e.g. orders for the execution engineer): register a handler
+for an incoming message id; it receives the connection and the fields and
+answers with :meth:`FakeIBConnection.send`::
+
+    fake = FakeIBGateway()
+
+    @fake.handler(3)  # placeOrder
+    def place(conn: FakeIBConnection, fields: list[str]) -> None:
+        order_id = int(fields[1])
+        fake.state.setdefault("orders", []).append(fields)
+        conn.send(3, order_id, "Submitted", 0, 100, 0, 0, 0, 0, 1, "", 0)  # orderStatus
+
+Every message received is recorded in :attr:`FakeIBGateway.received` as
+``(message id, fields)``.
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
+from typing import Any
+
+__all__ = ["FakeIBConnection", "FakeIBGateway", "IN", "OUT"]
+
+SERVER_VERSION = 176
+"""Server version the fake announces (ib_insync 0.9.86 accepts 157..176)."""
+
+
+class IN:
+    """Ids of messages the client sends."""
+
+    REQ_HISTORICAL_DATA = 20
+    REQ_OPEN_ORDERS = 5
+    REQ_ACCOUNT_UPDATES = 6
+    REQ_EXECUTIONS = 7
+    REQ_IDS = 8
+    REQ_POSITIONS = 61
+    START_API = 71
+    REQ_ACCOUNT_UPDATES_MULTI = 76
+    REQ_COMPLETED_ORDERS = 99
+    CANCEL_HISTORICAL_DATA = 25
+
+
+class OUT:
+    """Ids of messages the gateway sends."""
+
+    ERR_MSG = 4
+    NEXT_VALID_ID = 9
+    MANAGED_ACCOUNTS = 15
+    HISTORICAL_DATA = 17
+    OPEN_ORDER_END = 53
+    ACCOUNT_DOWNLOAD_END = 54
+    EXECUTION_DATA_END = 55
+    POSITION_END = 62
+    ACCOUNT_UPDATE_MULTI_END = 74
+    COMPLETED_ORDERS_END = 102
+
+
+Handler = Callable[["FakeIBConnection", list[str]], None]
+
+
+def _encode(fields: Iterable[Any]) -> bytes:
+    text = "".join(f"{'' if f is None else f}\0" for f in fields)
+    payload = text.encode()
+    return struct.pack(">I", len(payload)) + payload
+
+
+class FakeIBConnection:
+    """One client connection; handlers answer through :meth:`send`."""
+
+    def __init__(self, gateway: FakeIBGateway, sock: socket.socket) -> None:
+        self.gateway = gateway
+        self.sock = sock
+        self.client_id: int | None = None
+        self._lock = threading.Lock()
+
+    def send(self, *fields: Any) -> None:
+        """Send one message (its id first)."""
+        with self._lock:
+            self.sock.sendall(_encode(fields))
+
+    def error(self, req_id: int, code: int, message: str) -> None:
+        """Send an error message for ``req_id``."""
+        self.send(OUT.ERR_MSG, 2, req_id, code, message, "")
+
+
+class FakeIBGateway:
+    """A threaded TCP server on 127.0.0.1 acting as an IB Gateway.
+
+    Parameters
+    ----------
+    bars : mapping of str to iterable of tuple, optional
+        Symbol to daily bars ``(date, open, high, low, close, volume)``.
+    account : str, default "DU1234567"
+        The managed (paper) account announced at connection.
+    next_valid_id : int, default 1
+        First order id announced.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        bars: dict[str, Iterable[tuple[date, float, float, float, float, float]]] | None = None,
+        *,
+        account: str = "DU1234567",
+        next_valid_id: int = 1,
+    ) -> None:
+        self.bars: dict[str, list[tuple]] = {k: sorted(v) for k, v in (bars or {}).items()}
+        self.account = account
+        self.next_valid_id = next_valid_id
+        self.received: list[tuple[int, list[str]]] = []
+        self.state: dict[str, Any] = {}
+        self.connections = 0
+        self._handlers: dict[int, Handler] = {}
+        self._server: socketserver.ThreadingTCPServer | None = None
+        self._lock = threading.Lock()
+        defaults: dict[int, Handler] = {
+            IN.START_API: self._start_api,
+            IN.REQ_POSITIONS: lambda c, f: c.send(OUT.POSITION_END, 1),
+            IN.REQ_OPEN_ORDERS: lambda c, f: c.send(OUT.OPEN_ORDER_END, 1),
+            IN.REQ_COMPLETED_ORDERS: lambda c, f: c.send(OUT.COMPLETED_ORDERS_END),
+            IN.REQ_ACCOUNT_UPDATES: self._account_updates,
+            IN.REQ_ACCOUNT_UPDATES_MULTI: lambda c, f: c.send(
+                OUT.ACCOUNT_UPDATE_MULTI_END, 1, f[2]
+            ),
+            IN.REQ_EXECUTIONS: lambda c, f: c.send(OUT.EXECUTION_DATA_END, 1, f[2]),
+            IN.REQ_IDS: lambda c, f: c.send(OUT.NEXT_VALID_ID, 1, self.next_valid_id),
+            IN.REQ_HISTORICAL_DATA: self._historical_data,
+            IN.CANCEL_HISTORICAL_DATA: lambda c, f: None,
+        }
+        self._handlers.update(defaults)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeIBGateway is not started")
+        return int(self._server.server_address[1])
+
+    host = "127.0.0.1"
+
+    def start(self) -> FakeIBGateway:
+        gateway = self
+
+        class _Session(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                gateway._serve(self.request)
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self._server = socketserver.ThreadingTCPServer((self.host, 0), _Session)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, name="fake-ib-gateway", daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeIBGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ extension
+
+    def handler(self, message_id: int) -> Callable[[Handler], Handler]:
+        """Register (or replace) the handler of an incoming message id."""
+
+        def register(fn: Handler) -> Handler:
+            self._handlers[message_id] = fn
+            return fn
+
+        return register
+
+    def received_of(self, message_id: int) -> list[list[str]]:
+        """Fields of every received message with that id."""
+        return [fields for mid, fields in self.received if mid == message_id]
+
+    # ------------------------------------------------------------------ protocol
+
+    def _serve(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.connections += 1
+        conn = FakeIBConnection(self, sock)
+        buffer = b""
+
+        def read_exact(n: int) -> bytes | None:
+            nonlocal buffer
+            while len(buffer) < n:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return None
+                buffer += chunk
+            out, buffer = buffer[:n], buffer[n:]
+            return out
+
+        magic = read_exact(4)
+        if magic != b"API\0":
+            return
+        size = read_exact(4)
+        if size is None:
+            return
+        versions = read_exact(struct.unpack(">I", size)[0])
+        if versions is None:
+            return
+        connected_at = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime())
+        conn.send(SERVER_VERSION, connected_at)
+        while True:
+            size = read_exact(4)
+            if size is None:
+                return
+            payload = read_exact(struct.unpack(">I", size)[0])
+            if payload is None:
+                return
+            fields = payload.decode(errors="replace").split("\0")
+            if fields and fields[-1] == "":
+                fields.pop()
+            if not fields:
+                continue
+            message_id = int(fields[0])
+            with self._lock:
+                self.received.append((message_id, fields))
+            handler = self._handlers.get(message_id)
+            if handler is not None:
+                handler(conn, fields)
+
+    def _start_api(self, conn: FakeIBConnection, fields: list[str]) -> None:
+        conn.client_id = int(fields[2])
+        conn.send(OUT.NEXT_VALID_ID, 1, self.next_valid_id)
+        conn.send(OUT.MANAGED_ACCOUNTS, 1, self.account)
+
+    def _account_updates(self, conn: FakeIBConnection, fields: list[str]) -> None:
+        # fields: 6, version, subscribe, account
+        conn.send(OUT.ACCOUNT_DOWNLOAD_END, 1, fields[3] if len(fields) > 3 else self.account)
+
+    def _historical_data(self, conn: FakeIBConnection, fields: list[str]) -> None:
+        # 20, reqId, 12 contract fields, includeExpired, endDateTime, barSize, duration,
+        # useRTH, whatToShow, formatDate, keepUpToDate, chartOptions
+        req_id = int(fields[1])
+        symbol = fields[3]
+        end_text, bar_size, duration, _rth, what = fields[15:20]
+        if bar_size != "1 day" or what != "TRADES":
+            conn.error(req_id, 321, f"fake gateway serves only 1 day TRADES, got {bar_size} {what}")
+            return
+        if symbol not in self.bars:
+            conn.error(req_id, 200, "No security definition has been found for the request")
+            return
+        end = date(int(end_text[:4]), int(end_text[4:6]), int(end_text[6:8])) if end_text else None
+        count, unit = duration.split()
+        days = int(count) * {"D": 1, "W": 7, "M": 31, "Y": 366}[unit]
+        end = end or date.max
+        start = end - timedelta(days=days)
+        rows = [b for b in self.bars[symbol] if start < b[0] <= end]
+        out: list[Any] = [OUT.HISTORICAL_DATA, req_id, "", "", len(rows)]
+        for day, o, h, low, c, v in rows:
+            out += [day.strftime("%Y%m%d"), o, h, low, c, v, (h + low + c) / 3, 100]
+        conn.send(*out)
