@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit freeze clean
+.PHONY: install manifest demo test lint unit freeze clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
-install: $(STAMP)
+# The dbt manifest the daily DAG renders one task per model from (dbt parse, no database).
+MANIFEST := dbt/target/manifest.json
+DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null) dbt/dbt_project.yml dbt/profiles.yml
+
+$(MANIFEST): $(STAMP) $(DBT_SOURCES)
+	$(BIN)/python -m quant.transform
+
+manifest: $(MANIFEST)
+
+install: $(STAMP) $(MANIFEST)
 
 demo: install
 	$(BIN)/quant demo

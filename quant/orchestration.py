@@ -34,6 +34,7 @@ __all__ = [
     "project_root",
     "run_dag",
     "logical_datetime",
+    "run_after_datetime",
 ]
 
 DAG_ID = "daily_trading"
@@ -147,15 +148,25 @@ def ensure_airflow_db(settings: Settings | None = None) -> None:
 
 
 def logical_datetime(session: date, settings: Settings | None = None) -> datetime:
-    """The logical date (UTC) of the daily run for ``session``: its close plus the run offset."""
-    from datetime import timedelta
+    """The logical date (UTC) of the daily run for ``session``: its close (early closes included).
 
+    The trading-session timetable (``plugins/trading_calendar.py``) gives session D the
+    data interval ``[close(D), close(D) + run_after_close)``, whose start is the logical
+    date; ``TradingCalendar.session_for_logical_date`` maps it back to D.
+    """
     from quant.calendar import get_calendar
 
     settings = settings or get_settings()
+    return get_calendar(settings.exchange).close_at(session)
+
+
+def run_after_datetime(session: date, settings: Settings | None = None) -> datetime:
+    """When the scheduled run of ``session`` starts: its close plus ``run_after_close``."""
+    from datetime import timedelta
+
+    settings = settings or get_settings()
     offset: time = settings.run_after_close
-    close = get_calendar(settings.exchange).close_at(session)
-    return close + timedelta(hours=offset.hour, minutes=offset.minute)
+    return logical_datetime(session, settings) + timedelta(hours=offset.hour, minutes=offset.minute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +199,10 @@ def run_dag(
     settings = settings or get_settings()
     apply_airflow_environment(settings)
     ensure_airflow_db(settings)
+
+    from quant.transform import ensure_manifest
+
+    ensure_manifest()  # the DAG renders its dbt tasks from it
 
     from airflow.dag_processing.dagbag import DagBag
 

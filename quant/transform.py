@@ -26,6 +26,7 @@ __all__ = [
     "ensure_manifest",
     "manifest_path",
     "manifest_is_stale",
+    "mart_summary",
     "run_dbt",
 ]
 
@@ -190,6 +191,28 @@ def run_dbt(
         detail = "; ".join(failed) or str(result.exception or "unknown error")
         raise DbtError(f"dbt {' '.join(args)} failed: {detail}")
     return DbtResult(tuple(args), nodes)
+
+
+def mart_summary(session: date, settings: Settings | None = None) -> dict[str, int]:
+    """Rows of the session in the marts (for the run report): features, tradable names, labels."""
+    from quant.db import connect
+
+    conn = connect(settings or get_settings())
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                select
+                    (select count(*) from marts.features where session_date = %(d)s),
+                    (select count(*) from marts.universe where session_date = %(d)s and is_tradable),
+                    (select count(*) from marts.labels where session_date = %(d)s)
+                """,
+                {"d": session},
+            )
+            features, tradable, labels = cur.fetchone()
+    finally:
+        conn.close()
+    return {"feature rows": features, "tradable names": tradable, "label rows": labels}
 
 
 if __name__ == "__main__":  # python -m quant.transform: (re)build the manifest
