@@ -16,9 +16,6 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 __all__ = [
-    "FEATURES_TABLE",
-    "LABELS_TABLE",
-    "UNIVERSE_TABLE",
     "feature_columns",
     "history_start",
     "load_features",
@@ -26,19 +23,18 @@ __all__ = [
     "load_universe",
 ]
 
-FEATURES_TABLE = "marts.features"
-LABELS_TABLE = "marts.labels"
-UNIVERSE_TABLE = "marts.universe"
+FEATURES = "features"
+LABELS = "labels"
+UNIVERSE = "universe"
 
 _NUMERIC_TYPES = ("double precision", "real", "numeric", "integer", "bigint", "smallint")
 
 
-def _split(table: str) -> tuple[str, str]:
-    schema, name = table.split(".", 1)
-    return schema, name
+def _table(schema: str, name: str) -> str:
+    return f"{_quote(schema)}.{_quote(name)}"
 
 
-def feature_columns(conn: PgConnection) -> list[str]:
+def feature_columns(conn: PgConnection, schema: str = "marts") -> list[str]:
     """Numeric columns of marts.features, in table order (the candidate model inputs).
 
     Raises
@@ -46,7 +42,6 @@ def feature_columns(conn: PgConnection) -> list[str]:
     TrainingDataError
         The feature mart does not exist (dbt has not built it).
     """
-    schema, name = _split(FEATURES_TABLE)
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -54,11 +49,11 @@ def feature_columns(conn: PgConnection) -> list[str]:
             where table_schema = %s and table_name = %s
             order by ordinal_position
             """,
-            (schema, name),
+            (schema, FEATURES),
         )
         rows = cur.fetchall()
     if not rows:
-        raise TrainingDataError(f"{FEATURES_TABLE} does not exist: build the dbt marts first")
+        raise TrainingDataError(f"{schema}.{FEATURES} does not exist: build the dbt marts first")
     return [c for c, t in rows if t in _NUMERIC_TYPES and c not in KEY_COLUMNS]
 
 
@@ -75,13 +70,15 @@ def _copy_frame(conn: PgConnection, query: str, params: Sequence) -> pd.DataFram
     return pd.read_csv(buffer, dtype={"symbol": str}, keep_default_na=False, na_values=[""])
 
 
-def history_start(conn: PgConnection, session: date, sessions: int) -> date | None:
-    """First of the last ``sessions`` sessions of marts.features up to ``session``."""
+def history_start(
+    conn: PgConnection, session: date, sessions: int, schema: str = "marts"
+) -> date | None:
+    """First of the last ``sessions`` sessions of the feature mart up to ``session``."""
     with conn.cursor() as cur:
         cur.execute(
             f"""
             select min(session_date) from (
-                select distinct session_date from {FEATURES_TABLE}
+                select distinct session_date from {_table(schema, FEATURES)}
                 where session_date <= %s
                 order by session_date desc
                 limit %s
@@ -99,8 +96,9 @@ def load_features(
     columns: Sequence[str],
     *,
     symbols: Sequence[str] | None = None,
+    schema: str = "marts",
 ) -> pd.DataFrame:
-    """Feature rows of tradable names (marts.universe) dated in ``[start, end]``.
+    """Feature rows of tradable names (the universe mart) dated in ``[start, end]``.
 
     Returns
     -------
@@ -109,9 +107,9 @@ def load_features(
     """
     selected = ", ".join(f"f.{_quote(c)}" for c in columns)
     query = f"""
-        select f.symbol, f.session_date{', ' + selected if selected else ''}
-        from {FEATURES_TABLE} f
-        join {UNIVERSE_TABLE} u on u.symbol = f.symbol and u.session_date = f.session_date
+        select f.symbol, f.session_date{", " + selected if selected else ""}
+        from {_table(schema, FEATURES)} f
+        join {_table(schema, UNIVERSE)} u on u.symbol = f.symbol and u.session_date = f.session_date
         where u.is_tradable and f.session_date between %s and %s
     """
     params: list = [start, end]
@@ -126,7 +124,9 @@ def load_features(
     return frame
 
 
-def load_labels(conn: PgConnection, start: date, end: date, horizon_sessions: int) -> pd.DataFrame:
+def load_labels(
+    conn: PgConnection, start: date, end: date, horizon_sessions: int, schema: str = "marts"
+) -> pd.DataFrame:
     """Labels of sessions in ``[start, end]`` whose horizon ended by ``end``.
 
     Raises
@@ -135,26 +135,25 @@ def load_labels(conn: PgConnection, start: date, end: date, horizon_sessions: in
         marts.labels has no column for the horizon.
     """
     ret_col, end_col = label_columns(horizon_sessions)
-    schema, name = _split(LABELS_TABLE)
     with conn.cursor() as cur:
         cur.execute(
             """
             select column_name from information_schema.columns
             where table_schema = %s and table_name = %s
             """,
-            (schema, name),
+            (schema, LABELS),
         )
         present = {r[0] for r in cur.fetchall()}
     if not present:
-        raise TrainingDataError(f"{LABELS_TABLE} does not exist: build the dbt marts first")
+        raise TrainingDataError(f"{schema}.{LABELS} does not exist: build the dbt marts first")
     if ret_col not in present or end_col not in present:
         horizons = sorted(c for c in present if c.startswith("forward_return_"))
         raise TrainingDataError(
-            f"{LABELS_TABLE} has no label for a {horizon_sessions}-session horizon; it has {horizons}"
+            f"{schema}.{LABELS} has no label for a {horizon_sessions}-session horizon; it has {horizons}"
         )
     query = f"""
         select symbol, session_date, {_quote(ret_col)}, {_quote(end_col)}
-        from {LABELS_TABLE}
+        from {_table(schema, LABELS)}
         where session_date between %s and %s
           and {_quote(end_col)} <= %s
           and {_quote(ret_col)} is not null
@@ -167,11 +166,11 @@ def load_labels(conn: PgConnection, start: date, end: date, horizon_sessions: in
     return frame
 
 
-def load_universe(conn: PgConnection, session: date) -> list[str]:
-    """Tradable symbols of marts.universe at ``session``, sorted."""
+def load_universe(conn: PgConnection, session: date, schema: str = "marts") -> list[str]:
+    """Tradable symbols of the universe mart at ``session``, sorted."""
     with conn.cursor() as cur:
         cur.execute(
-            f"select symbol from {UNIVERSE_TABLE} where session_date = %s and is_tradable "
+            f"select symbol from {_table(schema, UNIVERSE)} where session_date = %s and is_tradable "
             "order by symbol",
             (session,),
         )

@@ -182,7 +182,9 @@ def get_model(conn: PgConnection, model_id: int) -> ModelRecord:
     return _record(row)
 
 
-def champion_as_of(conn: PgConnection, session: date, *, inclusive: bool = True) -> ModelRecord | None:
+def champion_as_of(
+    conn: PgConnection, session: date, *, inclusive: bool = True
+) -> ModelRecord | None:
     """The champion for ``session``: the latest promotion on (or, not inclusive, before) it."""
     op = "<=" if inclusive else "<"
     with conn.cursor() as cur:
@@ -250,5 +252,7 @@ def refresh_statuses(conn: PgConnection) -> int | None:
             """
         )
         if champion is not None:
-            cur.execute("update ops.models set status = 'champion' where model_id = %s", (champion,))
+            cur.execute(
+                "update ops.models set status = 'champion' where model_id = %s", (champion,)
+            )
     return champion

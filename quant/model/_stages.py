@@ -103,12 +103,13 @@ def _json_number(value: float | None) -> float | str | None:
 def _drift(
     conn: PgConnection, session: date, champion: ModelRecord, cfg: ModelSettings
 ) -> dict[str, float]:
-    available = set(feature_columns(conn))
+    schema = cfg.marts_schema
+    available = set(feature_columns(conn, schema))
     columns = [c for c in champion.features if c in available]
-    start = history_start(conn, session, cfg.drift_window_sessions)
+    start = history_start(conn, session, cfg.drift_window_sessions, schema)
     if start is None:
         return {name: math.inf for name in champion.reference}
-    frame = load_features(conn, start, session, columns)
+    frame = load_features(conn, start, session, columns, schema=schema)
     return feature_drift(champion.reference, frame)
 
 
@@ -231,13 +232,14 @@ def _retrain(
     settings: Settings,
 ) -> dict[str, Any]:
     cfg = settings.model
-    columns = list(cfg.features) if cfg.features else feature_columns(conn)
-    start = history_start(conn, session, cfg.train_window_sessions + cfg.horizon_sessions)
+    schema = cfg.marts_schema
+    columns = list(cfg.features) if cfg.features else feature_columns(conn, schema)
+    start = history_start(conn, session, cfg.train_window_sessions + cfg.horizon_sessions, schema)
     try:
         if start is None:
-            raise TrainingDataError(f"marts.features has no row on or before {session}")
-        features = load_features(conn, start, session, columns)
-        labels = load_labels(conn, start, session, cfg.horizon_sessions)
+            raise TrainingDataError(f"{schema}.features has no row on or before {session}")
+        features = load_features(conn, start, session, columns, schema=schema)
+        labels = load_labels(conn, start, session, cfg.horizon_sessions, schema)
         model = train_model(features, labels, as_of=session, settings=cfg)
     except TrainingDataError as exc:
         if champion is None:
@@ -265,14 +267,20 @@ def _retrain(
     elif champion.validation_rank_ic is None:
         promote, why = True, "champion has no validation rank IC"
     elif new_ic > champion.validation_rank_ic + cfg.promotion_margin:
-        promote, why = True, (
-            f"rank IC {new_ic:.4f} > champion {champion.validation_rank_ic:.4f} "
-            f"+ margin {cfg.promotion_margin}"
+        promote, why = (
+            True,
+            (
+                f"rank IC {new_ic:.4f} > champion {champion.validation_rank_ic:.4f} "
+                f"+ margin {cfg.promotion_margin}"
+            ),
         )
     else:
-        promote, why = False, (
-            f"rank IC {new_ic:.4f} <= champion {champion.validation_rank_ic:.4f} "
-            f"+ margin {cfg.promotion_margin}"
+        promote, why = (
+            False,
+            (
+                f"rank IC {new_ic:.4f} <= champion {champion.validation_rank_ic:.4f} "
+                f"+ margin {cfg.promotion_margin}"
+            ),
         )
     out["promotion"] = why
     if promote and (champion is None or champion.model_id != model_id):
@@ -327,13 +335,16 @@ def predict(
         champion = champion_as_of(conn, session)
         if champion is None:
             raise NoChampionError(f"no model is champion at {session}: run retrain_model first")
-        text = load_artifact(settings.models_dir / champion.artifact_path, champion.artifact_checksum)
-        universe = load_universe(conn, session)
+        text = load_artifact(
+            settings.models_dir / champion.artifact_path, champion.artifact_checksum
+        )
+        schema = settings.model.marts_schema
+        universe = load_universe(conn, session, schema)
         if not universe:
-            raise ModelError(f"marts.universe has no tradable name at {session}")
-        available = set(feature_columns(conn))
+            raise ModelError(f"{schema}.universe has no tradable name at {session}")
+        available = set(feature_columns(conn, schema))
         columns = [c for c in champion.features if c in available]
-        frame = load_features(conn, session, session, columns, symbols=universe)
+        frame = load_features(conn, session, session, columns, symbols=universe, schema=schema)
         scored = score_cross_section(text, champion.features, frame, universe)
         with conn.cursor() as cur:
             cur.execute("delete from ops.predictions where session_date = %s", (session,))

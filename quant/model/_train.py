@@ -199,7 +199,9 @@ def training_set(
     counts = frame.groupby("session_date")["symbol"].transform("count")
     frame = frame[counts >= _MIN_NAMES_PER_SESSION]
     if frame.empty:
-        raise TrainingDataError(f"no session with {_MIN_NAMES_PER_SESSION}+ complete rows at {as_of}")
+        raise TrainingDataError(
+            f"no session with {_MIN_NAMES_PER_SESSION}+ complete rows at {as_of}"
+        )
     frame = frame.sort_values(["session_date", "symbol"], kind="stable").reset_index(drop=True)
     frame["target"] = _normalise_target(frame, settings.target)
     frame = frame[[*KEY_COLUMNS, *kept, "forward_return", "label_end_date", "target"]]
@@ -445,7 +447,9 @@ def train_model(
         fold_records.append(record)
 
     overall = summarise_metrics(
-        daily_metrics(np.concatenate(oos_dates), np.concatenate(oos_scores), np.concatenate(oos_returns))
+        daily_metrics(
+            np.concatenate(oos_dates), np.concatenate(oos_scores), np.concatenate(oos_returns)
+        )
     )
     rounds = max(1, int(round(float(np.median(best_rounds)))))
     final = lgb.train(params, _dataset(frame, data.features, params), num_boost_round=rounds)
