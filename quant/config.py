@@ -239,6 +239,11 @@ class ModelSettings(_Section):
         5, ge=1, description="latest sessions whose features are compared with the training data"
     )
     drift_bins: int = Field(10, ge=2, le=100, description="quantile bins of the drift statistic")
+    marts_schema: str = Field(
+        "marts",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="schema of the dbt marts the model reads (features, labels, universe)",
+    )
     promotion_margin: float = Field(
         0.005,
         ge=0,
@@ -370,6 +375,29 @@ class PortfolioSettings(_Section):
         return self
 
 
+class QualitySettings(_Section):
+    """Thresholds of the data-quality gates (Great Expectations)."""
+
+    min_coverage: float = Field(
+        0.9, gt=0, le=1, description="share of the listed names that must have a bar on the date"
+    )
+    max_jump_sigmas: float = Field(
+        8.0, gt=0, description="largest close-to-close move, in multiples of recent volatility"
+    )
+    volatility_sessions: int = Field(
+        20, ge=5, le=250, description="sessions of history behind the recent volatility"
+    )
+    min_volatility: float = Field(
+        0.005, gt=0, description="floor of the recent daily volatility (fraction)"
+    )
+    min_feature_coverage: float = Field(
+        0.95, gt=0, le=1, description="share of tradable names that must have features"
+    )
+    warn_only: tuple[str, ...] = Field(
+        (), description="check names demoted from blocking to warning"
+    )
+
+
 class Settings(BaseSettings):
     """Settings of the pipeline, the sidecar and the command line."""
 
@@ -451,6 +479,7 @@ class Settings(BaseSettings):
         description="sessions of history ingested before a run date when they are missing",
     )
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)

@@ -1,0 +1,303 @@
+"""The data-quality checks: what is checked, on which rows, and how severe a failure is.
+
+Each check is one Great Expectations expectation on one query asset (SQL for the
+session being validated). Checks are grouped into suites by the asset they read;
+the suite names are what the Data Docs show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from quant.config import QualitySettings
+
+__all__ = ["Asset", "Check", "Severity", "assets", "checks"]
+
+Severity = Literal["blocking", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """A query whose rows a suite validates."""
+
+    name: str
+    suite: str
+    sql: str
+    index_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One expectation with its severity.
+
+    ``build`` returns the Great Expectations expectation; it is called with the
+    thresholds in force for the run.
+    """
+
+    name: str
+    asset: str
+    severity: Severity
+    description: str
+    build: Callable[[QualitySettings, date], Any]
+
+
+def assets(session: date, quality: QualitySettings) -> dict[str, Asset]:
+    """The query assets for ``session`` (dates are inlined as ISO literals)."""
+    day = session.isoformat()
+    lookback = quality.volatility_sessions * 2 + 15
+    found = [
+        Asset(
+            "raw_bars_session",
+            "raw_bars",
+            f"""
+            select * from raw.bar_checks(
+                date '{day}' - {lookback}, date '{day}',
+                {quality.volatility_sessions}, {quality.min_volatility}
+            ) where date = date '{day}'
+            """,
+            ("symbol", "provider", "open", "high", "low", "close", "volume"),
+        ),
+        Asset(
+            "raw_bars_coverage",
+            "raw_bars_coverage",
+            f"""
+            select s.symbol, bool_or(b.symbol is not null) as has_bar
+            from raw.symbols as s
+            left join (select distinct symbol from raw.bars where date = date '{day}') as b
+                on b.symbol = s.symbol
+            where (s.listed_at is null or s.listed_at <= date '{day}')
+              and (s.delisted_at is null or s.delisted_at >= date '{day}')
+            group by s.symbol
+            """,
+            ("symbol",),
+        ),
+        Asset(
+            "raw_bars_freshness",
+            "raw_bars_freshness",
+            f"""
+            select max(date) as newest_date,
+                   count(*) filter (where date = date '{day}') as bars_on_session
+            from raw.bars where date <= date '{day}'
+            """,
+            (),
+        ),
+        Asset(
+            "features_session",
+            "features",
+            f"select * from marts.features where session_date = date '{day}' and is_in_universe",
+            ("symbol",),
+        ),
+        Asset(
+            "universe_features_coverage",
+            "universe",
+            f"""
+            select u.symbol, f.symbol is not null as has_features
+            from marts.universe as u
+            left join marts.features as f
+                on f.symbol = u.symbol and f.session_date = u.session_date
+            where u.session_date = date '{day}' and u.is_tradable
+            """,
+            ("symbol",),
+        ),
+    ]
+    return {a.name: a for a in found}
+
+
+def _gxe() -> Any:
+    import great_expectations.expectations as gxe
+
+    return gxe
+
+
+# Features whose values must exist for every name in the universe, and features that must
+# vary across names on a session (a constant column means a broken upstream join).
+REQUIRED_FEATURES = ("reversal_1d", "momentum_21d", "volatility_20d", "volume_zscore_20d")
+VARYING_FEATURES = ("momentum_21d", "volatility_20d", "reversal_5d", "rsi_14d")
+RANK_FEATURES = (
+    "momentum_12_1_rank",
+    "momentum_63d_rank",
+    "reversal_5d_rank",
+    "volatility_60d_rank",
+    "rsi_14d_rank",
+)
+FINITE_LIMIT = 1e9
+
+
+def _bool_true(column: str) -> Callable[[QualitySettings, date], Any]:
+    return lambda q, d: _gxe().ExpectColumnValuesToBeInSet(column=column, value_set=[True])
+
+
+def checks(feature_columns: tuple[str, ...] = ()) -> list[Check]:
+    """Every check, in the order reports list them.
+
+    Parameters
+    ----------
+    feature_columns : tuple of str
+        Numeric columns of ``marts.features``; each gets a finiteness check.
+    """
+    found = [
+        Check(
+            "raw_bars.schema",
+            "raw_bars_session",
+            "blocking",
+            "raw bars have exactly the expected columns",
+            lambda q, d: _gxe().ExpectTableColumnsToMatchSet(
+                column_set=[
+                    "symbol", "date", "provider", "open", "high", "low", "close", "volume",
+                    "prices_finite", "prices_positive", "ohlc_consistent",
+                    "volume_non_negative", "duplicate_count", "previous_close", "log_return",
+                    "recent_volatility", "jump_sigmas", "explained_by_action",
+                ],
+                exact_match=True,
+            ),
+        ),
+        Check(
+            "raw_bars.one_row_per_symbol_and_date",
+            "raw_bars_session",
+            "blocking",
+            "one bar per (symbol, date) across providers",
+            lambda q, d: _gxe().ExpectColumnValuesToBeBetween(
+                column="duplicate_count", min_value=1, max_value=1
+            ),
+        ),
+        Check(
+            "raw_bars.prices_finite",
+            "raw_bars_session",
+            "blocking",
+            "open, high, low and close are finite numbers (no NaN or infinity)",
+            _bool_true("prices_finite"),
+        ),
+        Check(
+            "raw_bars.prices_positive",
+            "raw_bars_session",
+            "blocking",
+            "open, high, low and close are above zero",
+            _bool_true("prices_positive"),
+        ),
+        Check(
+            "raw_bars.ohlc_consistent",
+            "raw_bars_session",
+            "blocking",
+            "low <= open, close <= high",
+            _bool_true("ohlc_consistent"),
+        ),
+        Check(
+            "raw_bars.volume_non_negative",
+            "raw_bars_session",
+            "blocking",
+            "volume >= 0",
+            _bool_true("volume_non_negative"),
+        ),
+        Check(
+            "raw_bars.no_unexplained_jump",
+            "raw_bars_session",
+            "blocking",
+            "close-to-close move within max_jump_sigmas x recent volatility, "
+            "after adding back the day's split and dividend",
+            lambda q, d: _gxe().ExpectColumnValuesToBeBetween(
+                column="jump_sigmas", max_value=q.max_jump_sigmas
+            ),
+        ),
+        Check(
+            "raw_bars.universe_coverage",
+            "raw_bars_coverage",
+            "blocking",
+            "at least min_coverage of the names listed on the date have a bar",
+            lambda q, d: _gxe().ExpectColumnValuesToBeInSet(
+                column="has_bar", value_set=[True], mostly=q.min_coverage
+            ),
+        ),
+        Check(
+            "raw_bars.every_listed_name_present",
+            "raw_bars_coverage",
+            "warning",
+            "every name listed on the date has a bar",
+            _bool_true("has_bar"),
+        ),
+        Check(
+            "raw_bars.feed_not_stale",
+            "raw_bars_freshness",
+            "blocking",
+            "the newest bar is on the session being run",
+            lambda q, d: _gxe().ExpectColumnMaxToBeBetween(
+                column="newest_date", min_value=d, max_value=d
+            ),
+        ),
+        Check(
+            "universe.not_empty",
+            "universe_features_coverage",
+            "blocking",
+            "the universe has tradable names on the date",
+            lambda q, d: _gxe().ExpectTableRowCountToBeBetween(min_value=1),
+        ),
+        Check(
+            "universe.features_present",
+            "universe_features_coverage",
+            "blocking",
+            "at least min_feature_coverage of the tradable names have a features row",
+            lambda q, d: _gxe().ExpectColumnValuesToBeInSet(
+                column="has_features", value_set=[True], mostly=q.min_feature_coverage
+            ),
+        ),
+    ]
+    for column in REQUIRED_FEATURES:
+        found.append(
+            Check(
+                f"features.{column}.not_null",
+                "features_session",
+                "blocking",
+                f"{column} is present for every name in the universe",
+                lambda q, d, c=column: _gxe().ExpectColumnValuesToNotBeNull(column=c),
+            )
+        )
+    for column in VARYING_FEATURES:
+        found.append(
+            Check(
+                f"features.{column}.varies",
+                "features_session",
+                "blocking",
+                f"{column} is not the same for every name",
+                lambda q, d, c=column: _gxe().ExpectColumnStdevToBeBetween(
+                    column=c, min_value=1e-12, strict_min=True
+                ),
+            )
+        )
+    for column in RANK_FEATURES:
+        found.append(
+            Check(
+                f"features.{column}.in_unit_interval",
+                "features_session",
+                "blocking",
+                f"{column} is a percentile rank in [0, 1]",
+                lambda q, d, c=column: _gxe().ExpectColumnValuesToBeBetween(
+                    column=c, min_value=0, max_value=1
+                ),
+            )
+        )
+    found.append(
+        Check(
+            "features.rsi_14d.in_range",
+            "features_session",
+            "blocking",
+            "RSI is in [0, 100]",
+            lambda q, d: _gxe().ExpectColumnValuesToBeBetween(
+                column="rsi_14d", min_value=0, max_value=100
+            ),
+        )
+    )
+    for column in feature_columns:
+        found.append(
+            Check(
+                f"features.{column}.finite",
+                "features_session",
+                "blocking",
+                f"{column} has no infinite or NaN values",
+                lambda q, d, c=column: _gxe().ExpectColumnValuesToBeBetween(
+                    column=c, min_value=-FINITE_LIMIT, max_value=FINITE_LIMIT
+                ),
+            )
+        )
+    return found
