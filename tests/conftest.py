@@ -27,6 +27,10 @@ from quant.orchestration import apply_airflow_environment  # noqa: E402
 
 apply_airflow_environment(load_settings())
 
+from quant.transform import ensure_manifest  # noqa: E402
+
+ensure_manifest()  # daily_trading renders its dbt tasks from dbt/target/manifest.json
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
