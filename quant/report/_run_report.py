@@ -86,6 +86,8 @@ def write_run_report(
     session: date,
     stages: dict[str, dict[str, Any]],
     settings: Settings | None = None,
+    run_type: str = "manual",
+    status: str = "success",
 ) -> Path:
     """Write the run's HTML report and return its path.
 
@@ -97,6 +99,8 @@ def write_run_report(
         The trading session of the run.
     stages : dict
         Stage name -> the figures that stage returned (shown in order).
+    run_type, status : str
+        Recorded with the run in ``ops.pipeline_runs`` (the UI finds reports by run id).
     """
     settings = settings or get_settings()
     path = report_path(dag_id, session, settings)
@@ -119,4 +123,30 @@ def write_run_report(
     tmp = path.with_suffix(".tmp")
     tmp.write_text(page)
     tmp.replace(path)
+    _record_run(dag_id, run_id, session, run_type, status, stages, settings)
     return path
+
+
+def _record_run(
+    dag_id: str,
+    run_id: str,
+    session: date,
+    run_type: str,
+    status: str,
+    stages: dict[str, dict[str, Any]],
+    settings: Settings,
+) -> None:
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                insert into ops.pipeline_runs (run_id, dag_id, logical_date, run_type, status, summary)
+                values (%s, %s, %s, %s, %s, %s)
+                on conflict (run_id) do update
+                    set status = excluded.status, summary = excluded.summary, updated_at = now()
+                """,
+                (run_id, dag_id, session, run_type, status, json.dumps(stages, default=str)),
+            )
+    finally:
+        conn.close()

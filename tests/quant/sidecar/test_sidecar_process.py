@@ -2,83 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from quant.config import Settings
 from quant.db import connect
-from quant.exceptions import SidecarAuthError, SidecarError
+from quant.exceptions import SidecarAuthError
 from quant.sidecar import SidecarClient
+from quant.testing.sidecar_process import SidecarProcess, free_port
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "process-test-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SidecarProcess:
-    def __init__(
-        self, settings: Settings, port: int, extra_env: dict[str, str] | None = None
-    ) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = (
-            os.environ
-            | {
-                "QUANT_HOME": str(settings.home),
-                "QUANT_SIDECAR_URL": self.url,
-                "QUANT_SIDECAR_TOKEN": TOKEN,
-            }
-            | (extra_env or {})
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "quant.sidecar"],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        client = SidecarClient(self.url, timeout_s=0.5)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
-                raise AssertionError(f"sidecar exited with {self.proc.returncode}: {out}")
-            try:
-                client.health()
-                return
-            except SidecarError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-
 @pytest.fixture()
 def sidecar(clean_db: Settings) -> Iterator[SidecarProcess]:
-    proc = SidecarProcess(clean_db, free_port())
+    proc = SidecarProcess(clean_db, free_port(), TOKEN)
     try:
         yield proc
     finally:
@@ -127,7 +68,7 @@ def test_start_when_database_unreachable_then_process_serves_halted(
     clean_db: Settings,
 ) -> None:
     proc = SidecarProcess(
-        clean_db, free_port(), {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/quant"}
+        clean_db, free_port(), TOKEN, {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/quant"}
     )
     try:
         proc.start()
@@ -150,7 +91,9 @@ def test_marks_over_http_when_day_loss_past_limit_then_halted_and_sim_orders_can
     broker.fill_auction({"AAPL": 100.0}, at=datetime.now(UTC))
     for i in range(3):
         broker.submit(Order(client_order_id=f"open-{i}", symbol="MSFT", side="buy", qty_shares=5))
-    proc = SidecarProcess(clean_db, free_port(), {"QUANT_RISK__DAILY_LOSS_LIMIT_USD": "5000"})
+    proc = SidecarProcess(
+        clean_db, free_port(), TOKEN, {"QUANT_RISK__DAILY_LOSS_LIMIT_USD": "5000"}
+    )
     try:
         proc.start()
         client = SidecarClient(proc.url, token=TOKEN)
