@@ -1,0 +1,106 @@
+"""dbt benchmark: a full build of the project over 500 symbols x 5 years of synthetic bars.
+
+Prints one JSON object:
+
+* ``bars``: rows in raw.bars (one provider).
+* ``full_run_seconds``: ``dbt run --full-refresh`` as of the last session (every
+  model, the whole history), in-process through ``quant.transform.run_dbt``.
+* ``full_build_seconds``: ``dbt build`` (models and all tests) right after.
+* ``incremental_run_seconds``: ``dbt run`` as of the next session (the daily case).
+* ``rows``: rows of the marts.
+
+Goal: a full build under 120 s on a 2-core machine. Uses its own throwaway
+QUANT_HOME (removed at the end).
+
+Run: ``.venv/bin/python bench/dbt_build.py [--symbols 500] [--years 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 11, 20))
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="qbench-dbt-", dir="/tmp"))
+    for key in [k for k in os.environ if k.upper().startswith("QUANT_")]:
+        del os.environ[key]
+    os.environ.pop("DATABASE_URL", None)
+    os.environ["QUANT_HOME"] = str(home)
+    try:
+        return _run(args, home)
+    finally:
+        from quant.db import stop_embedded
+
+        stop_embedded(home / "pgdata")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, home: Path) -> int:
+    from quant.calendar import get_calendar
+    from quant.config import load_settings
+    from quant.data import SyntheticProvider, ingest_bars
+    from quant.db import connect, migrate
+    from quant.transform import dbt_vars, run_dbt
+
+    settings = load_settings(home=home)
+    migrate(settings)
+    cal = get_calendar(settings.exchange)
+    end = cal.session_on_or_before(args.end)
+    start = cal.session_on_or_before(date(end.year - args.years, end.month, end.day))
+    following = cal.next_session(end)
+    provider = SyntheticProvider(symbols=args.symbols, exchange=settings.exchange)
+    ingest_bars(following, provider=provider, start=start, settings=settings)
+
+    def timed(command: list[str], session: date) -> float:
+        t0 = time.perf_counter()
+        run_dbt(command, settings=settings, vars=dbt_vars(session, settings))
+        return time.perf_counter() - t0
+
+    full_run = timed(["run", "--quiet", "--full-refresh"], end)
+    full_build = timed(["build", "--quiet"], end)
+    incremental = timed(["run", "--quiet"], following)
+
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            counts = {}
+            for table in ("raw.bars", "marts.universe", "marts.features", "marts.labels"):
+                cur.execute(f"select count(*) from {table}")
+                counts[table] = cur.fetchone()[0]
+    finally:
+        conn.close()
+
+    out = {
+        "benchmark": "dbt_build",
+        "symbols": args.symbols,
+        "sessions": len(cal.sessions(start, following)),
+        "bars": counts.pop("raw.bars"),
+        "full_run_seconds": round(full_run, 2),
+        "full_build_seconds": round(full_build, 2),
+        "incremental_run_seconds": round(incremental, 2),
+        "rows": counts,
+        "goal_seconds": 120,
+        "meets_goal": full_build < 120,
+        "cpu_count": os.cpu_count(),
+    }
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
