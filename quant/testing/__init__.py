@@ -1,4 +1,4 @@
-"""Fakes of external services for tests: Alpaca's HTTP APIs and the IB API gateway.
+"""Fakes for tests: Alpaca's HTTP APIs, the IB API gateway, a fixed-table provider.
 
 They are real servers on 127.0.0.1 (a threaded HTTP server; a TCP server
 speaking the TWS API wire protocol), so the real client libraries
@@ -7,6 +7,7 @@ speaking the TWS API wire protocol), so the real client libraries
 
 from quant.testing.fake_alpaca import Failure, FakeAlpaca, FakeRequest, FakeResponse
 from quant.testing.fake_ib import FakeIBConnection, FakeIBGateway
+from quant.testing.static_provider import StaticProvider
 
 __all__ = [
     "FakeAlpaca",
@@ -15,4 +16,5 @@ __all__ = [
     "FakeRequest",
     "FakeResponse",
     "Failure",
+    "StaticProvider",
 ]
