@@ -48,7 +48,12 @@ def components(settings: Settings, port: int, host: str = "127.0.0.1") -> list[C
         Component("triggerer", _airflow("triggerer")),
     ]
     if _has_command("sidecar"):
-        found.append(Component("sidecar", [sys.executable, "-m", "quant.cli", "sidecar"]))
+        # Without a configured token the sidecar runs in local demo mode: it generates one
+        # under QUANT_HOME and says where; a configured token is never replaced.
+        argv = [sys.executable, "-m", "quant.cli", "sidecar"]
+        if settings.sidecar_token is None:
+            argv.append("--demo")
+        found.append(Component("sidecar", argv))
     return found
 
 
@@ -102,6 +107,13 @@ def serve(
         out.close()
     password = json.loads(admin_password_file(settings).read_text())["admin"]
     console.print(f"Airflow UI: http://{host}:{port}  (login admin / {password})")
+    if any(c.name == "sidecar" for c in procs):
+        token_note = (
+            "token from QUANT_SIDECAR_TOKEN"
+            if settings.sidecar_token is not None
+            else f"demo token in {settings.sidecar_token_file}"
+        )
+        console.print(f"risk sidecar: {settings.sidecar_url} ({token_note})")
     console.print(f"logs: {logs}; Ctrl-C stops everything")
 
     stopping = False

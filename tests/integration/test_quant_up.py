@@ -43,7 +43,7 @@ def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "quant.cli", "up", "--port", str(port)],
-        env=dict(os.environ),
+        env=dict(os.environ) | {"QUANT_SIDECAR_URL": f"http://127.0.0.1:{_free_port()}"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -63,8 +63,19 @@ def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
         assert status == 200, "API server did not come up"
         children = psutil.Process(proc.pid).children(recursive=True)
         names = " ".join(" ".join(c.cmdline()) for c in children)
-        for component in ("scheduler", "dag-processor", "triggerer"):
+        for component in ("scheduler", "dag-processor", "triggerer", "sidecar"):
             assert component in names
+
+        # the quant_risk plugin's pages, served by the API server
+        deadline = time.monotonic() + 60
+        while True:
+            status, page = _get(base + "/quant/risk")
+            if b'class="state ACTIVE"' in page or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert status == 200
+        assert b"<h1>Risk</h1>" in page
+        assert b'class="state ACTIVE"' in page, page[:2000]
 
         password = json.loads(
             (quant_home / "airflow" / "simple_auth_passwords.json").read_text()
