@@ -236,7 +236,10 @@ class ModelSettings(_Section):
         0.25, gt=0, description="retrain when an input's population stability index exceeds this"
     )
     drift_window_sessions: int = Field(
-        5, ge=1, description="latest sessions whose features are compared with the training data"
+        20, ge=1, description="latest sessions whose features are compared with the training data"
+    )
+    drift_statistic: Literal["max", "mean"] = Field(
+        "max", description="drift of the inputs: the largest feature PSI, or their mean"
     )
     drift_bins: int = Field(10, ge=2, le=100, description="quantile bins of the drift statistic")
     marts_schema: str = Field(

@@ -113,6 +113,13 @@ def _drift(
     return feature_drift(champion.reference, frame)
 
 
+def _drift_statistic(drift: dict[str, float], statistic: str) -> float | None:
+    if not drift:
+        return None
+    values = list(drift.values())
+    return max(values) if statistic == "max" else float(sum(values) / len(values))
+
+
 def _record_decision(conn: PgConnection, session: date, run_id: str | None, summary: dict) -> None:
     with conn.cursor() as cur:
         cur.execute(
@@ -174,7 +181,8 @@ def retrain_model(
         JSON-serialisable: ``session``, ``action`` (``retrained`` /
         ``skipped``), ``reason``, ``model_id``, ``model_created``,
         ``champion_model_id``, ``champion_changed``, ``metrics``,
-        ``drift_psi`` (largest input PSI; ``"inf"`` when an input vanished)
+        ``drift_psi`` (largest or mean input PSI, per ``drift_statistic``;
+        ``"inf"`` when an input vanished)
         and ``drift_top`` (largest PSIs by feature).
 
     Raises
@@ -192,7 +200,7 @@ def retrain_model(
         drift: dict[str, float] = {}
         if champion is not None:
             drift = _drift(conn, session, champion, cfg)
-        drift_psi = max(drift.values()) if drift else None
+        drift_psi = _drift_statistic(drift, cfg.drift_statistic)
         reason = retrain_due(
             force=force,
             has_champion=champion is not None,
@@ -212,6 +220,7 @@ def retrain_model(
             "metrics": None,
             "drift_psi": _json_number(_finite(drift_psi)),
             "drift_threshold": cfg.drift_threshold,
+            "drift_statistic": cfg.drift_statistic,
             "drift_top": {k: _json_number(v) for k, v in list(drift.items())[:5]},
             "retrain_schedule": cfg.retrain_schedule,
         }

@@ -1,0 +1,300 @@
+"""The retrain and predict stages on the real PostgreSQL, reading mart tables of a synthetic market.
+
+The mart tables are written from the synthetic frames into their own schema
+(``settings.model.marts_schema``), so these tests do not depend on, or
+disturb, the dbt-built ``marts`` schema.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+from model_markets import Market
+
+from quant.config import ModelSettings, Settings
+from quant.db import connect
+from quant.exceptions import NoChampionError
+from quant.model import predict, retrain_model
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = "model_test_marts"
+PRISTINE = "model_test_marts_pristine"
+MONDAY = date(2016, 8, 29)
+TUESDAY = date(2016, 8, 30)
+WEDNESDAY = date(2016, 8, 31)
+
+
+def _copy(cur, schema: str, table: str, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, na_rep="")
+    buffer.seek(0)
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    cur.copy_expert(f"copy {schema}.{table} ({columns}) from stdin with (format csv)", buffer)
+
+
+def write_marts(settings: Settings, market: Market, schema: str) -> None:
+    """Replace ``schema``'s features, labels and universe with the market's frames."""
+    features = market.features
+    labels = market.labels
+    numeric = [c for c in features.columns if c not in ("symbol", "session_date")]
+    label_cols = [c for c in labels.columns if c not in ("symbol", "session_date")]
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(f"drop schema if exists {schema} cascade")
+            cur.execute(f"create schema {schema}")
+            cols = ", ".join(f'"{c}" double precision' for c in numeric)
+            cur.execute(
+                f"create table {schema}.features (symbol text, session_date date, {cols}, "
+                "primary key (symbol, session_date))"
+            )
+            label_defs = ", ".join(
+                f'"{c}" {"date" if c.startswith("label_end_date") else "double precision"}'
+                for c in label_cols
+            )
+            cur.execute(
+                f"create table {schema}.labels (symbol text, session_date date, {label_defs}, "
+                "primary key (symbol, session_date))"
+            )
+            cur.execute(
+                f"create table {schema}.universe (symbol text, session_date date, "
+                "is_tradable boolean not null, primary key (symbol, session_date))"
+            )
+            _copy(cur, schema, "features", features)
+            _copy(cur, schema, "labels", labels)
+            universe = features[["symbol", "session_date"]].assign(is_tradable=True)
+            _copy(cur, schema, "universe", universe)
+    finally:
+        conn.close()
+
+
+def _query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def _execute(settings: Settings, sql: str, params: tuple = ()) -> None:
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def pristine_marts(pg_settings: Settings, signal_market: Market) -> Iterator[str]:
+    """The signal market's mart tables, written once per module."""
+    write_marts(pg_settings, signal_market, PRISTINE)
+    yield PRISTINE
+    _execute(pg_settings, f"drop schema if exists {PRISTINE} cascade")
+
+
+@pytest.fixture()
+def stage_settings(
+    clean_db: Settings, model_settings: ModelSettings, pristine_marts: str
+) -> Iterator[Settings]:
+    """Settings whose model reads a fresh copy of the signal market's marts."""
+    statements = [f"drop schema if exists {SCHEMA} cascade", f"create schema {SCHEMA}"]
+    for table in ("features", "labels", "universe"):
+        statements.append(
+            f"create table {SCHEMA}.{table} as select * from {pristine_marts}.{table}"
+        )
+    _execute(clean_db, "; ".join(statements))
+    model = model_settings.model_copy(update={"marts_schema": SCHEMA})
+    yield clean_db.model_copy(update={"model": model})
+    _execute(clean_db, f"drop schema if exists {SCHEMA} cascade")
+
+
+def _predictions(settings: Settings, day: date) -> pd.DataFrame:
+    rows = _query(
+        settings,
+        "select symbol, score, model_id from ops.predictions where session_date = %s "
+        "order by symbol",
+        (day,),
+    )
+    return pd.DataFrame(rows, columns=["symbol", "score", "model_id"])
+
+
+def test_retrain_model_when_no_champion_then_trains_promotes_and_rerun_reuses_model(
+    stage_settings: Settings,
+) -> None:
+    first = retrain_model(TUESDAY, settings=stage_settings, run_id="r1")
+    assert first["action"] == "retrained"
+    assert first["reason"] == "no_champion"
+    assert first["model_created"] is True
+    assert first["champion_changed"] is True
+    assert first["metrics"]["rank_ic"] > 0.05
+
+    again = retrain_model(TUESDAY, settings=stage_settings, run_id="r2")
+    assert again["model_id"] == first["model_id"]
+    assert again["model_created"] is False
+    assert again["artifact_checksum"] == first["artifact_checksum"]
+    rows = _query(stage_settings, "select model_id, status, artifact_path from ops.models")
+    assert len(rows) == 1
+    assert rows[0][1] == "champion"
+    artifact = stage_settings.models_dir / rows[0][2]
+    assert artifact.is_file()
+    decisions = _query(
+        stage_settings, "select session_date, action, run_id from ops.retrain_decisions"
+    )
+    assert decisions == [(TUESDAY, "retrained", "r2")]
+
+
+def test_retrain_model_when_not_due_then_skipped_and_reason_recorded(
+    stage_settings: Settings,
+) -> None:
+    retrain_model(MONDAY, settings=stage_settings)
+    skipped = retrain_model(TUESDAY, settings=stage_settings)
+    assert skipped["action"] == "skipped"
+    assert skipped["reason"] == "not_due"
+    assert skipped["drift_psi"] < stage_settings.model.drift_threshold
+    assert _query(stage_settings, "select count(*) from ops.models") == [(1,)]
+    assert _query(
+        stage_settings,
+        "select action, reason from ops.retrain_decisions where session_date = %s",
+        (TUESDAY,),
+    ) == [("skipped", "not_due")]
+
+
+def test_retrain_model_when_forced_then_retrains_although_not_due(
+    stage_settings: Settings,
+) -> None:
+    retrain_model(MONDAY, settings=stage_settings)
+    forced = retrain_model(TUESDAY, force=True, settings=stage_settings)
+    assert forced["action"] == "retrained"
+    assert forced["reason"] == "forced"
+    assert _query(stage_settings, "select count(*) from ops.models") == [(2,)]
+
+
+def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
+    stage_settings: Settings,
+) -> None:
+    retrain_model(MONDAY, settings=stage_settings)
+    calm = retrain_model(TUESDAY, settings=stage_settings)
+    assert calm["reason"] == "not_due"
+    # the feed starts reporting the 5-day return in percent over the whole drift window
+    _execute(
+        stage_settings,
+        f"update {SCHEMA}.features set return_5d = return_5d * 100 "
+        "where session_date > %s and session_date <= %s",
+        (MONDAY - timedelta(days=60), TUESDAY),
+    )
+    drifted = retrain_model(TUESDAY, settings=stage_settings)
+    assert drifted["action"] == "retrained"
+    assert drifted["reason"] == "drift"
+    assert drifted["drift_psi"] > stage_settings.model.drift_threshold
+    assert list(drifted["drift_top"])[0] == "return_5d"
+
+
+def test_retrain_model_when_challenger_worse_then_not_promoted_and_champion_predicts(
+    stage_settings: Settings,
+) -> None:
+    champion = retrain_model(MONDAY, settings=stage_settings)
+    # a challenger restricted to one uninformative input validates worse
+    weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
+    challenger = retrain_model(
+        TUESDAY, force=True, settings=stage_settings.model_copy(update={"model": weak})
+    )
+    assert challenger["action"] == "retrained"
+    assert challenger["metrics"]["rank_ic"] < champion["metrics"]["rank_ic"]
+    assert challenger["champion_changed"] is False
+    assert challenger["champion_model_id"] == champion["model_id"]
+    statuses = dict(_query(stage_settings, "select model_id, status from ops.models"))
+    assert statuses == {champion["model_id"]: "champion", challenger["model_id"]: "challenger"}
+    result = predict(TUESDAY, settings=stage_settings)
+    assert result["model_id"] == champion["model_id"]
+
+
+def test_retrain_model_when_challenger_better_then_promoted_and_old_champion_retired(
+    stage_settings: Settings,
+) -> None:
+    weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
+    old = retrain_model(MONDAY, settings=stage_settings.model_copy(update={"model": weak}))
+    new = retrain_model(TUESDAY, force=True, settings=stage_settings)
+    assert new["champion_changed"] is True
+    statuses = dict(_query(stage_settings, "select model_id, status from ops.models"))
+    assert statuses == {old["model_id"]: "retired", new["model_id"]: "champion"}
+    # each session is scored by the champion of that session
+    assert predict(MONDAY, settings=stage_settings)["model_id"] == old["model_id"]
+    assert predict(TUESDAY, settings=stage_settings)["model_id"] == new["model_id"]
+
+
+def test_predict_when_champion_then_universe_scored_missing_features_skipped_and_rerun_replaces(
+    stage_settings: Settings, signal_market: Market
+) -> None:
+    model = retrain_model(WEDNESDAY, settings=stage_settings)
+    _execute(
+        stage_settings,
+        f"update {SCHEMA}.features set return_5d = null where session_date = %s and symbol in "
+        "('SYN001', 'SYN002')",
+        (WEDNESDAY,),
+    )
+    first = predict(WEDNESDAY, settings=stage_settings, run_id="run-a")
+    universe = {
+        s
+        for s, d in zip(
+            signal_market.features["symbol"], signal_market.features["session_date"], strict=True
+        )
+        if d == WEDNESDAY
+    }
+    assert first["universe_size"] == len(universe)
+    assert first["names_skipped"] == 2
+    assert first["skipped_by_reason"] == {"missing_features": 2}
+    assert first["rows_written"] == len(universe) - 2
+    rows = _predictions(stage_settings, WEDNESDAY)
+    assert set(rows["symbol"]) == universe - {"SYN001", "SYN002"}
+    assert (rows["model_id"] == model["model_id"]).all()
+
+    second = predict(WEDNESDAY, settings=stage_settings, run_id="run-b")
+    assert second["rows_written"] == first["rows_written"]
+    pd.testing.assert_frame_equal(_predictions(stage_settings, WEDNESDAY), rows)
+    assert _query(stage_settings, "select distinct run_id from ops.predictions") == [("run-b",)]
+
+
+def test_stages_when_rows_after_session_perturbed_then_same_model_and_predictions(
+    stage_settings: Settings,
+) -> None:
+    model = retrain_model(WEDNESDAY, settings=stage_settings)
+    predict(WEDNESDAY, settings=stage_settings)
+    before = _predictions(stage_settings, WEDNESDAY)
+
+    _execute(
+        stage_settings,
+        f"update {SCHEMA}.features set return_5d = -return_5d * 3, volatility_20d = 9 "
+        "where session_date > %s",
+        (WEDNESDAY,),
+    )
+    _execute(
+        stage_settings,
+        f"update {SCHEMA}.labels set forward_return_5d = -forward_return_5d, "
+        "forward_return_1d = 0.5 where session_date > %s or label_end_date_5d > %s",
+        (WEDNESDAY, WEDNESDAY),
+    )
+    _execute(
+        stage_settings, "truncate ops.predictions, ops.retrain_decisions, ops.model_promotions"
+    )
+    _execute(stage_settings, "delete from ops.models")
+    again = retrain_model(WEDNESDAY, settings=stage_settings)
+    predict(WEDNESDAY, settings=stage_settings)
+    after = _predictions(stage_settings, WEDNESDAY)
+
+    assert again["artifact_checksum"] == model["artifact_checksum"]
+    pd.testing.assert_frame_equal(
+        before.drop(columns="model_id"), after.drop(columns="model_id"), check_exact=True
+    )
+
+
+def test_predict_when_no_champion_then_raises(stage_settings: Settings) -> None:
+    with pytest.raises(NoChampionError):
+        predict(WEDNESDAY, settings=stage_settings)
