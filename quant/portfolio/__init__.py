@@ -1,0 +1,42 @@
+"""Portfolio construction: scores and a risk model in, target weights within every limit out.
+
+Methods (PyPortfolioOpt and riskfolio-lib): ``mean_variance``, ``min_volatility``,
+``hrp``, ``risk_parity``, ``cvar`` and the ``top_k`` baseline. Limits come from
+:class:`quant.config.PortfolioSettings`; a repair step enforces them whatever a
+solver returns, and a configured fallback chain takes over when a method fails.
+"""
+
+from quant.portfolio._limits import Limits, Problem, check_limits, enforce_limits, turnover
+from quant.portfolio._methods import METHODS, expected_returns_from_scores
+from quant.portfolio._optimizer import Attempt, PortfolioOptimizer, PortfolioResult
+from quant.portfolio._risk import (
+    TRADING_DAYS,
+    ExponentialCovariance,
+    LedoitWolfCovariance,
+    RiskModel,
+    SampleCovariance,
+    make_psd,
+    risk_model_from_settings,
+    trailing_returns,
+)
+
+__all__ = [
+    "METHODS",
+    "TRADING_DAYS",
+    "Attempt",
+    "ExponentialCovariance",
+    "LedoitWolfCovariance",
+    "Limits",
+    "PortfolioOptimizer",
+    "PortfolioResult",
+    "Problem",
+    "RiskModel",
+    "SampleCovariance",
+    "check_limits",
+    "enforce_limits",
+    "expected_returns_from_scores",
+    "make_psd",
+    "risk_model_from_settings",
+    "trailing_returns",
+    "turnover",
+]

@@ -1,0 +1,347 @@
+"""Portfolio construction methods: raw weights from one day's :class:`Problem`.
+
+Each method has the signature ``(problem, limits, settings, *, with_turnover) -> ndarray``
+and returns weights of shape (n,) as fractions of equity. The solvers get the
+limits they can express; :func:`quant.portfolio.enforce_limits` makes the result
+exact afterwards. A solver failure or an infeasible problem raises
+:class:`~quant.exceptions.OptimizationError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from quant.config import PortfolioSettings
+from quant.exceptions import OptimizationError
+from quant.portfolio._limits import Limits, Problem
+from quant.portfolio._risk import TRADING_DAYS
+
+__all__ = [
+    "METHODS",
+    "Method",
+    "cvar",
+    "expected_returns_from_scores",
+    "hrp",
+    "hrp_weights",
+    "mean_variance",
+    "min_volatility",
+    "risk_parity",
+    "top_k",
+    "uses_turnover",
+]
+
+Method = Callable[..., np.ndarray]
+
+
+def expected_returns_from_scores(
+    scores: np.ndarray, cov: np.ndarray, information_coefficient: float
+) -> np.ndarray:
+    """Annualised expected returns from scores: ``ic x sigma_i x z_i`` (Grinold's alpha).
+
+    ``z`` is the cross-sectional z-score of the scores, clipped to [-3, 3];
+    ``sigma_i`` is the name's annualised volatility from ``cov``.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,)
+    cov : ndarray of shape (n, n), annualised
+    information_coefficient : float
+
+    Returns
+    -------
+    ndarray of shape (n,), annualised return units
+    """
+    scores = np.asarray(scores, dtype=float)
+    spread = scores.std()
+    z = np.zeros_like(scores) if spread <= 0 else (scores - scores.mean()) / spread
+    sigma = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return information_coefficient * sigma * np.clip(z, -3.0, 3.0)
+
+
+def uses_turnover(method: str, settings: PortfolioSettings) -> bool:
+    """Whether ``method``'s solver takes the turnover cap or penalty."""
+    return method in ("mean_variance", "min_volatility") and (
+        settings.turnover_cap is not None or settings.turnover_penalty > 0
+    )
+
+
+# -- PyPortfolioOpt -----------------------------------------------------------------------------
+
+
+def _efficient_frontier(
+    problem: Problem, limits: Limits, settings: PortfolioSettings, *, with_turnover: bool
+):
+    import cvxpy as cp
+    from pypfopt import EfficientFrontier, objective_functions
+
+    lower = 0.0 if limits.long_only else -limits.max_weight
+    ef = EfficientFrontier(
+        pd.Series(problem.expected_returns, index=problem.symbols),
+        pd.DataFrame(problem.cov, index=problem.symbols, columns=problem.symbols),
+        weight_bounds=(lower, limits.max_weight),
+        solver="CLARABEL",
+    )
+    if limits.long_only:
+        ef.add_constraint(lambda w: cp.sum(w) == limits.gross_cap)
+    else:
+        ef.add_constraint(lambda w: cp.norm1(w) <= limits.gross_cap)
+        ef.add_constraint(lambda w: cp.sum(w) >= limits.min_net)
+        ef.add_constraint(lambda w: cp.sum(w) <= limits.max_net)
+    if limits.max_sector_weight is not None and problem.sectors.size:
+        sectors, cap = problem.sectors, limits.max_sector_weight
+        if limits.long_only:
+            ef.add_constraint(lambda w: sectors @ w <= cap)
+        else:
+            ef.add_constraint(lambda w: sectors @ cp.abs(w) <= cap)
+    if with_turnover:
+        current, outside = problem.current, problem.current_outside
+        if settings.turnover_cap is not None:
+            cap_to = settings.turnover_cap - outside
+            ef.add_constraint(lambda w: cp.norm1(w - current) <= cap_to)
+        if settings.turnover_penalty > 0:
+            ef.add_objective(
+                objective_functions.transaction_cost, w_prev=current, k=settings.turnover_penalty
+            )
+    return ef
+
+
+def _solve(ef, objective, **kwargs) -> np.ndarray:
+    import cvxpy as cp
+    from pypfopt import exceptions as pypfopt_exceptions
+
+    try:
+        ef.convex_objective(objective, weights_sum_to_one=False, **kwargs)
+    except (pypfopt_exceptions.OptimizationError, cp.error.SolverError, ValueError) as exc:
+        detail = " ".join(str(a) for a in exc.args) or repr(exc.__cause__ or exc)
+        raise OptimizationError(f"solver failed: {detail}") from exc
+    if ef.weights is None:
+        raise OptimizationError("solver returned no weights")
+    return np.asarray(ef.weights, dtype=float)
+
+
+def mean_variance(
+    problem: Problem, limits: Limits, settings: PortfolioSettings, *, with_turnover: bool = True
+) -> np.ndarray:
+    """Maximum quadratic utility ``mu'w - risk_aversion/2 w'Sigma w - l2_gamma |w|^2`` (PyPortfolioOpt)."""
+    from pypfopt import objective_functions
+
+    ef = _efficient_frontier(problem, limits, settings, with_turnover=with_turnover)
+    if settings.l2_gamma > 0:
+        ef.add_objective(objective_functions.L2_reg, gamma=settings.l2_gamma)
+    return _solve(
+        ef,
+        objective_functions.quadratic_utility,
+        expected_returns=problem.expected_returns,
+        cov_matrix=problem.cov,
+        risk_aversion=settings.risk_aversion,
+    )
+
+
+def min_volatility(
+    problem: Problem, limits: Limits, settings: PortfolioSettings, *, with_turnover: bool = True
+) -> np.ndarray:
+    """Minimum variance under the limits (PyPortfolioOpt)."""
+    from pypfopt import objective_functions
+
+    ef = _efficient_frontier(problem, limits, settings, with_turnover=with_turnover)
+    return _solve(ef, objective_functions.portfolio_variance, cov_matrix=problem.cov)
+
+
+def hrp_weights(cov: np.ndarray) -> np.ndarray:
+    """Hierarchical risk parity weights (López de Prado 2016), summing to 1.
+
+    Single-linkage clustering on the distance sqrt((1 - corr) / 2), leaves in
+    dendrogram order, then recursive bisection splitting weight in inverse
+    proportion to each half's inverse-variance cluster variance; the same algorithm
+    as PyPortfolioOpt's ``HRPOpt`` on NumPy arrays (fast for hundreds of names).
+
+    Parameters
+    ----------
+    cov : ndarray of shape (n, n)
+
+    Returns
+    -------
+    ndarray of shape (n,), long-only, sums to 1
+    """
+    import scipy.cluster.hierarchy as sch
+    import scipy.spatial.distance as ssd
+
+    n = len(cov)
+    if n == 1:
+        return np.ones(1)
+    std = np.sqrt(np.clip(np.diag(cov), 1e-20, None))
+    corr = np.clip(cov / np.outer(std, std), -1.0, 1.0)
+    dist = np.sqrt(np.clip((1.0 - corr) / 2.0, 0.0, None))
+    np.fill_diagonal(dist, 0.0)
+    link = sch.linkage(ssd.squareform(dist, checks=False), "single")
+    order = sch.leaves_list(link)
+    inv_var = 1.0 / np.diag(cov)
+    weights = np.ones(n)
+
+    def cluster_var(items: np.ndarray) -> float:
+        ivp = inv_var[items] / inv_var[items].sum()
+        return float(ivp @ cov[np.ix_(items, items)] @ ivp)
+
+    clusters = [order]
+    while clusters:
+        split = []
+        for items in clusters:
+            if len(items) > 1:
+                half = len(items) // 2
+                split += [items[:half], items[half:]]
+        for left, right in zip(split[0::2], split[1::2], strict=True):
+            var_left, var_right = cluster_var(left), cluster_var(right)
+            alpha = 1.0 - var_left / (var_left + var_right)
+            weights[left] *= alpha
+            weights[right] *= 1.0 - alpha
+        clusters = split
+    return weights / weights.sum()
+
+
+def hrp(
+    problem: Problem, limits: Limits, settings: PortfolioSettings, *, with_turnover: bool = True
+) -> np.ndarray:
+    """Hierarchical risk parity (:func:`hrp_weights`), long-only, scaled to the gross cap."""
+    try:
+        w = hrp_weights(problem.cov)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        raise OptimizationError(f"hierarchical risk parity failed: {exc}") from exc
+    if not np.all(np.isfinite(w)):
+        raise OptimizationError("hierarchical risk parity returned non-finite weights")
+    return w * limits.gross_cap
+
+
+# -- riskfolio-lib ------------------------------------------------------------------------------
+
+
+def _riskfolio_portfolio(problem: Problem):
+    import riskfolio as rp
+
+    returns = pd.DataFrame(problem.returns, columns=list(problem.symbols))
+    port = rp.Portfolio(returns=returns)
+    port.solvers = ["CLARABEL", "SCS"]
+    port.mu = pd.DataFrame([problem.expected_returns / TRADING_DAYS], columns=list(problem.symbols))
+    port.cov = pd.DataFrame(
+        problem.cov / TRADING_DAYS, index=list(problem.symbols), columns=list(problem.symbols)
+    )
+    return port
+
+
+def _run_riskfolio(call: Callable[[], pd.DataFrame | None], problem: Problem) -> np.ndarray:
+    import cvxpy as cp
+
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            optimal = call()
+    except (cp.error.SolverError, cp.error.DCPError, ValueError, ArithmeticError) as exc:
+        raise OptimizationError(f"riskfolio-lib failed: {exc}") from exc
+    if optimal is None:
+        message = printed.getvalue().strip() or "no solution"
+        raise OptimizationError(f"riskfolio-lib: {message}")
+    w = optimal["weights"].reindex(list(problem.symbols)).to_numpy(dtype=float)
+    if not np.all(np.isfinite(w)):
+        raise OptimizationError("riskfolio-lib returned non-finite weights")
+    return w
+
+
+def risk_parity(
+    problem: Problem, limits: Limits, settings: PortfolioSettings, *, with_turnover: bool = True
+) -> np.ndarray:
+    """Equal risk contribution of every name (riskfolio-lib ``rp_optimization``), long-only,
+    scaled to the gross cap."""
+    port = _riskfolio_portfolio(problem)
+    w = _run_riskfolio(
+        lambda: port.rp_optimization(model="Classic", rm="MV", rf=0, b=None, hist=True), problem
+    )
+    w = np.clip(w, 0.0, None)
+    if w.sum() <= 0:
+        raise OptimizationError("risk parity returned no weight")
+    return w / w.sum() * limits.gross_cap
+
+
+def cvar(
+    problem: Problem, limits: Limits, settings: PortfolioSettings, *, with_turnover: bool = True
+) -> np.ndarray:
+    """Mean-CVaR utility ``mu'w - risk_aversion x CVaR_alpha(w)`` over the historical
+    scenarios (riskfolio-lib ``optimization``, rm='CVaR'), with name and sector caps."""
+    port = _riskfolio_portfolio(problem)
+    port.alpha = settings.cvar_alpha
+    port.upperlng = limits.max_weight
+    if limits.long_only:
+        port.sht = False
+        port.budget = limits.gross_cap
+    else:
+        net = float(np.clip(0.0, limits.min_net, limits.max_net))
+        port.sht = True
+        port.budget = net
+        port.budgetsht = max((limits.gross_cap - net) / 2.0, 0.0)
+        port.uppersht = limits.max_weight
+    if limits.max_sector_weight is not None and problem.sectors.size:
+        port.ainequality = problem.sectors
+        port.binequality = np.full((problem.sectors.shape[0], 1), limits.max_sector_weight)
+    return _run_riskfolio(
+        lambda: port.optimization(
+            model="Classic", rm="CVaR", obj="Utility", rf=0, l=settings.risk_aversion, hist=True
+        ),
+        problem,
+    )
+
+
+# -- baseline -----------------------------------------------------------------------------------
+
+
+def _pick(order: np.ndarray, held: np.ndarray, k: int, max_drops: int) -> np.ndarray:
+    """Indices to hold: the ``k`` best of ``order`` (best first), replacing at most ``max_drops``
+    of the ``held`` indices per day, the worst-ranked first. Held names missing from ``order``
+    always leave."""
+    rank = {int(i): r for r, i in enumerate(order)}
+    best = {int(i) for i in order[:k]}
+    held_ranked = [int(i) for i in held if int(i) in rank]
+    kept = [i for i in held_ranked if i in best]
+    leaving = sorted((i for i in held_ranked if i not in best), key=rank.__getitem__)
+    kept += leaving[: len(leaving) - min(max_drops, len(leaving))]
+    chosen = set(kept)
+    new = [int(i) for i in order if int(i) not in chosen][: max(k - len(chosen), 0)]
+    return np.array(sorted(chosen | set(new)), dtype=int)
+
+
+def top_k(
+    problem: Problem, limits: Limits, settings: PortfolioSettings, *, with_turnover: bool = True
+) -> np.ndarray:
+    """Equal weight over the ``top_k`` best scores; at most ``top_k_max_drops`` held names are
+    replaced per day. Long/short books also short the ``top_k`` worst scores (half the gross
+    cap per side)."""
+    k = min(settings.top_k, problem.n)
+    order = np.argsort(-problem.scores, kind="stable")
+    w = np.zeros(problem.n)
+    if limits.long_only:
+        longs = _pick(order, np.flatnonzero(problem.current > 0), k, settings.top_k_max_drops)
+        w[longs] = limits.gross_cap / len(longs)
+        return w
+    k = min(k, problem.n // 2)
+    if k == 0:
+        raise OptimizationError("top_k long/short needs at least 2 names")
+    longs = _pick(order, np.flatnonzero(problem.current > 0), k, settings.top_k_max_drops)
+    taken = set(longs.tolist())
+    pool = np.array([i for i in order[::-1] if int(i) not in taken], dtype=int)
+    shorts = _pick(pool, np.flatnonzero(problem.current < 0), k, settings.top_k_max_drops)
+    w[longs] = limits.gross_cap / 2.0 / len(longs)
+    w[shorts] = -limits.gross_cap / 2.0 / len(shorts)
+    return w
+
+
+METHODS: dict[str, Method] = {
+    "mean_variance": mean_variance,
+    "min_volatility": min_volatility,
+    "hrp": hrp,
+    "risk_parity": risk_parity,
+    "cvar": cvar,
+    "top_k": top_k,
+}
+"""Construction methods by name."""
