@@ -43,7 +43,7 @@ market as (
 
     select
         universe.session_date,
-        avg(prices.total_return) as market_return
+        avg(prices.total_return order by prices.symbol) as market_return
     from universe
     inner join prices
         on prices.symbol = universe.symbol and prices.session_date = universe.session_date
@@ -218,7 +218,11 @@ cross_sectional as (
         end as {{ name }}_rank
         {%- endfor %}
     from features
-    window same_sector as (partition by session_date, sector)
+    window same_sector as (
+        -- a fixed summation order: the same row set always gives the same bits
+        partition by session_date, sector order by symbol
+        rows between unbounded preceding and unbounded following
+    )
 
 ),
 
