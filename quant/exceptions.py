@@ -15,6 +15,10 @@ __all__ = [
     "SidecarError",
     "SidecarAuthError",
     "BrokerError",
+    "BrokerUnavailableError",
+    "ExecutionError",
+    "ReconciliationError",
+    "TradingModeError",
     "PortfolioError",
     "OptimizationError",
     "LimitViolationError",
@@ -91,6 +95,26 @@ class SidecarAuthError(SidecarError):
 
 class BrokerError(QuantError):
     """Raised when a broker adapter cannot do what was asked (unknown order, refused submit)."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """Raised when a broker keeps failing (429, 5xx, timeouts, unreachable) after bounded retries."""
+
+
+class ExecutionError(QuantError):
+    """Raised when an execution stage cannot run (no target weights, no prices, no run record)."""
+
+
+class ReconciliationError(ExecutionError):
+    """Raised when the broker's positions differ from ops.positions; ``breaks`` lists them."""
+
+    def __init__(self, message: str, breaks: list[dict]) -> None:
+        self.breaks = list(breaks)
+        super().__init__(message)
+
+
+class TradingModeError(ConfigurationError):
+    """Raised when a run's trading mode and broker break a safety rule (live in a backfill, ...)."""
 
 
 class ModelError(QuantError):

@@ -1,11 +1,30 @@
-"""Execution: the broker interface, its records and the built-in simulator.
+"""Execution: order generation, broker adapters, idempotent submission, reconciliation.
 
-Stages and the sidecar depend on :class:`Broker` only; adapters (``sim`` here,
-Alpaca and IB alongside) implement it.
+Stages and the sidecar depend on :class:`Broker` only; adapters implement it:
+:class:`SimBroker` (the built-in simulator, the default), :class:`AlpacaBroker`
+(alpaca-py) and :class:`IbkrBroker` (ib_async / ib_insync), opened by
+:func:`open_broker`. :func:`choose_broker` encodes the safety rules (backfills
+and old dates always fill with the simulator; live trading is refused in
+backfills). The DAG's stages are :func:`generate_orders`,
+:func:`pretrade_check`, :func:`submit_orders` and :func:`reconcile`.
 """
 
+from quant.execution._alpaca import AlpacaBroker
 from quant.execution._broker import Broker
+from quant.execution._ibkr import IbkrBroker
+from quant.execution._ids import client_order_id, order_namespace
+from quant.execution._modes import BROKER_NAMES, DEFAULT_SIM_ACCOUNT, BrokerChoice, choose_broker
+from quant.execution._open import open_broker
+from quant.execution._orders import OrderPlan, ProposedOrder, build_orders
 from quant.execution._sim import SimBroker
+from quant.execution._stages import (
+    DEFAULT_DAG_ID,
+    generate_orders,
+    pretrade_check,
+    reconcile,
+    settle_simulator,
+    submit_orders,
+)
 from quant.execution._types import (
     Account,
     BrokerOrder,
@@ -19,15 +38,33 @@ from quant.execution._types import (
 )
 
 __all__ = [
+    "BROKER_NAMES",
+    "DEFAULT_DAG_ID",
+    "DEFAULT_SIM_ACCOUNT",
     "Account",
+    "AlpacaBroker",
     "Broker",
+    "BrokerChoice",
     "BrokerOrder",
     "Fill",
+    "IbkrBroker",
     "Order",
+    "OrderPlan",
     "OrderSide",
     "OrderStatus",
     "OrderType",
     "Position",
+    "ProposedOrder",
     "SimBroker",
     "TimeInForce",
+    "build_orders",
+    "choose_broker",
+    "client_order_id",
+    "generate_orders",
+    "open_broker",
+    "order_namespace",
+    "pretrade_check",
+    "reconcile",
+    "settle_simulator",
+    "submit_orders",
 ]

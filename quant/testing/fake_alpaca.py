@@ -9,8 +9,22 @@ It serves, on ``127.0.0.1`` and a free port, the market-data endpoints the
 * ``GET /v1/corporate-actions`` (``forward_splits``, ``reverse_splits``,
   ``cash_dividends``, paginated the same way).
 
+the trading endpoints the ``alpaca`` broker adapter uses (an in-memory
+account: :attr:`FakeAlpaca.orders`, :attr:`FakeAlpaca.positions`,
+:attr:`FakeAlpaca.cash`; fills only when a test calls :meth:`FakeAlpaca.fill`):
+
+* ``POST /v2/orders`` (a second order with the same ``client_order_id`` is
+  refused with HTTP 422, like Alpaca), ``GET /v2/orders``,
+  ``GET /v2/orders:by_client_order_id``, ``GET /v2/orders/{id}``,
+  ``DELETE /v2/orders`` (207, one entry per cancelled order),
+  ``DELETE /v2/orders/{id}`` (204; 422 when no longer cancelable);
+* ``GET /v2/positions``, ``GET /v2/account``,
+  ``GET /v2/account/activities/FILL``;
+
 and can inject failures (:meth:`FakeAlpaca.fail_next`: a 429 with
-``Retry-After``, a 5xx, ...). Every request is recorded in
+``Retry-After``, a 5xx, ..., before or after the request took effect, and
+:meth:`FakeAlpaca.delay_next`: the request takes effect but the answer comes
+too late for the client's timeout). Every request is recorded in
 :attr:`FakeAlpaca.requests`.
 
 Extending it (e.g. with the trading API: orders, positions, account,
@@ -39,6 +53,8 @@ import base64
 import json
 import re
 import threading
+import time as _time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -82,6 +98,11 @@ class Failure:
     path_prefix: str = ""
     retry_after_s: float | None = None
     message: str = "injected failure"
+    method: str | None = None
+    after_handling: bool = False
+    """True: the request takes effect first, then the failure is answered."""
+    delay_s: float = 0.0
+    """Seconds to wait before answering (longer than the client's timeout = a timeout)."""
 
 
 Handler = Callable[[FakeRequest], FakeResponse]
@@ -146,6 +167,7 @@ class FakeAlpaca:
         bars: Iterable[dict[str, Any]] = (),
         actions: Iterable[dict[str, Any]] = (),
         page_size: int = 1000,
+        cash: float = 100_000.0,
     ) -> None:
         self.api_key = api_key
         self.secret_key = secret_key
@@ -161,6 +183,23 @@ class FakeAlpaca:
         self._thread: threading.Thread | None = None
         self.route("GET", "/v2/stocks/bars")(self._stock_bars)
         self.route("GET", "/v1/corporate-actions")(self._corporate_actions)
+        # trading account
+        self.cash = float(cash)
+        self.orders: dict[str, dict[str, Any]] = {}
+        """Order id -> the order as Alpaca would answer it."""
+        self.positions: dict[str, dict[str, float]] = {}
+        """Symbol -> ``{"qty", "avg_entry_price", "current_price"}`` (qty signed)."""
+        self.activities: list[dict[str, Any]] = []
+        self._trade_lock = threading.RLock()
+        self.route("POST", "/v2/orders")(self._submit_order)
+        self.route("GET", "/v2/orders")(self._list_orders)
+        self.route("DELETE", "/v2/orders")(self._cancel_orders)
+        self.route("GET", "/v2/orders:by_client_order_id")(self._order_by_client_id)
+        self.route("GET", "/v2/orders/{order_id}")(self._get_order)
+        self.route("DELETE", "/v2/orders/{order_id}")(self._cancel_order)
+        self.route("GET", "/v2/positions")(self._list_positions)
+        self.route("GET", "/v2/account")(self._account)
+        self.route("GET", "/v2/account/activities/FILL")(self._fill_activities)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -216,11 +255,34 @@ class FakeAlpaca:
         *,
         path_prefix: str = "",
         retry_after_s: float | None = None,
+        method: str | None = None,
+        after_handling: bool = False,
+        delay_s: float = 0.0,
     ) -> None:
-        """Answer the next ``count`` requests under ``path_prefix`` with ``status``."""
+        """Answer the next ``count`` requests under ``path_prefix`` (and of ``method``,
+        when given) with ``status``; with ``after_handling`` the request takes effect
+        first (e.g. the order is created, then a 500 is answered)."""
         with self._lock:
             for _ in range(count):
-                self._failures.append(Failure(status, path_prefix, retry_after_s))
+                self._failures.append(
+                    Failure(
+                        status,
+                        path_prefix,
+                        retry_after_s,
+                        method=method,
+                        after_handling=after_handling,
+                        delay_s=delay_s,
+                    )
+                )
+
+    def delay_next(
+        self, delay_s: float, count: int = 1, *, path_prefix: str = "", method: str | None = None
+    ) -> None:
+        """The next ``count`` requests take effect but are answered after ``delay_s``
+        (longer than the client's timeout: the client sees a timeout)."""
+        self.fail_next(
+            0, count, path_prefix=path_prefix, method=method, after_handling=True, delay_s=delay_s
+        )
 
     def requests_to(self, path: str) -> list[FakeRequest]:
         """The recorded requests for ``path``."""
@@ -232,7 +294,13 @@ class FakeAlpaca:
         with self._lock:
             self.requests.append(request)
             failure = next(
-                (f for f in self._failures if request.path.startswith(f.path_prefix)), None
+                (
+                    f
+                    for f in self._failures
+                    if request.path.startswith(f.path_prefix)
+                    and (f.method is None or f.method.upper() == request.method)
+                ),
+                None,
             )
             if failure is not None:
                 self._failures.remove(failure)
@@ -240,13 +308,28 @@ class FakeAlpaca:
             request.headers.get("apca-api-secret-key") != self.secret_key
         ):
             return FakeResponse(401, {"code": 40110000, "message": "request is not authorized"})
+        if failure is not None and not failure.after_handling:
+            return self._failure_response(failure)
+        response = self._dispatch(request)
         if failure is not None:
-            headers = {}
-            if failure.retry_after_s is not None:
-                headers["Retry-After"] = str(failure.retry_after_s)
-            return FakeResponse(
-                failure.status, {"code": failure.status, "message": failure.message}, headers
-            )
+            if failure.delay_s:
+                _time.sleep(failure.delay_s)
+            if failure.status:
+                return self._failure_response(failure)
+        return response
+
+    @staticmethod
+    def _failure_response(failure: Failure) -> FakeResponse:
+        if failure.delay_s and not failure.after_handling:
+            _time.sleep(failure.delay_s)
+        headers = {}
+        if failure.retry_after_s is not None:
+            headers["Retry-After"] = str(failure.retry_after_s)
+        return FakeResponse(
+            failure.status, {"code": failure.status, "message": failure.message}, headers
+        )
+
+    def _dispatch(self, request: FakeRequest) -> FakeResponse:
         for method, pattern, handler in list(self._routes):
             match = pattern.match(request.path)
             if method == request.method and match:
@@ -342,6 +425,251 @@ class FakeAlpaca:
             item.setdefault("corporate_action_type", kind_of[a["kind"]])
             out.setdefault(a["kind"], []).append(item)
         return FakeResponse(200, {"corporate_actions": out, "next_page_token": token})
+
+    # ------------------------------------------------------------------ trading
+
+    @staticmethod
+    def _now() -> str:
+        return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+    def orders_by_client_id(self) -> dict[str, list[dict[str, Any]]]:
+        """Client order id -> every order the account holds with it (at most one)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self._trade_lock:
+            for order in self.orders.values():
+                out.setdefault(order["client_order_id"], []).append(dict(order))
+        return out
+
+    def set_position(
+        self, symbol: str, qty: float, avg_entry_price: float, current_price: float | None = None
+    ) -> None:
+        """Put a position in the account directly (e.g. a trade made outside the pipeline)."""
+        with self._trade_lock:
+            if qty == 0:
+                self.positions.pop(symbol, None)
+                return
+            self.positions[symbol] = {
+                "qty": float(qty),
+                "avg_entry_price": float(avg_entry_price),
+                "current_price": float(current_price or avg_entry_price),
+            }
+
+    def fill(self, prices: dict[str, float], *, fraction: float = 1.0) -> list[dict[str, Any]]:
+        """Fill open orders of the priced symbols (``fraction`` of what remains, whole
+        shares) at those prices; returns the fill activities."""
+        made = []
+        with self._trade_lock:
+            for order in sorted(self.orders.values(), key=lambda o: o["created_at"]):
+                if order["status"] not in ("new", "accepted", "partially_filled"):
+                    continue
+                price = prices.get(order["symbol"])
+                if price is None:
+                    continue
+                qty, done = float(order["qty"]), float(order["filled_qty"])
+                take = float(int((qty - done) * fraction)) if fraction < 1 else qty - done
+                if take <= 0:
+                    continue
+                signed = take if order["side"] == "buy" else -take
+                old_avg = float(order["filled_avg_price"] or 0.0)
+                order["filled_qty"] = str(done + take)
+                order["filled_avg_price"] = str((old_avg * done + price * take) / (done + take))
+                order["status"] = "filled" if done + take >= qty else "partially_filled"
+                order["updated_at"] = self._now()
+                if order["status"] == "filled":
+                    order["filled_at"] = order["updated_at"]
+                self.cash -= signed * price
+                pos = self.positions.get(order["symbol"])
+                old_qty = 0.0 if pos is None else pos["qty"]
+                new_qty = old_qty + signed
+                if new_qty == 0:
+                    self.positions.pop(order["symbol"], None)
+                else:
+                    avg = price
+                    if pos is not None and (old_qty > 0) == (new_qty > 0):
+                        avg = (
+                            (pos["avg_entry_price"] * abs(old_qty) + price * take) / abs(new_qty)
+                            if abs(new_qty) > abs(old_qty)
+                            else pos["avg_entry_price"]
+                        )
+                    self.positions[order["symbol"]] = {
+                        "qty": new_qty,
+                        "avg_entry_price": avg,
+                        "current_price": price,
+                    }
+                activity = {
+                    "id": f"{_time.strftime('%Y%m%d%H%M%S')}000::{uuid.uuid4()}",
+                    "activity_type": "FILL",
+                    "transaction_time": order["updated_at"],
+                    "type": "fill" if order["status"] == "filled" else "partial_fill",
+                    "price": str(price),
+                    "qty": str(take),
+                    "side": order["side"],
+                    "symbol": order["symbol"],
+                    "leaves_qty": str(qty - done - take),
+                    "order_id": order["id"],
+                    "cum_qty": order["filled_qty"],
+                    "order_status": order["status"],
+                }
+                self.activities.append(activity)
+                made.append(activity)
+        return made
+
+    def _submit_order(self, request: FakeRequest) -> FakeResponse:
+        body = request.json or {}
+        missing = [k for k in ("symbol", "side", "type", "time_in_force") if not body.get(k)]
+        if missing:
+            return FakeResponse(422, {"code": 40010001, "message": f"{missing[0]} is required"})
+        try:
+            qty = float(body.get("qty", ""))
+        except ValueError:
+            return FakeResponse(422, {"code": 40010001, "message": "qty must be a number"})
+        if qty <= 0:
+            return FakeResponse(422, {"code": 40010001, "message": "qty must be > 0"})
+        client_id = body.get("client_order_id") or str(uuid.uuid4())
+        with self._trade_lock:
+            if any(o["client_order_id"] == client_id for o in self.orders.values()):
+                return FakeResponse(
+                    422, {"code": 40010001, "message": "client_order_id must be unique"}
+                )
+            now = self._now()
+            order = {
+                "id": str(uuid.uuid4()),
+                "client_order_id": client_id,
+                "created_at": now,
+                "updated_at": now,
+                "submitted_at": now,
+                "filled_at": None,
+                "canceled_at": None,
+                "asset_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, body["symbol"])),
+                "symbol": body["symbol"],
+                "asset_class": "us_equity",
+                "qty": str(body["qty"]),
+                "filled_qty": "0",
+                "filled_avg_price": None,
+                "order_class": "simple",
+                "order_type": body["type"],
+                "type": body["type"],
+                "side": body["side"],
+                "time_in_force": body["time_in_force"],
+                "limit_price": body.get("limit_price"),
+                "stop_price": None,
+                "status": "accepted",
+                "extended_hours": bool(body.get("extended_hours", False)),
+            }
+            self.orders[order["id"]] = order
+            return FakeResponse(200, dict(order))
+
+    def _list_orders(self, request: FakeRequest) -> FakeResponse:
+        status = request.query.get("status", "open")
+        live = ("new", "accepted", "partially_filled")
+        after = _instant(request.query["after"]) if request.query.get("after") else None
+        with self._trade_lock:
+            rows = [
+                dict(o)
+                for o in self.orders.values()
+                if (status == "all" or (o["status"] in live) == (status == "open"))
+                and (after is None or _instant(o["submitted_at"]) > after)
+            ]
+        rows.sort(key=lambda o: o["submitted_at"], reverse=request.query.get("direction") != "asc")
+        return FakeResponse(200, rows[: int(request.query.get("limit", 50))])
+
+    def _order_by_client_id(self, request: FakeRequest) -> FakeResponse:
+        wanted = request.query.get("client_order_id")
+        with self._trade_lock:
+            for order in self.orders.values():
+                if order["client_order_id"] == wanted:
+                    return FakeResponse(200, dict(order))
+        return FakeResponse(404, {"code": 40410000, "message": "order not found"})
+
+    def _get_order(self, request: FakeRequest) -> FakeResponse:
+        with self._trade_lock:
+            order = self.orders.get(request.path_params["order_id"])
+            if order is None:
+                return FakeResponse(404, {"code": 40410000, "message": "order not found"})
+            return FakeResponse(200, dict(order))
+
+    def _cancel(self, order: dict[str, Any]) -> bool:
+        if order["status"] not in ("new", "accepted", "partially_filled"):
+            return False
+        order["status"] = "canceled"
+        order["canceled_at"] = order["updated_at"] = self._now()
+        return True
+
+    def _cancel_order(self, request: FakeRequest) -> FakeResponse:
+        with self._trade_lock:
+            order = self.orders.get(request.path_params["order_id"])
+            if order is None:
+                return FakeResponse(404, {"code": 40410000, "message": "order not found"})
+            if not self._cancel(order):
+                return FakeResponse(
+                    422, {"code": 42210000, "message": f"order is {order['status']}"}
+                )
+        return FakeResponse(204, None)
+
+    def _cancel_orders(self, request: FakeRequest) -> FakeResponse:
+        out = []
+        with self._trade_lock:
+            for order in self.orders.values():
+                if self._cancel(order):
+                    out.append({"id": order["id"], "status": 200, "body": dict(order)})
+        return FakeResponse(207, out)
+
+    def _list_positions(self, request: FakeRequest) -> FakeResponse:
+        rows = []
+        with self._trade_lock:
+            for symbol, pos in sorted(self.positions.items()):
+                qty, price, avg = pos["qty"], pos["current_price"], pos["avg_entry_price"]
+                rows.append(
+                    {
+                        "asset_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, symbol)),
+                        "symbol": symbol,
+                        "exchange": "NASDAQ",
+                        "asset_class": "us_equity",
+                        "avg_entry_price": str(avg),
+                        "qty": str(qty),
+                        "side": "long" if qty > 0 else "short",
+                        "market_value": str(qty * price),
+                        "cost_basis": str(qty * avg),
+                        "current_price": str(price),
+                        "qty_available": str(qty),
+                    }
+                )
+        return FakeResponse(200, rows)
+
+    def _account(self, request: FakeRequest) -> FakeResponse:
+        with self._trade_lock:
+            value = sum(p["qty"] * p["current_price"] for p in self.positions.values())
+            cash = self.cash
+        equity = cash + value
+        return FakeResponse(
+            200,
+            {
+                "id": "00000000-0000-0000-0000-000000000001",
+                "account_number": "PA0000000",
+                "status": "ACTIVE",
+                "currency": "USD",
+                "cash": str(cash),
+                "equity": str(equity),
+                "portfolio_value": str(equity),
+                "buying_power": str(max(cash, 0.0)),
+                "long_market_value": str(value),
+            },
+        )
+
+    def _fill_activities(self, request: FakeRequest) -> FakeResponse:
+        after = _instant(request.query["after"]) if request.query.get("after") else None
+        size = int(request.query.get("page_size", 100))
+        token = request.query.get("page_token")
+        with self._trade_lock:
+            rows = [
+                dict(a)
+                for a in self.activities
+                if after is None or _instant(a["transaction_time"]) > after
+            ]
+        if token:
+            ids = [a["id"] for a in rows]
+            rows = rows[ids.index(token) + 1 :] if token in ids else []
+        return FakeResponse(200, rows[:size])
 
 
 def _make_handler(fake: FakeAlpaca) -> type[BaseHTTPRequestHandler]:

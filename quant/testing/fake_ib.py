@@ -27,6 +27,14 @@ answers with :meth:`FakeIBConnection.send`::
 
 Every message received is recorded in :attr:`FakeIBGateway.received` as
 ``(message id, fields)``.
+
+For the ``ibkr`` broker adapter it also keeps a small account: positions
+(:attr:`FakeIBGateway.positions`, sent on ``reqPositions``), account values
+(:attr:`FakeIBGateway.account_values`, sent as ``updateAccountValue`` on
+``reqAccountUpdates``), and orders: ``placeOrder`` is recorded in
+:attr:`FakeIBGateway.orders` (with its ``orderRef``) and answered with
+``orderStatus`` Submitted; ``cancelOrder`` and ``reqGlobalCancel`` answer
+``orderStatus`` Cancelled for live orders. Executions are not simulated.
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ SERVER_VERSION = 176
 class IN:
     """Ids of messages the client sends."""
 
+    PLACE_ORDER = 3
+    CANCEL_ORDER = 4
+    REQ_GLOBAL_CANCEL = 58
     REQ_HISTORICAL_DATA = 20
     REQ_OPEN_ORDERS = 5
     REQ_ACCOUNT_UPDATES = 6
@@ -64,6 +75,9 @@ class IN:
 class OUT:
     """Ids of messages the gateway sends."""
 
+    ORDER_STATUS = 3
+    ACCT_VALUE = 6
+    POSITION_DATA = 61
     ERR_MSG = 4
     NEXT_VALID_ID = 9
     MANAGED_ACCOUNTS = 15
@@ -125,6 +139,7 @@ class FakeIBGateway:
         *,
         account: str = "DU1234567",
         next_valid_id: int = 1,
+        port: int = 0,
     ) -> None:
         self.bars: dict[str, list[tuple]] = {k: sorted(v) for k, v in (bars or {}).items()}
         self.account = account
@@ -132,12 +147,22 @@ class FakeIBGateway:
         self.received: list[tuple[int, list[str]]] = []
         self.state: dict[str, Any] = {}
         self.connections = 0
+        self.requested_port = port
+        self.positions: dict[str, tuple[float, float]] = {}
+        """Symbol -> (signed shares, average cost), sent on reqPositions."""
+        self.account_values: dict[str, float] = {"NetLiquidation": 0.0, "TotalCashValue": 0.0}
+        """Account tags (USD) sent as updateAccountValue on reqAccountUpdates."""
+        self.orders: dict[int, dict[str, Any]] = {}
+        """Order id -> {"symbol", "action", "qty", "order_type", "tif", "order_ref", "status"}."""
         self._handlers: dict[int, Handler] = {}
         self._server: socketserver.ThreadingTCPServer | None = None
         self._lock = threading.Lock()
         defaults: dict[int, Handler] = {
             IN.START_API: self._start_api,
-            IN.REQ_POSITIONS: lambda c, f: c.send(OUT.POSITION_END, 1),
+            IN.REQ_POSITIONS: self._positions,
+            IN.PLACE_ORDER: self._place_order,
+            IN.CANCEL_ORDER: self._cancel_order,
+            IN.REQ_GLOBAL_CANCEL: self._global_cancel,
             IN.REQ_OPEN_ORDERS: lambda c, f: c.send(OUT.OPEN_ORDER_END, 1),
             IN.REQ_COMPLETED_ORDERS: lambda c, f: c.send(OUT.COMPLETED_ORDERS_END),
             IN.REQ_ACCOUNT_UPDATES: self._account_updates,
@@ -169,7 +194,9 @@ class FakeIBGateway:
                 gateway._serve(self.request)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer((self.host, 0), _Session)
+        self._server = socketserver.ThreadingTCPServer(
+            (self.host, self.requested_port), _Session
+        )
         self._server.daemon_threads = True
         threading.Thread(
             target=self._server.serve_forever, name="fake-ib-gateway", daemon=True
@@ -258,7 +285,58 @@ class FakeIBGateway:
 
     def _account_updates(self, conn: FakeIBConnection, fields: list[str]) -> None:
         # fields: 6, version, subscribe, account
+        for tag, value in self.account_values.items():
+            conn.send(OUT.ACCT_VALUE, 2, tag, value, "USD", self.account)
         conn.send(OUT.ACCOUNT_DOWNLOAD_END, 1, fields[3] if len(fields) > 3 else self.account)
+
+    def _positions(self, conn: FakeIBConnection, fields: list[str]) -> None:
+        for con_id, (symbol, (qty, avg_cost)) in enumerate(sorted(self.positions.items()), 1):
+            conn.send(
+                OUT.POSITION_DATA, 3, self.account, con_id, symbol, "STK", "", 0.0, "", "",
+                "SMART", "USD", symbol, symbol, qty, avg_cost,
+            )
+        conn.send(OUT.POSITION_END, 1)
+
+    def _order_status(self, conn: FakeIBConnection, order_id: int) -> None:
+        order = self.orders[order_id]
+        conn.send(
+            OUT.ORDER_STATUS, order_id, order["status"], 0, order["qty"], 0, 1000 + order_id, 0,
+            0, conn.client_id or 0, "", 0,
+        )
+
+    def _place_order(self, conn: FakeIBConnection, fields: list[str]) -> None:
+        # 3, orderId, 12 contract fields, secIdType, secId, action, totalQuantity, orderType,
+        # lmtPrice, auxPrice, tif, ocaGroup, account, openClose, origin, orderRef, ...
+        order_id = int(fields[1])
+        with self._lock:
+            self.orders[order_id] = {
+                "symbol": fields[3],
+                "action": fields[16],
+                "qty": float(fields[17]),
+                "order_type": fields[18],
+                "tif": fields[21],
+                "order_ref": fields[26],
+                "status": "Submitted",
+                "client_id": conn.client_id,
+            }
+        self._order_status(conn, order_id)
+
+    def _cancel_order(self, conn: FakeIBConnection, fields: list[str]) -> None:
+        order_id = int(fields[2])
+        order = self.orders.get(order_id)
+        if order is None:
+            conn.error(order_id, 135, "Can't find order with id")
+            return
+        if order["status"] in ("Submitted", "PreSubmitted"):
+            order["status"] = "Cancelled"
+        self._order_status(conn, order_id)
+
+    def _global_cancel(self, conn: FakeIBConnection, fields: list[str]) -> None:
+        for order_id, order in sorted(self.orders.items()):
+            if order["status"] in ("Submitted", "PreSubmitted"):
+                order["status"] = "Cancelled"
+                if order.get("client_id") == conn.client_id:
+                    self._order_status(conn, order_id)
 
     def _historical_data(self, conn: FakeIBConnection, fields: list[str]) -> None:
         # 20, reqId, 12 contract fields, includeExpired, endDateTime, barSize, duration,

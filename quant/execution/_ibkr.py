@@ -1,0 +1,310 @@
+"""The ``ibkr`` broker adapter: an IB Gateway / TWS through ib_async (or ib_insync).
+
+One API connection (``QUANT_IB_HOST``, ``QUANT_IB_PORT``,
+``QUANT_EXECUTION__IB_CLIENT_ID``; paper Gateway port 4002 by default) is
+opened lazily and reopened with exponential backoff when it drops, at most
+``max_attempts`` times, then :class:`~quant.exceptions.BrokerUnavailableError`.
+In paper mode a live port (4001, 7496) is refused, in live mode a paper port.
+
+IB has no server-side client order id: the pipeline's id travels as the
+order's ``orderRef``; :meth:`IbkrBroker.order_by_client_id` searches this
+connection's trades, then all open and completed orders, by ``orderRef``.
+Market orders go out with time in force ``OPG`` (opening auction) or as
+``MOC`` (closing auction) to match ``QUANT_EXECUTION__FILL_AUCTION``.
+``cancel_all`` is ``reqGlobalCancel``. Fills come from ``reqExecutions``
+(commissions from the commission reports).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from quant.exceptions import BrokerError, BrokerUnavailableError, ConfigurationError
+from quant.execution._types import (
+    Account,
+    BrokerOrder,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    TimeInForce,
+)
+
+__all__ = ["LIVE_PORTS", "PAPER_PORTS", "IbkrBroker"]
+
+PAPER_PORTS: frozenset[int] = frozenset({4002, 7497})
+LIVE_PORTS: frozenset[int] = frozenset({4001, 7496})
+
+_STATUS = {
+    "PendingSubmit": OrderStatus.OPEN,
+    "ApiPending": OrderStatus.OPEN,
+    "PreSubmitted": OrderStatus.OPEN,
+    "Submitted": OrderStatus.OPEN,
+    "PendingCancel": OrderStatus.OPEN,
+    "ApiCancelled": OrderStatus.CANCELLED,
+    "Cancelled": OrderStatus.CANCELLED,
+    "Filled": OrderStatus.FILLED,
+    "Inactive": OrderStatus.REJECTED,
+}
+
+
+def _ib_module() -> Any:
+    from quant.data._ibkr import ib_module
+
+    return ib_module()
+
+
+class IbkrBroker:
+    """An IB account through the TWS API; implements :class:`~quant.execution.Broker`.
+
+    Parameters
+    ----------
+    host, port, client_id
+        The API endpoint and this connection's client id (distinct from the
+        market-data connection's).
+    paper : bool
+        Paper trading (refuses live ports) or live (refuses paper ports).
+    account : str, optional
+        Account code when the login manages several.
+    max_attempts, backoff_s, max_backoff_s
+        Connection attempts and the exponential backoff between them.
+    timeout_s : float
+        Timeout of the connection and of each request, seconds.
+    sleep : callable
+        How to wait between attempts (tests pass a recorder).
+    """
+
+    name = "ibkr"
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4002,
+        client_id: int = 18,
+        paper: bool = True,
+        account: str = "",
+        max_attempts: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        timeout_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        route: str = "SMART",
+        currency: str = "USD",
+    ) -> None:
+        if paper and port in LIVE_PORTS:
+            raise ConfigurationError(
+                f"QUANT_IB_PORT={port} is a live trading port but the trading mode is paper"
+            )
+        if not paper and port in PAPER_PORTS:
+            raise ConfigurationError(
+                f"QUANT_IB_PORT={port} is a paper trading port but the trading mode is live"
+            )
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.host, self.port, self.client_id = host, int(port), int(client_id)
+        self.paper = paper
+        self.account_code = account
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.timeout_s = timeout_s
+        self.route = route
+        self.currency = currency
+        self._sleep = sleep
+        self._ib: Any = None
+        self.connects = 0
+
+    def __repr__(self) -> str:
+        return f"IbkrBroker(host={self.host!r}, port={self.port}, client_id={self.client_id})"
+
+    # ------------------------------------------------------------------ connection
+    def _conn(self) -> Any:
+        if self._ib is not None and self._ib.isConnected():
+            return self._ib
+        mod = _ib_module()
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            ib = mod.IB()
+            ib.RaiseRequestErrors = True
+            try:
+                ib.connect(
+                    self.host,
+                    self.port,
+                    clientId=self.client_id,
+                    timeout=self.timeout_s,
+                    account=self.account_code,
+                )
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                ib.disconnect()
+                last = f"{type(exc).__name__}: {exc}"
+                if attempt < self.max_attempts:
+                    self._sleep(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
+                continue
+            self._ib = ib
+            self.connects += 1
+            return ib
+        raise BrokerUnavailableError(
+            f"ibkr: cannot connect to the IB API at {self.host}:{self.port} (client id "
+            f"{self.client_id}) after {self.max_attempts} attempts (last: {last})"
+        )
+
+    def close(self) -> None:
+        if self._ib is not None:
+            self._ib.disconnect()
+            self._ib = None
+
+    def _order_of(self, trade: Any) -> BrokerOrder:
+        order, status = trade.order, trade.orderStatus
+        now = datetime.now(UTC)
+        submitted = trade.log[0].time if trade.log else now
+        tif = {"OPG": TimeInForce.OPG}.get(order.tif, TimeInForce.DAY)
+        if order.orderType == "MOC":
+            tif = TimeInForce.CLS
+        return BrokerOrder(
+            order_id=str(order.orderId or order.permId),
+            client_order_id=str(order.orderRef or ""),
+            symbol=str(trade.contract.symbol),
+            side="buy" if order.action == "BUY" else "sell",
+            qty_shares=float(order.totalQuantity),
+            filled_qty_shares=float(status.filled or 0.0),
+            status=_STATUS.get(status.status, OrderStatus.OPEN),
+            order_type=OrderType.LIMIT if order.orderType == "LMT" else OrderType.MARKET,
+            time_in_force=tif,
+            limit_price_usd=float(order.lmtPrice) if order.orderType == "LMT" else None,
+            reduce_only=False,
+            strategy=None,
+            submitted_at=submitted,
+            updated_at=trade.log[-1].time if trade.log else now,
+            status_reason=status.status,
+        )
+
+    # ------------------------------------------------------------------ reads
+    def account(self) -> Account:
+        ib = self._conn()
+        values = {
+            v.tag: v.value
+            for v in ib.accountValues(self.account_code)
+            if v.currency in ("USD", "BASE") and v.tag in ("NetLiquidation", "TotalCashValue")
+        }
+        if "NetLiquidation" not in values or "TotalCashValue" not in values:
+            raise BrokerError("ibkr: the gateway sent no NetLiquidation / TotalCashValue")
+        return Account(
+            equity_usd=float(values["NetLiquidation"]), cash_usd=float(values["TotalCashValue"])
+        )
+
+    def positions(self) -> list[Position]:
+        ib = self._conn()
+        marks = {p.contract.symbol: p.marketPrice for p in ib.portfolio()}
+        out = [
+            Position(
+                symbol=str(p.contract.symbol),
+                qty_shares=float(p.position),
+                avg_price_usd=float(p.avgCost),
+                market_price_usd=float(marks.get(p.contract.symbol, 0.0) or 0.0),
+            )
+            for p in ib.positions(self.account_code)
+            if p.position != 0
+        ]
+        return sorted(out, key=lambda p: p.symbol)
+
+    def open_orders(self) -> list[BrokerOrder]:
+        ib = self._conn()
+        ib.reqAllOpenOrders()
+        return [self._order_of(t) for t in ib.openTrades()]
+
+    def _find(self, client_order_id: str) -> Any:
+        ib = self._conn()
+        for trade in ib.trades():
+            if trade.order.orderRef == client_order_id:
+                return trade
+        for trade in list(ib.reqAllOpenOrders()) + list(ib.reqCompletedOrders(apiOnly=True)):
+            if trade.order.orderRef == client_order_id:
+                return trade
+        return None
+
+    def order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        trade = self._find(client_order_id)
+        return None if trade is None else self._order_of(trade)
+
+    def fills_since(self, since: datetime) -> list[Fill]:
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware (UTC)")
+        mod = _ib_module()
+        ib = self._conn()
+        flt = mod.ExecutionFilter(time=since.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S"))
+        out = []
+        for f in ib.reqExecutions(flt):
+            ex = f.execution
+            filled_at = f.time if f.time.tzinfo else f.time.replace(tzinfo=UTC)
+            if filled_at < since:
+                continue
+            report = f.commissionReport
+            out.append(
+                Fill(
+                    fill_id=str(ex.execId),
+                    order_id=str(ex.orderId or ex.permId),
+                    client_order_id=str(ex.orderRef or ""),
+                    symbol=str(f.contract.symbol),
+                    side="buy" if ex.side == "BOT" else "sell",
+                    qty_shares=float(ex.shares),
+                    price_usd=float(ex.price),
+                    commission_usd=float(report.commission or 0.0) if report else 0.0,
+                    filled_at=filled_at,
+                )
+            )
+        return sorted(out, key=lambda f: (f.filled_at, f.fill_id))
+
+    # ------------------------------------------------------------------ writes
+    def submit(self, order: Order) -> BrokerOrder:
+        """Place ``order`` with ``orderRef`` = its client order id.
+
+        Raises
+        ------
+        BrokerError
+            An order with this ``orderRef`` exists already (duplicate).
+        BrokerUnavailableError
+            The gateway cannot be reached.
+        """
+        if self._find(order.client_order_id) is not None:
+            raise BrokerError(
+                f"ibkr: duplicate client_order_id (orderRef) {order.client_order_id!r}"
+            )
+        mod = _ib_module()
+        ib = self._conn()
+        contract = mod.Stock(order.symbol.upper(), self.route, self.currency)
+        action = "BUY" if order.side == "buy" else "SELL"
+        qty = float(order.qty_shares)
+        if order.order_type is OrderType.LIMIT:
+            ib_order = mod.LimitOrder(action, qty, order.limit_price_usd)
+        elif order.time_in_force is TimeInForce.CLS:
+            ib_order = mod.Order(action=action, totalQuantity=qty, orderType="MOC")
+        else:
+            ib_order = mod.MarketOrder(action, qty)
+        ib_order.orderRef = order.client_order_id
+        ib_order.tif = "OPG" if order.time_in_force is TimeInForce.OPG else "DAY"
+        if self.account_code:
+            ib_order.account = self.account_code
+        trade = ib.placeOrder(contract, ib_order)
+        ib.sleep(0)
+        return self._order_of(trade)
+
+    def cancel(self, order_id: str) -> bool:
+        ib = self._conn()
+        for trade in ib.trades():
+            if str(trade.order.orderId) == str(order_id):
+                if trade.isDone():
+                    return False
+                ib.cancelOrder(trade.order)
+                return True
+        raise BrokerError(f"ibkr: unknown order {order_id!r}")
+
+    def cancel_all(self) -> int:
+        ib = self._conn()
+        live = len(ib.openTrades())
+        ib.reqGlobalCancel()
+        return live
