@@ -1,0 +1,57 @@
+"""The model section of the settings: validation, environment names, documentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from quant.config import ModelSettings, load_settings
+from quant.exceptions import ConfigurationError
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_model_settings_when_environment_sets_nested_values_then_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QUANT_MODEL__HORIZON_SESSIONS", "20")
+    monkeypatch.setenv("QUANT_MODEL__OBJECTIVE", "lambdarank")
+    monkeypatch.setenv("QUANT_MODEL__FEATURES", '["return_5d", "volatility_20d"]')
+    settings = load_settings()
+    assert settings.model.horizon_sessions == 20
+    assert settings.model.embargo == 20
+    assert settings.model.objective == "lambdarank"
+    assert settings.model.features == ("return_5d", "volatility_20d")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("QUANT_MODEL__HORIZON_SESSIONS", "0"),
+        ("QUANT_MODEL__TARGET", "raw"),
+        ("QUANT_MODEL__RETRAIN_SCHEDULE", "hourly"),
+        ("QUANT_MODEL__DRIFT_THRESHOLD", "-1"),
+        ("QUANT_MODEL__MARTS_SCHEMA", "marts; drop table x"),
+    ],
+)
+def test_model_settings_when_value_invalid_then_error_names_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    assert variable in str(info.value)
+
+
+def test_model_settings_when_unknown_field_then_refused() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        ModelSettings(horizon=5)
+
+
+def test_model_settings_when_readme_read_then_every_field_documented() -> None:
+    text = README.read_text()
+    missing = [
+        name for name in ModelSettings.model_fields if f"`QUANT_MODEL__{name.upper()}`" not in text
+    ]
+    assert missing == []
