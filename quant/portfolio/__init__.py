@@ -19,6 +19,14 @@ from quant.portfolio._risk import (
     risk_model_from_settings,
     trailing_returns,
 )
+from quant.portfolio._stage import (
+    load_current_weights,
+    load_returns,
+    load_scores,
+    load_universe,
+    optimize_portfolio,
+    weights_from_positions,
+)
 
 __all__ = [
     "METHODS",
@@ -35,8 +43,14 @@ __all__ = [
     "check_limits",
     "enforce_limits",
     "expected_returns_from_scores",
+    "load_current_weights",
+    "load_returns",
+    "load_scores",
+    "load_universe",
     "make_psd",
+    "optimize_portfolio",
     "risk_model_from_settings",
     "trailing_returns",
     "turnover",
+    "weights_from_positions",
 ]

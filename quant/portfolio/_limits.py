@@ -318,7 +318,9 @@ def enforce_limits(
     return w + 0.0, vol_scale
 
 
-def _partial_move(anchor: np.ndarray, goal: np.ndarray, problem: Problem, limits: Limits) -> np.ndarray:
+def _partial_move(
+    anchor: np.ndarray, goal: np.ndarray, problem: Problem, limits: Limits
+) -> np.ndarray:
     """The point furthest along anchor -> goal whose turnover is within the cap (bisection)."""
     cap = limits.turnover_cap
     assert cap is not None

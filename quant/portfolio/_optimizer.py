@@ -316,10 +316,16 @@ class PortfolioOptimizer:
             if method_name == "hold":
                 weights, violations = anchor, check_limits(anchor, problem, relaxed)
                 if not violations:
-                    attempts.append(Attempt(stage, "hold", True, None, time.perf_counter() - started))
-                    return self._result(problem, name, stage, "hold", anchor, 1.0, attempts, ("turnover_cap",))
+                    attempts.append(
+                        Attempt(stage, "hold", True, None, time.perf_counter() - started)
+                    )
+                    return self._result(
+                        problem, name, stage, "hold", anchor, 1.0, attempts, ("turnover_cap",)
+                    )
                 attempts.append(
-                    Attempt(stage, "hold", False, "; ".join(violations), time.perf_counter() - started)
+                    Attempt(
+                        stage, "hold", False, "; ".join(violations), time.perf_counter() - started
+                    )
                 )
                 continue
             effective = with_turnover and uses_turnover(method_name, self.settings)

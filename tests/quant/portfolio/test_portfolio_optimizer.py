@@ -48,8 +48,12 @@ def test_optimize_when_book_riskier_than_target_then_scaled_down_to_target(metho
 def test_optimize_when_book_calmer_than_target_then_scaled_up_until_leverage_cap() -> None:
     scores, returns, _ = market(40, sessions=150, seed=4, vol_range=(0.002, 0.004))
     config = _settings(
-        vol_target=0.5, min_position=0.0, max_sector_weight=None, max_weight=0.2,
-        max_leverage=2.0, cash_buffer=0.0,
+        vol_target=0.5,
+        min_position=0.0,
+        max_sector_weight=None,
+        max_weight=0.2,
+        max_leverage=2.0,
+        cash_buffer=0.0,
     )
     result = PortfolioOptimizer(config).optimize(scores, returns, method="hrp")
 
@@ -60,8 +64,13 @@ def test_optimize_when_book_calmer_than_target_then_scaled_up_until_leverage_cap
 def test_optimize_when_small_long_short_book_then_scaled_up_to_target() -> None:
     scores, returns, _ = market(30, sessions=150, seed=5)
     config = _settings(
-        long_only=False, vol_target=0.05, min_position=0.0, max_sector_weight=None,
-        max_weight=0.3, max_leverage=3.0, risk_aversion=50.0,
+        long_only=False,
+        vol_target=0.05,
+        min_position=0.0,
+        max_sector_weight=None,
+        max_weight=0.3,
+        max_leverage=3.0,
+        risk_aversion=50.0,
     )
     base = PortfolioOptimizer(config.model_copy(update={"vol_target": None})).optimize(
         scores, returns, method="mean_variance"
@@ -138,7 +147,9 @@ def test_optimize_when_turnover_capped_then_change_from_current_within_cap(metho
     assert capped.stage in ("primary", "relax_turnover")
 
 
-def test_optimize_when_turnover_cap_blocks_solver_on_first_day_then_relaxed_step_moves_partway() -> None:
+def test_optimize_when_turnover_cap_blocks_solver_on_first_day_then_relaxed_step_moves_partway() -> (
+    None
+):
     scores, returns, sectors = market(30, sessions=150, seed=10)
     config = _settings(turnover_cap=0.3, vol_target=None)
 
@@ -196,12 +207,16 @@ def test_mean_variance_when_names_identical_but_scores_differ_then_weight_follow
     rng = np.random.default_rng(14)
     symbols = [f"N{i}" for i in range(12)]
     returns = pd.DataFrame(
-        rng.normal(0, 0.01, (300, 12)), index=pd.bdate_range("2023-01-02", periods=300),
+        rng.normal(0, 0.01, (300, 12)),
+        index=pd.bdate_range("2023-01-02", periods=300),
         columns=symbols,
     )
     scores = pd.Series(np.linspace(-1, 1, 12), index=symbols)
     config = PortfolioSettings(
-        vol_target=None, min_position=0.0, max_sector_weight=None, max_weight=0.5,
+        vol_target=None,
+        min_position=0.0,
+        max_sector_weight=None,
+        max_weight=0.5,
         risk_model="sample",
     )
     result = PortfolioOptimizer(config, risk_model=SampleCovariance()).optimize(
@@ -215,7 +230,10 @@ def test_mean_variance_when_names_identical_but_scores_differ_then_weight_follow
 def test_optimize_when_long_short_then_shorts_allowed_and_net_in_band() -> None:
     scores, returns, sectors = market(30, sessions=150, seed=15)
     config = _settings(
-        long_only=False, min_net_exposure=-0.05, max_net_exposure=0.05, max_leverage=1.5,
+        long_only=False,
+        min_net_exposure=-0.05,
+        max_net_exposure=0.05,
+        max_leverage=1.5,
         vol_target=None,
     )
     result = PortfolioOptimizer(config).optimize(

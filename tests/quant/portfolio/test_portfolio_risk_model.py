@@ -52,7 +52,8 @@ def test_ledoit_wolf_when_few_sessions_then_shrunk_towards_identity_and_well_con
 def test_sample_covariance_when_compared_with_pandas_then_equal_annualised() -> None:
     _, returns, _ = market(8, sessions=90, seed=4)
     np.testing.assert_allclose(
-        SampleCovariance().covariance(returns).to_numpy(), returns.cov().to_numpy() * 252,
+        SampleCovariance().covariance(returns).to_numpy(),
+        returns.cov().to_numpy() * 252,
         rtol=1e-9,
     )
 
