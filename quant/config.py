@@ -353,6 +353,16 @@ class PortfolioSettings(_Section):
     tolerance: float = Field(
         1e-6, gt=0, le=1e-2, description="slack of every limit check, in weight units"
     )
+    returns_relation: str = Field(
+        "intermediate.int_prices_adjusted",
+        pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$",
+        description="schema.table of daily total returns (symbol, session_date, total_return)",
+    )
+    universe_relation: str = Field(
+        "marts.universe",
+        pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$",
+        description="schema.table of the universe (symbol, session_date, sector, is_tradable)",
+    )
 
     @model_validator(mode="after")
     def _check_consistent(self) -> PortfolioSettings:
