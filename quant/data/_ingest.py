@@ -336,14 +336,20 @@ def _overlap(bars: pd.DataFrame, present: dict[str, set[date]]) -> np.ndarray:
     return overlap
 
 
-def _present_dates(cur: Any, providers: list[str], start: date, end: date) -> dict[str, set[date]]:
+def _present_dates(cur: Any, providers: list[str], days: list[date]) -> dict[str, set[date]]:
+    """The sessions of ``days`` on which each provider already has at least one bar.
+
+    One index probe per (provider, session) on ``bars_date_idx``, instead of
+    reading every row of the window.
+    """
     cur.execute(
         """
-        select provider, date from raw.bars
-        where provider = any(%s) and date between %s and %s
-        group by provider, date
+        select p.provider, d.day
+        from unnest(%s::text[]) as p (provider)
+        cross join unnest(%s::date[]) as d (day)
+        where exists (select 1 from raw.bars b where b.date = d.day and b.provider = p.provider)
         """,
-        (providers, start, end),
+        (providers, days),
     )
     out: dict[str, set[date]] = {name: set() for name in providers}
     for name, day in cur.fetchall():
@@ -504,7 +510,7 @@ def ingest_bars(
     conn = connect(settings)
     try:
         with conn, conn.cursor() as cur:
-            present = _present_dates(cur, names, window[0], session)
+            present = _present_dates(cur, names, window)
         known = set().union(*present.values())
         fetch = list(window) if refresh else [d for d in window if d not in known]
 
@@ -527,7 +533,7 @@ def ingest_bars(
                 cur.execute("select pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, name))
             if rows_received:
                 assert bars is not None
-                now_present = _present_dates(cur, names, fetch[0], session)
+                now_present = _present_dates(cur, names, fetch)
                 overlap = _overlap(bars, now_present)
                 fresh = bars.loc[~overlap]
                 if len(fresh):
