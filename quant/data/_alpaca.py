@@ -56,10 +56,14 @@ def _retrying_client(base: type, *, name: str) -> type:
             max_attempts: int,
             backoff_s: float,
             max_backoff_s: float,
+            timeout_s: float,
             sleep: Callable[[float], None],
             **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
+            # alpaca-py sends requests without a timeout; a hung connection would hang the
+            # task. Its session (the attribute it calls) gets a default timeout.
+            self._session = _TimeoutSession(timeout_s)
             # The SDK retries 429/504 itself (_retry more attempts, _retry_wait s apart);
             # off, so that the only retry loop is the bounded one below.
             self._retry = 0
@@ -99,6 +103,23 @@ def _retrying_client(base: type, *, name: str) -> type:
     return _Client
 
 
+class _TimeoutSession:
+    """A ``requests.Session`` stand-in whose requests default to a timeout, seconds."""
+
+    def __init__(self, timeout_s: float) -> None:
+        import requests
+
+        self._session = requests.Session()
+        self._timeout_s = timeout_s
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self._timeout_s)
+        return self._session.request(method, url, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -136,6 +157,9 @@ class AlpacaProvider:
         First wait between attempts, doubled each time up to the maximum.
     symbols_per_request : int, default 100
         Symbols per bars/actions request (each request is paginated).
+    timeout_s : float, default 30
+        Timeout of one HTTP request (connect and read), seconds; a timeout is
+        retried like a 5xx.
     sleep : callable, default time.sleep
         How to wait (tests pass a recorder).
 
@@ -161,6 +185,7 @@ class AlpacaProvider:
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         symbols_per_request: int = 100,
+        timeout_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         from alpaca.data.enums import DataFeed
@@ -173,6 +198,8 @@ class AlpacaProvider:
             raise ConfigurationError(
                 f"the alpaca provider needs {KEY_VARIABLE} and {SECRET_VARIABLE} in the environment"
             )
+        if timeout_s <= 0:
+            raise ConfigurationError("alpaca timeout_s must be > 0")
         if max_attempts < 1 or backoff_s < 0 or max_backoff_s < backoff_s:
             raise ConfigurationError(
                 "alpaca retries: max_attempts must be >= 1 and 0 <= backoff_s <= max_backoff_s"
@@ -191,6 +218,7 @@ class AlpacaProvider:
             "max_attempts": max_attempts,
             "backoff_s": backoff_s,
             "max_backoff_s": max_backoff_s,
+            "timeout_s": timeout_s,
             "sleep": sleep,
         }
         bars_client = _retrying_client(StockHistoricalDataClient, name="StockHistoricalDataClient")

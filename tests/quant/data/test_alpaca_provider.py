@@ -237,3 +237,23 @@ def test_alpaca_when_corporate_actions_paginated_then_splits_and_dividends_mappe
     assert rows[("AAA", "split")].split_ratio == 4.0
     assert rows[("BBB", "split")].split_ratio == pytest.approx(0.1)
     assert rows[("AAA", "dividend")].dividend_usd == pytest.approx(0.75)  # regular + special
+
+
+def test_alpaca_when_server_hangs_then_request_times_out_and_is_retried_within_bound(
+    fake: FakeAlpaca,
+) -> None:
+    import time
+
+    from quant.testing import FakeResponse
+
+    @fake.route("GET", "/v2/stocks/bars")
+    def slow(request):
+        time.sleep(1.0)
+        return FakeResponse(200, {"bars": {}, "next_page_token": None})
+
+    provider = _provider(fake, max_attempts=2, timeout_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailableError, match="failed 2 times.*Timeout"):
+        provider.bars(START, END, ["SYN001"])
+    assert time.monotonic() - started < 1.5  # two 0.2 s timeouts, not two 1 s answers
+    assert len(fake.requests_to("/v2/stocks/bars")) == 2
