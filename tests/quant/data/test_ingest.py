@@ -7,6 +7,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from quant.calendar import get_calendar
 from quant.config import Settings
@@ -248,3 +250,62 @@ def test_ingest_when_run_then_ingestion_recorded_with_sources(clean_db: Settings
     )
     assert sources == [("synthetic", SYMBOLS, result.rows_received)]
     assert result.to_dict()["sources"] == {"synthetic": SYMBOLS}
+
+
+_symbol_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40
+)
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            _symbol_text,
+            st.dates(min_value=date(1990, 1, 1), max_value=date(2099, 12, 31)),
+            st.floats(min_value=1e-6, max_value=1e9, allow_nan=False),
+            st.floats(min_value=1e-6, max_value=1e9, allow_nan=False),
+            st.integers(min_value=0, max_value=2**62),
+        ),
+        min_size=1,
+        max_size=60,
+        unique_by=lambda r: (r[0], r[1]),
+    ),
+    provider=_symbol_text,
+)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_encode_bars_binary_when_any_rows_then_postgres_reads_back_exactly(
+    db_conn, rows: list[tuple], provider: str
+) -> None:
+    import io
+
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime([r[1] for r in rows]),
+            "symbol": [r[0] for r in rows],
+            "open": [r[2] for r in rows],
+            "high": [max(r[2], r[3]) for r in rows],
+            "low": [min(r[2], r[3]) for r in rows],
+            "close": [r[3] for r in rows],
+            "volume": np.array([r[4] for r in rows], dtype=np.int64),
+            "provider": provider,
+        }
+    )
+    with db_conn.cursor() as cur:
+        cur.execute(
+            "create temporary table if not exists copy_check (like raw.bars including defaults)"
+        )
+        cur.execute("truncate copy_check")
+        cur.copy_expert(
+            "copy copy_check (symbol, date, provider, open, high, low, close, volume) "
+            "from stdin with (format binary)",
+            io.BytesIO(encode_bars_binary(frame)),
+        )
+        cur.execute("select symbol, date, provider, open, high, low, close, volume from copy_check")
+        got = sorted(cur.fetchall())
+    want = sorted(
+        (r.symbol, r.date.date(), provider, r.open, r.high, r.low, r.close, int(r.volume))
+        for r in frame.itertuples()
+    )
+    assert got == want
