@@ -288,3 +288,40 @@ def test_expected_returns_when_scores_ranked_then_same_order_for_equal_vols() ->
     mu = expected_returns_from_scores(np.array([3.0, 1.0, 2.0, 0.0]), cov, 0.05)
     assert list(np.argsort(-mu)) == [0, 2, 1, 3]
     assert mu.sum() == pytest.approx(0.0)
+
+
+def test_risk_parity_when_caps_not_binding_then_risk_contributions_equal() -> None:
+    scores, returns, _ = market(25, sessions=150, seed=22)
+    config = _settings(vol_target=None, min_position=0.0, max_sector_weight=None, max_weight=0.5)
+    result = PortfolioOptimizer(config).optimize(scores, returns, method="risk_parity")
+
+    assert result.stage == "primary"
+    cov = LedoitWolfCovariance().covariance(returns.iloc[-120:])
+    w = result.weights.reindex(cov.index).to_numpy()
+    contributions = w * (cov.to_numpy() @ w)
+    assert contributions.max() / contributions.min() == pytest.approx(1.0, abs=1e-2)
+    assert w.sum() == pytest.approx(0.98)
+
+
+def test_cvar_when_risk_dominates_then_tail_loss_below_equal_weight() -> None:
+    scores, returns, _ = market(25, sessions=150, seed=23)
+    config = _settings(
+        vol_target=None,
+        min_position=0.0,
+        max_sector_weight=None,
+        max_weight=0.2,
+        risk_aversion=100.0,
+    )
+    result = PortfolioOptimizer(config).optimize(scores, returns, method="cvar")
+    window = returns.iloc[-120:]
+
+    def tail_loss(w: np.ndarray) -> float:
+        losses = np.sort(-(window.to_numpy() @ w))[::-1]
+        worst = int(np.ceil(0.05 * len(losses)))
+        return float(losses[:worst].mean())
+
+    equal = np.full(25, 0.98 / 25)
+    chosen = result.weights.reindex(window.columns).to_numpy()
+    assert result.stage == "primary"
+    assert chosen.sum() == pytest.approx(0.98)
+    assert tail_loss(chosen) < tail_loss(equal)
