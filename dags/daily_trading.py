@@ -16,7 +16,8 @@ respected). The run's logical date is the session's close.
 
 Every task calls the `quant` package with the run's session date; the same
 functions back the CLI and the tests. A manual run whose logical date is not a
-session is skipped.
+session is skipped; one triggered without a logical date is for the latest
+closed session.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def _session() -> str:
 
     from quant.calendar import NotASessionError, get_calendar
 
-    logical_date = get_current_context()["logical_date"]
+    context = get_current_context()
+    cal = get_calendar(get_settings().exchange)
     try:
-        day = get_calendar(get_settings().exchange).session_for_logical_date(logical_date)
+        day = cal.session_for_run(context["logical_date"], context["dag_run"].run_after)
     except NotASessionError as exc:
         raise AirflowSkipException(str(exc)) from exc
     return day.isoformat()
@@ -76,13 +78,14 @@ def dbt_env(key: str) -> str:
     return _dbt_environment()[key]
 
 
-def dbt_var(key: str, logical_date: pendulum.DateTime) -> str:
+def dbt_var(key: str, logical_date: pendulum.DateTime | None, dag_run: object) -> str:
     """Template macro: one dbt variable of the run's session (``run_date``, ...)."""
     from quant.calendar import get_calendar
     from quant.transform import dbt_vars
 
     settings = get_settings()
-    session = get_calendar(settings.exchange).session_for_logical_date(logical_date)
+    cal = get_calendar(settings.exchange)
+    session = cal.session_for_run(logical_date, dag_run.run_after)
     return dbt_vars(session, settings)[key]
 
 
@@ -127,7 +130,7 @@ def daily_trading() -> None:
             "retries": 0,
             "env": {key: "{{ dbt_env('" + key + "') }}" for key in DBT_ENV_KEYS},
             "vars": {
-                key: "{{ dbt_var('" + key + "', logical_date) }}"
+                key: "{{ dbt_var('" + key + "', logical_date, dag_run) }}"
                 for key in ("run_date", "provider_priority")
             },
         },

@@ -129,6 +129,17 @@ class TradingCalendar:
             day = logical_date
         return self.require_session(day)
 
+    def session_for_run(self, logical_date: datetime | date | None, run_after: datetime) -> date:
+        """The session a DAG run is for.
+
+        With a logical date, :meth:`session_for_logical_date` (a date that is not
+        a session raises :class:`NotASessionError`); without one (a manual run
+        triggered with no logical date), the latest session closed at ``run_after``.
+        """
+        if logical_date is not None:
+            return self.session_for_logical_date(logical_date)
+        return self.latest_closed_session(run_after)
+
 
 @lru_cache(maxsize=8)
 def get_calendar(exchange: str = "XNYS") -> TradingCalendar:
