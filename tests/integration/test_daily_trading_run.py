@@ -39,7 +39,10 @@ def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
     session = get_calendar(clean_db.exchange).latest_closed_session()
     first = run_dag(session, settings=clean_db)
     assert first.succeeded, first.task_states
-    assert set(first.task_states) >= {"ingest_bars", "dbt_build", "report"}
+    assert {"ingest_bars", "report", "dbt.stg_market__bars.run", "dbt.features.test"} <= set(
+        first.task_states
+    )
+    assert all(state == "success" for state in first.task_states.values()), first.task_states
     rows = _bars_for(clean_db, session)
     assert len(rows) >= clean_db.synthetic.symbols - 2  # listings/delistings aside
     page = report_path("daily_trading", session, clean_db)
@@ -51,7 +54,7 @@ def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
     assert _bars_for(clean_db, session) == rows  # same values, same ingestion stamps
 
 
-def test_daily_trading_when_run_then_dbt_staging_model_built(
+def test_daily_trading_when_run_then_dbt_models_built_for_the_session(
     airflow_db: Settings,
 ) -> None:
     from quant.db import connect
@@ -68,6 +71,15 @@ def test_daily_trading_when_run_then_dbt_staging_model_built(
                 "select count(*) from staging.stg_market__bars where session_date = %s", (session,)
             )
             staged = cur.fetchone()[0]
+            cur.execute(
+                "select count(*), max(session_date) from marts.features where session_date <= %s",
+                (session,),
+            )
+            features, last = cur.fetchone()
+            cur.execute("select max(session_date) from marts.labels")
+            last_label = cur.fetchone()[0]
     finally:
         conn.close()
     assert staged == len(_bars_for(airflow_db, session)) > 0
+    assert features > 0 and last == session
+    assert last_label == session  # built as of the session: nothing later is kept
