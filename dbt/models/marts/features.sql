@@ -178,7 +178,9 @@ features as (
         case when n_prices_20 = 20
             then (adj_close_usd - (ma_20 - 2 * sd_price_20)) / nullif(4 * sd_price_20, 0)
         end as bollinger_pct_b_20d,
-        case when n_changes_14 = 14 then 100 * gains_14 / nullif(moves_14, 0) end as rsi_14d,
+        -- clamped: the two sums round independently and may cross by an ulp
+        case when n_changes_14 = 14 then least(100.0, 100 * gains_14 / nullif(moves_14, 0)) end
+            as rsi_14d,
         case when n_prices_20 = 20 then adj_close_usd / nullif(ma_20, 0) - 1 end as distance_ma_20d,
         case when n_prices_50 = 50 then adj_close_usd / nullif(ma_50, 0) - 1 end as distance_ma_50d,
         case when n_prices_200 = 200 then adj_close_usd / nullif(ma_200, 0) - 1 end as distance_ma_200d,
