@@ -131,6 +131,7 @@ class IbkrBroker:
         for attempt in range(1, self.max_attempts + 1):
             ib = mod.IB()
             ib.RaiseRequestErrors = True
+            ib.RequestTimeout = self.timeout_s  # no request may hang forever
             try:
                 ib.connect(
                     self.host,
@@ -152,6 +153,19 @@ class IbkrBroker:
             f"ibkr: cannot connect to the IB API at {self.host}:{self.port} (client id "
             f"{self.client_id}) after {self.max_attempts} attempts (last: {last})"
         )
+
+    def _read(self, what: str, fn: Callable[[Any], Any]) -> Any:
+        """Run a read with the connection; a dropped link or a timed-out request is
+        retried once on a fresh connection, then BrokerUnavailableError."""
+        last = ""
+        for _ in range(2):
+            ib = self._conn()
+            try:
+                return fn(ib)
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                self.close()
+        raise BrokerUnavailableError(f"ibkr: {what} failed twice (last: {last})")
 
     def close(self) -> None:
         if self._ib is not None:
@@ -185,10 +199,12 @@ class IbkrBroker:
 
     # ------------------------------------------------------------------ reads
     def account(self) -> Account:
-        ib = self._conn()
+        account_values = self._read(
+            "account values", lambda ib: ib.accountValues(self.account_code)
+        )
         values = {
             v.tag: v.value
-            for v in ib.accountValues(self.account_code)
+            for v in account_values
             if v.currency in ("USD", "BASE") and v.tag in ("NetLiquidation", "TotalCashValue")
         }
         if "NetLiquidation" not in values or "TotalCashValue" not in values:
@@ -199,7 +215,10 @@ class IbkrBroker:
 
     def positions(self) -> list[Position]:
         ib = self._conn()
-        marks = {p.contract.symbol: p.marketPrice for p in ib.portfolio()}
+        marks = {
+            p.contract.symbol: p.marketPrice
+            for p in self._read("portfolio", lambda i: i.portfolio())
+        }
         out = [
             Position(
                 symbol=str(p.contract.symbol),
@@ -213,19 +232,20 @@ class IbkrBroker:
         return sorted(out, key=lambda p: p.symbol)
 
     def open_orders(self) -> list[BrokerOrder]:
-        ib = self._conn()
-        ib.reqAllOpenOrders()
-        return [self._order_of(t) for t in ib.openTrades()]
+        trades = self._read("open orders", lambda ib: (ib.reqAllOpenOrders(), ib.openTrades())[1])
+        return [self._order_of(t) for t in trades]
 
     def _find(self, client_order_id: str) -> Any:
-        ib = self._conn()
-        for trade in ib.trades():
-            if trade.order.orderRef == client_order_id:
-                return trade
-        for trade in list(ib.reqAllOpenOrders()) + list(ib.reqCompletedOrders(apiOnly=True)):
-            if trade.order.orderRef == client_order_id:
-                return trade
-        return None
+        def search(ib: Any) -> Any:
+            for trade in ib.trades():
+                if trade.order.orderRef == client_order_id:
+                    return trade
+            for trade in list(ib.reqAllOpenOrders()) + list(ib.reqCompletedOrders(apiOnly=True)):
+                if trade.order.orderRef == client_order_id:
+                    return trade
+            return None
+
+        return self._read(f"order lookup {client_order_id!r}", search)
 
     def order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         trade = self._find(client_order_id)
@@ -235,10 +255,9 @@ class IbkrBroker:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC)")
         mod = _ib_module()
-        ib = self._conn()
         flt = mod.ExecutionFilter(time=since.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S"))
         out = []
-        for f in ib.reqExecutions(flt):
+        for f in self._read("executions", lambda ib: ib.reqExecutions(flt)):
             ex = f.execution
             filled_at = f.time if f.time.tzinfo else f.time.replace(tzinfo=UTC)
             if filled_at < since:

@@ -59,6 +59,7 @@ class IN:
 
     PLACE_ORDER = 3
     CANCEL_ORDER = 4
+    REQ_ALL_OPEN_ORDERS = 16
     REQ_GLOBAL_CANCEL = 58
     REQ_HISTORICAL_DATA = 20
     REQ_OPEN_ORDERS = 5
@@ -164,6 +165,7 @@ class FakeIBGateway:
             IN.CANCEL_ORDER: self._cancel_order,
             IN.REQ_GLOBAL_CANCEL: self._global_cancel,
             IN.REQ_OPEN_ORDERS: lambda c, f: c.send(OUT.OPEN_ORDER_END, 1),
+            IN.REQ_ALL_OPEN_ORDERS: lambda c, f: c.send(OUT.OPEN_ORDER_END, 1),
             IN.REQ_COMPLETED_ORDERS: lambda c, f: c.send(OUT.COMPLETED_ORDERS_END),
             IN.REQ_ACCOUNT_UPDATES: self._account_updates,
             IN.REQ_ACCOUNT_UPDATES_MULTI: lambda c, f: c.send(
@@ -194,9 +196,7 @@ class FakeIBGateway:
                 gateway._serve(self.request)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer(
-            (self.host, self.requested_port), _Session
-        )
+        self._server = socketserver.ThreadingTCPServer((self.host, self.requested_port), _Session)
         self._server.daemon_threads = True
         threading.Thread(
             target=self._server.serve_forever, name="fake-ib-gateway", daemon=True
@@ -292,16 +292,40 @@ class FakeIBGateway:
     def _positions(self, conn: FakeIBConnection, fields: list[str]) -> None:
         for con_id, (symbol, (qty, avg_cost)) in enumerate(sorted(self.positions.items()), 1):
             conn.send(
-                OUT.POSITION_DATA, 3, self.account, con_id, symbol, "STK", "", 0.0, "", "",
-                "SMART", "USD", symbol, symbol, qty, avg_cost,
+                OUT.POSITION_DATA,
+                3,
+                self.account,
+                con_id,
+                symbol,
+                "STK",
+                "",
+                0.0,
+                "",
+                "",
+                "SMART",
+                "USD",
+                symbol,
+                symbol,
+                qty,
+                avg_cost,
             )
         conn.send(OUT.POSITION_END, 1)
 
     def _order_status(self, conn: FakeIBConnection, order_id: int) -> None:
         order = self.orders[order_id]
         conn.send(
-            OUT.ORDER_STATUS, order_id, order["status"], 0, order["qty"], 0, 1000 + order_id, 0,
-            0, conn.client_id or 0, "", 0,
+            OUT.ORDER_STATUS,
+            order_id,
+            order["status"],
+            0,
+            order["qty"],
+            0,
+            1000 + order_id,
+            0,
+            0,
+            conn.client_id or 0,
+            "",
+            0,
         )
 
     def _place_order(self, conn: FakeIBConnection, fields: list[str]) -> None:
