@@ -237,6 +237,11 @@ def settle_simulator(
 
 # -- generate ----------------------------------------------------------------------------
 def _target_weights(conn: Any, run_id: str, session: date) -> dict[str, float]:
+    """The session's target weights (``ops.target_weights``, one set per session).
+
+    An empty set is valid (all cash) when portfolio construction recorded the
+    session in ``ops.portfolio_diagnostics``; no record at all is an error.
+    """
     with conn.cursor() as cur:
         cur.execute("select to_regclass('ops.target_weights')")
         if cur.fetchone()[0] is None:
@@ -244,16 +249,22 @@ def _target_weights(conn: Any, run_id: str, session: date) -> dict[str, float]:
                 "ops.target_weights does not exist: portfolio construction has not run"
             )
         cur.execute(
-            "select symbol, weight, method from ops.target_weights "
-            "where run_id = %s and session_date = %s",
-            (run_id, session),
+            "select symbol, weight from ops.target_weights where session_date = %s", (session,)
         )
         rows = cur.fetchall()
-    if not rows:
-        raise ExecutionError(f"no target weights for run {run_id!r} on {session}")
-    methods = sorted({r[2] for r in rows})
-    if len(methods) > 1:
-        raise ExecutionError(f"target weights of run {run_id!r} on {session} mix methods {methods}")
+        if not rows:
+            cur.execute("select to_regclass('ops.portfolio_diagnostics')")
+            recorded = False
+            if cur.fetchone()[0] is not None:
+                cur.execute(
+                    "select 1 from ops.portfolio_diagnostics where session_date = %s", (session,)
+                )
+                recorded = cur.fetchone() is not None
+            if not recorded:
+                raise ExecutionError(
+                    f"no target weights for {session} (run {run_id!r}): "
+                    "run optimize_portfolio first"
+                )
     return {r[0]: float(r[1]) for r in rows}
 
 
