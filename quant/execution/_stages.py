@@ -174,12 +174,22 @@ def _check_broker(broker: Broker, name: str, account: str) -> None:
 class _BrokerHandle:
     """The run's broker: the one passed in, or one opened (and closed) here."""
 
-    def __init__(self, settings: Settings, name: str, account: str, broker: Broker | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        account: str,
+        broker: Broker | None,
+        credentials: Mapping[str, Any] | None = None,
+    ) -> None:
         from quant.execution._open import open_broker
 
         self.owned = broker is None
         self.broker = broker or open_broker(
-            settings, broker=name, account=account if name == "sim" else None
+            settings,
+            broker=name,
+            account=account if name == "sim" else None,
+            credentials=credentials if name != "sim" else None,
         )
         _check_broker(self.broker, name, account)
 
@@ -281,6 +291,7 @@ def generate_orders(
     requested_broker: str | None = None,
     latest_session: date | None = None,
     weights: Mapping[str, float] | None = None,
+    credentials: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Turn the run's target weights into orders in ``ops.orders`` (status ``generated``).
 
@@ -301,6 +312,10 @@ def generate_orders(
         calendar's latest closed session now.
     weights : mapping of str to float, optional
         Target weights (fractions of equity) instead of ``ops.target_weights``.
+    credentials : mapping, optional
+        Broker credentials (see :func:`open_broker`), e.g. resolved from an
+        Airflow connection by the DAG task; default the environment. Every
+        stage takes the same argument.
 
     Returns
     -------
@@ -337,7 +352,7 @@ def generate_orders(
                 "statuses": _status_counts(conn, existing),
                 "dropped": [],
             }
-        with _BrokerHandle(settings, choice.broker, choice.account, broker) as b:
+        with _BrokerHandle(settings, choice.broker, choice.account, broker, credentials) as b:
             settled = None
             if choice.broker == "sim":
                 settled = settle_simulator(b, conn, session, settings)
@@ -479,6 +494,7 @@ def pretrade_check(
     client: SidecarClient | None = None,
     broker: Broker | None = None,
     dag_id: str = DEFAULT_DAG_ID,
+    credentials: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check the run's ``generated`` orders in one batch; record approvals and denials.
 
@@ -507,7 +523,7 @@ def pretrade_check(
                 "reasons": {},
                 "statuses": _status_counts(conn, run),
             }
-        with _BrokerHandle(settings, run["broker"], run["account"], broker) as b:
+        with _BrokerHandle(settings, run["broker"], run["account"], broker, credentials) as b:
             account = b.account()
             held = b.positions()
         positions = {p.symbol: p.qty_shares for p in held}
@@ -669,6 +685,7 @@ def submit_orders(
     client: SidecarClient | None = None,
     dry_run: bool = False,
     dag_id: str = DEFAULT_DAG_ID,
+    credentials: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Submit the run's approved orders (each client order id at most once).
 
@@ -724,7 +741,7 @@ def submit_orders(
         errors: list[dict[str, str]] = []
         tif = _tif(settings)
         if todo:
-            with _BrokerHandle(settings, run["broker"], run["account"], broker) as b:
+            with _BrokerHandle(settings, run["broker"], run["account"], broker, credentials) as b:
                 for row in todo:
                     cid = row["client_order_id"]
                     if row["status"] == "submitting":
@@ -830,6 +847,7 @@ def reconcile(
     broker: Broker | None = None,
     client: SidecarClient | None = None,
     dag_id: str = DEFAULT_DAG_ID,
+    credentials: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Record fills and compare the broker's positions with ``ops.positions``.
 
@@ -851,7 +869,7 @@ def reconcile(
     try:
         run = _load_run(conn, dag_id, session, run_id)
         name, account = run["broker"], run["account"]
-        with _BrokerHandle(settings, name, account, broker) as b:
+        with _BrokerHandle(settings, name, account, broker, credentials) as b:
             updated = 0
             with conn.cursor() as cur:
                 cur.execute(

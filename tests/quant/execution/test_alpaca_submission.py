@@ -233,3 +233,18 @@ def test_reconcile_when_alpaca_position_differs_then_locks_symbol_and_raises(
     assert overrides["BBB"]["reduce_only"] is True
     fake.set_position("BBB", held["qty"], held["avg_entry_price"], held["current_price"])
     assert reconcile(day, run_id="r", settings=settings, dag_id=dag_id)["cleared_locks"] == ["BBB"]
+
+
+def test_stages_when_credentials_passed_in_then_used_without_environment(
+    settings: Settings, fake: FakeAlpaca, db_conn, dag_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL"):
+        monkeypatch.delenv(name)
+    creds = {"api_key": KEY, "secret_key": SECRET, "base_url": fake.url}  # e.g. from a connection
+    world = load_world(db_conn)
+    day = world.sessions[-3]
+    common = {"run_id": "r", "settings": settings, "dag_id": dag_id, "credentials": creds}
+    generate_orders(day, latest_session=day, weights=WEIGHTS, **common)
+    pretrade_check(day, **common)
+    assert submit_orders(day, **common)["submitted"] == len(WEIGHTS)
+    assert len(fake.orders_by_client_id()) == len(WEIGHTS)
