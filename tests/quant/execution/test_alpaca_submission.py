@@ -11,7 +11,12 @@ from execution_world import WEIGHTS, load_world
 from pydantic import SecretStr
 
 from quant.config import Settings
-from quant.exceptions import BrokerUnavailableError, ReconciliationError, SidecarError
+from quant.exceptions import (
+    BrokerUnavailableError,
+    ExecutionError,
+    ReconciliationError,
+    SidecarError,
+)
 from quant.execution import (
     AlpacaBroker,
     Order,
@@ -150,15 +155,27 @@ def test_submit_when_crash_after_half_then_rerun_leaves_one_order_per_client_id(
     assert len(_writes(fake)) == len(approved)
 
 
-def test_submit_when_sidecar_stopped_then_fails_and_fake_server_receives_nothing(
+def test_submit_when_sidecar_halted_or_stopped_then_fails_and_fake_server_receives_nothing(
     settings: Settings, fake: FakeAlpaca, db_conn, dag_id: str
 ) -> None:
-    _, day = _prepare(settings, db_conn, dag_id)
-    seen = len(fake.requests)
-    stopped = SidecarProcess(settings, free_port(), TOKEN)  # never started
-    down = settings.model_copy(update={"sidecar_url": stopped.url})
+    own = SidecarProcess(
+        settings, free_port(), TOKEN, extra_env={"QUANT_RISK__STALE_FEED_S": "86400"}
+    )
+    own.start()
+    try:
+        on_own = settings.model_copy(update={"sidecar_url": own.url})
+        _, day = _prepare(on_own, db_conn, dag_id)
+        assert {o["status"] for o in _orders(db_conn, dag_id).values()} == {"approved"}
+        seen = len(fake.requests)
+        client = SidecarClient(own.url, token=TOKEN)
+        client.kill("test: trading stopped", "halt")
+        with pytest.raises(ExecutionError, match="HALTED"):
+            submit_orders(day, run_id="r", settings=on_own, dag_id=dag_id)
+        client.resume("test: back to normal")
+    finally:
+        own.stop()
     with pytest.raises(SidecarError, match="unreachable"):
-        submit_orders(day, run_id="r", settings=down, dag_id=dag_id)
+        submit_orders(day, run_id="r", settings=on_own, dag_id=dag_id)
     assert len(fake.requests) == seen
     assert _writes(fake) == []
     assert {o["status"] for o in _orders(db_conn, dag_id).values()} == {"approved"}
