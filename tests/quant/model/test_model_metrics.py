@@ -7,6 +7,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from quant.model import (
@@ -131,3 +133,34 @@ def test_retrain_due_when_conditions_then_first_reason_in_policy_order() -> None
     assert retrain_due(**{**base, "scheduled": True}, drift_psi=0.3) == "scheduled"
     assert retrain_due(**{**base, "has_champion": False}, drift_psi=None) == "no_champion"
     assert retrain_due(**{**base, "force": True, "has_champion": False}, drift_psi=None) == "forced"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    shift=st.floats(-5, 5),
+    scale=st.floats(0.1, 10),
+)
+def test_daily_metrics_when_scores_transformed_monotonically_then_rank_metrics_unchanged(
+    seed: int, shift: float, scale: float
+) -> None:
+    panel = _panel(n_dates=5, n_names=25, seed=seed)
+    scores = panel["noise"].to_numpy()
+    base = daily_metrics(panel["d"], scores, panel["r"])
+    moved = daily_metrics(panel["d"], np.exp(scores * scale) + shift, panel["r"])
+    pd.testing.assert_series_equal(base["rank_ic"], moved["rank_ic"], atol=1e-9)
+    pd.testing.assert_series_equal(base["hit_rate"], moved["hit_rate"])
+    pd.testing.assert_series_equal(base["quintile_spread"], moved["quintile_spread"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), bins=st.integers(2, 20), loc=st.floats(-3, 3))
+def test_population_stability_index_when_any_sample_then_non_negative(
+    seed: int, bins: int, loc: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    reference = reference_distribution(pd.DataFrame({"x": rng.normal(size=500)}), ["x"], bins)
+    psi = population_stability_index(
+        reference["x"]["edges"], reference["x"]["shares"], rng.normal(loc, 1.0, size=200)
+    )
+    assert psi is not None and psi >= 0.0

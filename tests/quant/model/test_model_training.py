@@ -160,6 +160,19 @@ def test_training_set_when_built_then_only_labels_ended_by_as_of_and_target_rank
     assert one_day["target"].rank().equals(one_day["forward_return"].rank())
 
 
+def test_training_set_when_zscore_target_then_standardised_per_session(
+    signal_market: Market, model_settings: ModelSettings
+) -> None:
+    settings = model_settings.model_copy(update={"target": "zscore"})
+    frame = training_set(
+        signal_market.features, signal_market.labels, as_of=AS_OF, settings=settings
+    ).frame
+    per_date = frame.groupby("session_date")["target"]
+    assert per_date.mean().abs().max() < 0.05
+    assert per_date.std().between(0.9, 1.05).all()
+    assert frame["target"].abs().max() <= 3.0
+
+
 def test_training_set_when_feature_mostly_null_then_left_out(
     signal_market: Market, model_settings: ModelSettings
 ) -> None:
