@@ -52,6 +52,17 @@ _STATUS = {
 }
 
 
+def _ensure_event_loop() -> None:
+    """ib_insync / ib_async run their sync API on the thread's event loop; after an
+    ``asyncio.run`` elsewhere in the process the thread has none: give it one."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def _ib_module() -> Any:
     from quant.data._ibkr import ib_module
 
@@ -126,6 +137,7 @@ class IbkrBroker:
     def _conn(self) -> Any:
         if self._ib is not None and self._ib.isConnected():
             return self._ib
+        _ensure_event_loop()
         mod = _ib_module()
         last = ""
         for attempt in range(1, self.max_attempts + 1):

@@ -129,3 +129,16 @@ def test_ibkr_adapter_when_mode_and_port_disagree_then_refused() -> None:
         IbkrBroker(port=4001, paper=True)
     with pytest.raises(ConfigurationError, match="paper trading port"):
         IbkrBroker(port=4002, paper=False)
+
+
+def test_ibkr_adapter_when_thread_lost_its_event_loop_then_still_connects(
+    gateway: FakeIBGateway,
+) -> None:
+    import asyncio
+
+    asyncio.run(asyncio.sleep(0))  # leaves the main thread without a current event loop
+    broker = IbkrBroker(port=gateway.port, client_id=32, timeout_s=5)
+    try:
+        assert broker.account().cash_usd == 100_000.0
+    finally:
+        broker.close()
