@@ -13,14 +13,21 @@ Market orders go out with time in force ``OPG`` (opening auction) or as
 ``MOC`` (closing auction) to match ``QUANT_EXECUTION__FILL_AUCTION``.
 ``cancel_all`` is ``reqGlobalCancel``. Fills come from ``reqExecutions``
 (commissions from the commission reports).
+
+The IB client runs on an event loop: every call of the adapter runs on one
+worker thread of its own (with its own loop), so it can be called from any
+thread, including from inside a running event loop (the sidecar's handlers).
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from quant.exceptions import BrokerError, BrokerUnavailableError, ConfigurationError
 from quant.execution._types import (
@@ -61,6 +68,21 @@ def _ensure_event_loop() -> None:
         asyncio.get_event_loop()
     except RuntimeError:
         asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _on_ib_thread(method: _F) -> _F:
+    """Run the method on the adapter's worker thread (directly when already there)."""
+
+    @functools.wraps(method)
+    def wrapper(self: IbkrBroker, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == self._worker_ident:
+            return method(self, *args, **kwargs)
+        return self._worker.submit(method, self, *args, **kwargs).result()
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _ib_module() -> Any:
@@ -129,6 +151,14 @@ class IbkrBroker:
         self._sleep = sleep
         self._ib: Any = None
         self.connects = 0
+        self._worker_ident: int | None = None
+        self._worker = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ibkr-broker", initializer=self._start_worker
+        )
+
+    def _start_worker(self) -> None:
+        self._worker_ident = threading.get_ident()
+        _ensure_event_loop()
 
     def __repr__(self) -> str:
         return f"IbkrBroker(host={self.host!r}, port={self.port}, client_id={self.client_id})"
@@ -179,6 +209,7 @@ class IbkrBroker:
                 self.close()
         raise BrokerUnavailableError(f"ibkr: {what} failed twice (last: {last})")
 
+    @_on_ib_thread
     def close(self) -> None:
         if self._ib is not None:
             self._ib.disconnect()
@@ -210,6 +241,7 @@ class IbkrBroker:
         )
 
     # ------------------------------------------------------------------ reads
+    @_on_ib_thread
     def account(self) -> Account:
         account_values = self._read(
             "account values", lambda ib: ib.accountValues(self.account_code)
@@ -225,6 +257,7 @@ class IbkrBroker:
             equity_usd=float(values["NetLiquidation"]), cash_usd=float(values["TotalCashValue"])
         )
 
+    @_on_ib_thread
     def positions(self) -> list[Position]:
         ib = self._conn()
         marks = {
@@ -243,6 +276,7 @@ class IbkrBroker:
         ]
         return sorted(out, key=lambda p: p.symbol)
 
+    @_on_ib_thread
     def open_orders(self) -> list[BrokerOrder]:
         trades = self._read("open orders", lambda ib: (ib.reqAllOpenOrders(), ib.openTrades())[1])
         return [self._order_of(t) for t in trades]
@@ -259,10 +293,12 @@ class IbkrBroker:
 
         return self._read(f"order lookup {client_order_id!r}", search)
 
+    @_on_ib_thread
     def order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         trade = self._find(client_order_id)
         return None if trade is None else self._order_of(trade)
 
+    @_on_ib_thread
     def fills_since(self, since: datetime) -> list[Fill]:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC)")
@@ -291,6 +327,7 @@ class IbkrBroker:
         return sorted(out, key=lambda f: (f.filled_at, f.fill_id))
 
     # ------------------------------------------------------------------ writes
+    @_on_ib_thread
     def submit(self, order: Order) -> BrokerOrder:
         """Place ``order`` with ``orderRef`` = its client order id.
 
@@ -324,6 +361,7 @@ class IbkrBroker:
         ib.sleep(0)
         return self._order_of(trade)
 
+    @_on_ib_thread
     def cancel(self, order_id: str) -> bool:
         ib = self._conn()
         for trade in ib.trades():
@@ -334,6 +372,7 @@ class IbkrBroker:
                 return True
         raise BrokerError(f"ibkr: unknown order {order_id!r}")
 
+    @_on_ib_thread
     def cancel_all(self) -> int:
         ib = self._conn()
         live = len(ib.openTrades())

@@ -113,7 +113,7 @@ def test_ibkr_adapter_when_connection_drops_then_reconnects_with_backoff() -> No
         assert broker.account().equity_usd == 10.0  # first attempt refused, second connects
         assert broker.connects == 1
         gateway.stop()
-        broker._ib.disconnect()  # the link drops
+        broker._worker.submit(broker._ib.disconnect).result()  # the link drops
         gateway2 = FakeIBGateway(port=port)
         gateway2.account_values = {"NetLiquidation": 11.0, "TotalCashValue": 4.0}
         with gateway2:
@@ -140,5 +140,23 @@ def test_ibkr_adapter_when_thread_lost_its_event_loop_then_still_connects(
     broker = IbkrBroker(port=gateway.port, client_id=32, timeout_s=5)
     try:
         assert broker.account().cash_usd == 100_000.0
+    finally:
+        broker.close()
+
+
+def test_ibkr_adapter_when_called_inside_a_running_event_loop_then_works(
+    gateway: FakeIBGateway,
+) -> None:
+    import asyncio
+
+    broker = IbkrBroker(port=gateway.port, client_id=33, timeout_s=5)
+
+    async def handler() -> float:  # like the sidecar's kill endpoint
+        broker.submit(order("q-9"))
+        return broker.cancel_all()
+
+    try:
+        assert asyncio.run(handler()) == 1
+        assert [o["order_ref"] for o in gateway.orders.values()] == ["q-9"]
     finally:
         broker.close()
