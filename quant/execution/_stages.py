@@ -300,13 +300,14 @@ def generate_orders(
     session : date or str
         The run's trading session (logical date).
     run_id : str
-        Airflow's run id; target weights are read for it.
+        Airflow's run id (recorded; the later stages find the run by it).
     settings : Settings, optional
     broker : Broker, optional
         The adapter to use; it must be the one the safety rules choose (else
         :class:`ExecutionError`). Default: opened from the choice.
     dry_run : bool
-        Recorded with the run; :func:`submit_orders` then sends nothing.
+        Recorded with the orders: :func:`submit_orders` never sends the orders
+        of a dry run, even when called without ``dry_run``.
     dag_id, run_type, backfill_id, requested_broker, latest_session
         Inputs of :func:`choose_broker`; ``latest_session`` defaults to the
         calendar's latest closed session now.
@@ -345,6 +346,7 @@ def generate_orders(
             return {
                 **_run_info(existing),
                 "reused": True,
+                "dry_run": existing["dry_run"],
                 "choice_reason": existing["choice_reason"],
                 "equity_usd": existing["equity_usd"],
                 "cash_usd": existing["cash_usd"],
