@@ -1,92 +1,48 @@
 """
 ### daily_trading
 
-One run per trading session of the exchange (`QUANT_EXCHANGE`, XNYS by default),
-`QUANT_RUN_AFTER_CLOSE` after its close (the trading-session timetable of
-`plugins/trading_calendar.py`: no run on weekends or holidays, early closes
-respected). The run's logical date is the session's close.
+One run per trading session of `QUANT_EXCHANGE` (XNYS by default), `QUANT_RUN_AFTER_CLOSE`
+after its close (timetable `plugins/trading_calendar.py`: no runs on weekends or holidays,
+early closes respected). Stages, each a task calling one `quant` function with the session:
 
-1. **ingest_bars** loads the session's daily bars (and any missing history in
-   the trailing window) from the configured market-data provider into
-   `raw.bars`; idempotent, so reruns and backfills change nothing twice.
-2. **dbt** (a Cosmos task group) builds the dbt project as of the session: one
-   task per model (`<model>.run`) with its data and unit tests after it
-   (`<model>.test`), rendered from `dbt/target/manifest.json`.
-3. **report** writes the run's HTML report under `QUANT_HOME/reports`.
+`ingest_bars` -> `dbt` (one task per model, tests after each) -> `data_quality` (blocking
+gates) -> `retrain_model` (when due) -> `predict` -> `optimize_portfolio` -> `generate_orders`
+-> `pretrade_check` (risk sidecar) -> `submit_orders` -> `reconcile` -> `report`.
 
-Every task calls the `quant` package with the run's session date; the same
-functions back the CLI and the tests. A manual run whose logical date is not a
-session is skipped; one triggered without a logical date is for the latest
-closed session.
+A failed data-quality gate stops the run before any model, weight or order. Backfills and
+runs of past sessions fill with the built-in simulator on an account of their own and never
+reach a broker. **Params** (trigger with config): `dry_run` (generate and check, submit
+nothing), `broker`, `optimizer`, `symbols` (restrict the portfolio; empty = universe),
+`force_retrain`. Links on each run: *Run report* and *Data quality*.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from airflow.sdk import Asset, Param, dag, task
 from trading_calendar import TradingSessionTimetable
 
-from quant.config import get_settings
-from quant.transform import MANIFEST_COMMAND, dbt_project_dir, manifest_path
+from quant.config import PORTFOLIO_METHODS, get_settings
+from quant.orchestration import current_run, dbt_env, dbt_task_group, dbt_var, on_run_failure
 
-DEFAULT_ARGS = {
-    "owner": "quant",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
+FEATURES = Asset("quant_marts_features")
+TARGET_WEIGHTS = Asset("quant_target_weights")
+_SETTINGS = get_settings()  # the environment only: no database at parse time
+NETWORK = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
+ONCE = {"retries": 0}  # deterministic failures (a failed gate, a refused order) are not retried
+
+PARAMS = {
+    "dry_run": Param(False, type="boolean", description="generate and check orders, submit none"),
+    "broker": Param(None, type=["null", "string"], enum=[None, "sim", "alpaca", "ibkr"],
+                    description="broker for this run (default QUANT_BROKER); backfills use sim"),
+    "optimizer": Param(None, type=["null", "string"], enum=[None, *PORTFOLIO_METHODS],
+                       description="portfolio method (default QUANT_PORTFOLIO__OPTIMIZER)"),
+    "symbols": Param([], type="array", items={"type": "string", "pattern": "^[A-Z0-9.\\-]{1,12}$"},
+                     description="restrict the portfolio to these symbols; empty = universe"),
+    "force_retrain": Param(False, type="boolean", description="retrain the model now"),
 }
-
-DBT_DIR = dbt_project_dir()
-MANIFEST = manifest_path()
-if not MANIFEST.exists():
-    raise FileNotFoundError(
-        f"the dbt manifest {MANIFEST} is missing; build it with `{MANIFEST_COMMAND}`"
-    )
-DBT_ENV_KEYS = ("DBT_PG_HOST", "DBT_PG_PORT", "DBT_PG_USER", "DBT_PG_PASSWORD", "DBT_PG_DBNAME")
-_SETTINGS = get_settings()  # reads the environment only: no database at parse time
-
-
-def _session() -> str:
-    """ISO date of the trading session this run is for (skips non-sessions)."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    from quant.calendar import NotASessionError, get_calendar
-
-    context = get_current_context()
-    cal = get_calendar(get_settings().exchange)
-    try:
-        day = cal.session_for_run(context["logical_date"], context["dag_run"].run_after)
-    except NotASessionError as exc:
-        raise AirflowSkipException(str(exc)) from exc
-    return day.isoformat()
-
-
-@cache
-def _dbt_environment() -> dict[str, str]:
-    from quant.transform import dbt_environment
-
-    return dbt_environment()
-
-
-def dbt_env(key: str) -> str:
-    """Template macro: one ``DBT_PG_*`` variable, resolved when the task runs."""
-    return _dbt_environment()[key]
-
-
-def dbt_var(key: str, logical_date: pendulum.DateTime | None, dag_run: object) -> str:
-    """Template macro: one dbt variable of the run's session (``run_date``, ...)."""
-    from quant.calendar import get_calendar
-    from quant.transform import dbt_vars
-
-    settings = get_settings()
-    cal = get_calendar(settings.exchange)
-    session = cal.session_for_run(logical_date, dag_run.run_after)
-    return dbt_vars(session, settings)[key]
 
 
 @dag(
@@ -95,67 +51,113 @@ def dbt_var(key: str, logical_date: pendulum.DateTime | None, dag_run: object) -
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args={"owner": "quant", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    params=PARAMS,
     user_defined_macros={"dbt_env": dbt_env, "dbt_var": dbt_var},
+    on_failure_callback=on_run_failure,
     tags=["trading", "daily"],
     doc_md=__doc__,
 )
 def daily_trading() -> None:
-    @task
+    @task(**NETWORK)
     def ingest_bars() -> dict:
-        from datetime import date
-
         from quant.data import ingest_bars as ingest
 
-        return ingest(date.fromisoformat(_session())).to_dict()
+        return ingest(current_run().session).to_dict()
 
-    dbt = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(
-            dbt_project_path=DBT_DIR, manifest_path=MANIFEST, install_dbt_deps=False
-        ),
-        profile_config=ProfileConfig(
-            profile_name="quant",
-            target_name="default",
-            profiles_yml_filepath=DBT_DIR / "profiles.yml",
-        ),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
-            emit_datasets=False,  # a Unix-socket host makes no valid asset URI
-        ),
-        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
-        operator_args={
-            "install_deps": False,
-            "retries": 0,
-            "env": {key: "{{ dbt_env('" + key + "') }}" for key in DBT_ENV_KEYS},
-            "vars": {
-                key: "{{ dbt_var('" + key + "', logical_date, dag_run) }}"
-                for key in ("run_date", "provider_priority")
-            },
-        },
-    )
+    @task(outlets=[FEATURES], **ONCE)
+    def data_quality() -> dict:
+        from quant.quality import run_data_quality
 
-    @task(retries=0)
-    def report(ingested: dict) -> str:
-        from datetime import date
+        run = current_run()
+        return run_data_quality(run.session, run_id=run.run_id, dag_id=run.dag_id).summary()
 
+    @task(**ONCE)
+    def retrain_model() -> dict:
+        from quant.model import retrain_model as retrain
+
+        run = current_run()
+        return retrain(run.session, force=bool(run.params.get("force_retrain")), run_id=run.run_id)
+
+    @task(**ONCE)
+    def predict() -> dict:
+        from quant.model import predict as score
+
+        run = current_run()
+        return score(run.session, run_id=run.run_id)
+
+    @task(outlets=[TARGET_WEIGHTS], **ONCE)
+    def optimize_portfolio() -> dict:
+        from quant.portfolio import optimize_portfolio as optimize
+
+        run = current_run()
+        return optimize(run.session, optimizer=run.params.get("optimizer"), run_id=run.run_id,
+                        symbols=run.params.get("symbols") or None)
+
+    def _execution_args() -> dict:
+        from quant.orchestration import broker_credentials
+
+        run = current_run()
+        broker = run.params.get("broker") or _SETTINGS.broker
+        return {"session": run.session, "run_id": run.run_id, "dag_id": run.dag_id,
+                "credentials": broker_credentials(broker)}
+
+    @task(**ONCE)
+    def generate_orders() -> dict:
+        from quant.execution import generate_orders as generate
+
+        run = current_run()
+        return generate(**_execution_args(), run_type=run.run_type,
+                        requested_broker=run.params.get("broker"),
+                        dry_run=bool(run.params.get("dry_run")))
+
+    @task(**ONCE)
+    def pretrade_check() -> dict:
+        from quant.execution import pretrade_check as check
+
+        return check(**_execution_args())
+
+    @task(**NETWORK)
+    def submit_orders() -> dict:
+        from quant.execution import submit_orders as submit
+
+        return submit(**_execution_args(), dry_run=bool(current_run().params.get("dry_run")))
+
+    @task(**NETWORK)
+    def reconcile() -> dict:
+        from quant.execution import reconcile as reconcile_book
+
+        return reconcile_book(**_execution_args())
+
+    @task(**ONCE)
+    def report(stages: dict) -> str:
         from quant.report import write_run_report
-        from quant.transform import mart_summary
 
-        context = get_current_context()
-        session = date.fromisoformat(ingested["logical_date"])
-        path = write_run_report(
-            dag_id=context["dag"].dag_id,
-            run_id=context["run_id"],
-            session=session,
-            stages={"ingest_bars": ingested, "dbt": mart_summary(session)},
-        )
-        return str(path)
+        run = current_run()
+        return str(write_run_report(dag_id=run.dag_id, run_id=run.run_id, session=run.session,
+                                    stages=stages, run_type=run.run_type))
 
     ingested = ingest_bars()
-    ingested >> dbt
-    dbt >> report(ingested)
+    dbt = dbt_task_group()
+    quality = data_quality()
+    ingested >> dbt >> quality
+    retrained = retrain_model()
+    quality >> retrained
+    scored = predict()
+    retrained >> scored
+    weights = optimize_portfolio()
+    scored >> weights
+    orders = generate_orders()
+    weights >> orders
+    checked = pretrade_check()
+    orders >> checked
+    submitted = submit_orders()
+    checked >> submitted
+    reconciled = reconcile()
+    submitted >> reconciled
+    report({"ingest_bars": ingested, "data_quality": quality, "retrain_model": retrained,
+            "predict": scored, "optimize_portfolio": weights, "generate_orders": orders,
+            "pretrade_check": checked, "submit_orders": submitted, "reconcile": reconciled})
 
 
 daily_trading()

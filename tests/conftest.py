@@ -22,6 +22,21 @@ for _key in [k for k in os.environ if k.upper().startswith("QUANT_")]:
     del os.environ[_key]
 os.environ["QUANT_HOME"] = str(_HOME)
 
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# The session's risk sidecar (started on demand by the `sidecar` fixture): DAG runs of the
+# latest session check their orders with it, and fail closed when it is not running.
+SIDECAR_TOKEN = "test-session-token"
+os.environ["QUANT_SIDECAR_URL"] = f"http://127.0.0.1:{_free_port()}"
+os.environ["QUANT_SIDECAR_TOKEN"] = SIDECAR_TOKEN
+
 from quant.config import Settings, get_settings, load_settings  # noqa: E402
 from quant.orchestration import apply_airflow_environment  # noqa: E402
 
@@ -110,3 +125,19 @@ def artifacts_dir() -> Path:
     """Folder for files tests leave behind on purpose (screenshots, reports)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def sidecar(pg_settings: Settings) -> Iterator:
+    """The session's risk sidecar, a real process at QUANT_SIDECAR_URL."""
+    from urllib.parse import urlsplit
+
+    from quant.testing.sidecar_process import SidecarProcess
+
+    port = urlsplit(os.environ["QUANT_SIDECAR_URL"]).port
+    proc = SidecarProcess(pg_settings, port, SIDECAR_TOKEN)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

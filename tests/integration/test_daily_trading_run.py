@@ -30,8 +30,20 @@ def _bars_for(settings: Settings, session: date) -> list[tuple]:
         conn.close()
 
 
+def _count(settings: Settings, sql: str, *params: object) -> int:
+    from quant.db import connect
+
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
 def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
-    clean_db: Settings, airflow_db: Settings
+    clean_db: Settings, airflow_db: Settings, sidecar: object
 ) -> None:
     from quant.orchestration import run_dag
     from quant.report import report_path
@@ -49,9 +61,16 @@ def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
     assert page.exists()
     assert session.isoformat() in page.read_text()
 
+    weights = _count(clean_db, "select count(*) from ops.target_weights where session_date = %s", session)
+    orders = _count(clean_db, "select count(*) from ops.orders where logical_date = %s", session)
+    assert weights > 0 and orders > 0
+    assert _count(clean_db, "select count(*) from ops.dq_results where session_date = %s and not success "
+                  "and severity = 'blocking'", session) == 0
+
     second = run_dag(session, settings=clean_db)
     assert second.succeeded, second.task_states
     assert _bars_for(clean_db, session) == rows  # same values, same ingestion stamps
+    assert _count(clean_db, "select count(*) from ops.orders where logical_date = %s", session) == orders
 
 
 def test_daily_trading_when_run_then_dbt_models_built_for_the_session(
