@@ -10,6 +10,7 @@ chain a provider that has them, or adjust downstream from another source.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from datetime import date
@@ -46,6 +47,20 @@ def ib_module() -> ModuleType:
         import ib_insync
 
         return ib_insync
+
+
+def _ensure_event_loop() -> None:
+    """Give the thread a usable event loop: the sync API of ib_insync / ib_async runs on it.
+
+    A worker thread has none, and an earlier ``asyncio.run`` leaves the main
+    thread without one (or with a closed one).
+    """
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def duration_for(start: date, end: date) -> str:
@@ -119,6 +134,7 @@ class IbkrProvider:
         return list(self.configured_symbols)
 
     def _connect(self, ib_mod: ModuleType) -> Any:
+        _ensure_event_loop()
         ib = ib_mod.IB()
         ib.RaiseRequestErrors = True
         try:

@@ -100,3 +100,16 @@ def test_ibkr_when_corporate_actions_asked_then_empty_with_contract_columns() ->
         "split_ratio",
         "dividend_usd",
     ]
+
+
+def test_ibkr_when_called_after_asyncio_run_or_in_worker_thread_then_still_works(
+    gateway: FakeIBGateway,
+) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    provider = IbkrProvider(["SYN001"], port=gateway.port, connect_timeout_s=5)
+    asyncio.run(asyncio.sleep(0))  # leaves this thread without a current event loop
+    assert not provider.bars(START, END).empty
+    with ThreadPoolExecutor(max_workers=1) as pool:  # like a task runner's worker thread
+        assert not pool.submit(provider.bars, START, END).result(timeout=30).empty
