@@ -51,7 +51,8 @@ def test_dbt_group_when_rendered_then_follows_model_dependencies(dag) -> None:  
 def test_dbt_group_when_rendered_then_between_ingestion_and_report(dag) -> None:  # noqa: ANN001
     roots = [t for t in dag.task_ids if t.startswith("dbt.") and not dag.get_task(t).upstream_task_ids - {"ingest_bars"}]
     assert roots and all("ingest_bars" in dag.get_task(t).upstream_task_ids for t in roots)
-    assert "dbt.features.test" in dag.get_task("report").upstream_task_ids
+    before_report = dag.get_task("report").get_flat_relative_ids(upstream=True)
+    assert {f"dbt.{m}.test" for m in ("features", "labels", "universe")} <= before_report
 
 
 def test_dbt_tasks_when_rendered_then_connection_and_vars_are_templates(dag) -> None:  # noqa: ANN001
