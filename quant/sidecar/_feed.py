@@ -52,16 +52,17 @@ def bar_paths(
 def load_session_bars(
     settings: Settings, session: date
 ) -> dict[str, tuple[float, float, float, float]]:
-    """Daily bars of ``session`` from ``raw.bars`` for the configured provider."""
+    """Daily bars of ``session`` from ``raw.bars``, one per symbol, by provider chain order."""
     from quant.db import connect
 
     conn = connect(settings)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
-                "select symbol, open, high, low, close from raw.bars "
-                "where date = %s and provider = %s",
-                (session, settings.provider),
+                "select distinct on (symbol) symbol, open, high, low, close from raw.bars "
+                "where date = %s and provider = any(%s) "
+                "order by symbol, array_position(%s, provider)",
+                (session, list(settings.providers), list(settings.providers)),
             )
             return {r[0]: (r[1], r[2], r[3], r[4]) for r in cur.fetchall()}
     finally:

@@ -42,13 +42,16 @@ class StateStore:
     connect : callable
         Returns a new psycopg2 connection (e.g. ``lambda: quant.db.connect(settings)``).
     provider : str
-        Market-data provider whose ``raw.symbols`` rows make the default universe.
+        Market-data provider chain (``QUANT_PROVIDER``, comma-separated) whose
+        ``raw.symbols`` rows make the default universe; the first provider that
+        knows a symbol gives its sector.
     """
 
     def __init__(self, connect: Callable[[], PgConnection], *, provider: str = "synthetic") -> None:
         self._connect = connect
         self._conn: PgConnection | None = None
         self.provider = provider
+        self.providers = [p.strip() for p in provider.split(",") if p.strip()]
 
     def _run(self, fn: Callable[[Any], Any]) -> Any:
         import psycopg2
@@ -109,9 +112,10 @@ class StateStore:
             peak = max((r[2] for r in days), default=None)
             sod = {r[0].isoformat(): r[1] for r in days}
             cur.execute(
-                "select symbol, sector from raw.symbols where provider = %s "
-                "and (delisted_at is null or delisted_at >= %s)",
-                (self.provider, today or date.today()),
+                "select distinct on (symbol) symbol, sector from raw.symbols "
+                "where provider = any(%s) and (delisted_at is null or delisted_at >= %s) "
+                "order by symbol, array_position(%s, provider)",
+                (self.providers, today or date.today(), self.providers),
             )
             universe = {r[0]: r[1] for r in cur.fetchall()}
             return RestoredState(
