@@ -8,6 +8,7 @@ disturb, the dbt-built ``marts`` schema.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -130,6 +131,7 @@ def test_retrain_model_when_no_champion_then_trains_promotes_and_rerun_reuses_mo
     stage_settings: Settings,
 ) -> None:
     first = retrain_model(TUESDAY, settings=stage_settings, run_id="r1")
+    assert json.loads(json.dumps(first, allow_nan=False)) == first
     assert first["action"] == "retrained"
     assert first["reason"] == "no_champion"
     assert first["model_created"] is True
@@ -156,6 +158,7 @@ def test_retrain_model_when_not_due_then_skipped_and_reason_recorded(
 ) -> None:
     retrain_model(MONDAY, settings=stage_settings)
     skipped = retrain_model(TUESDAY, settings=stage_settings)
+    assert json.loads(json.dumps(skipped, allow_nan=False)) == skipped
     assert skipped["action"] == "skipped"
     assert skipped["reason"] == "not_due"
     assert skipped["drift_psi"] < stage_settings.model.drift_threshold
@@ -241,6 +244,7 @@ def test_predict_when_champion_then_universe_scored_missing_features_skipped_and
         (WEDNESDAY,),
     )
     first = predict(WEDNESDAY, settings=stage_settings, run_id="run-a")
+    assert json.loads(json.dumps(first, allow_nan=False)) == first
     universe = {
         s
         for s, d in zip(
