@@ -73,7 +73,7 @@ def test_ibkr_adapter_when_connected_then_account_positions_and_orders_with_orde
             broker.submit(order("q-1"))
         assert len(gateway.orders) == 2
         assert broker.cancel_all() == 2
-        assert len(gateway.received_of(IN.REQ_GLOBAL_CANCEL)) == 1
+        wait_for(lambda: len(gateway.received_of(IN.REQ_GLOBAL_CANCEL)) == 1)
         wait_for(lambda: broker.open_orders() == [])
         assert {o["status"] for o in gateway.orders.values()} == {"Cancelled"}
         assert gateway.received_of(IN.START_API)[0][2] == "31"
@@ -157,6 +157,6 @@ def test_ibkr_adapter_when_called_inside_a_running_event_loop_then_works(
 
     try:
         assert asyncio.run(handler()) == 1
-        assert [o["order_ref"] for o in gateway.orders.values()] == ["q-9"]
+        wait_for(lambda: [o["order_ref"] for o in gateway.orders.values()] == ["q-9"])
     finally:
         broker.close()
