@@ -296,7 +296,7 @@ class PortfolioOptimizer:
             )
         limits = self.limits
         relaxed = limits.without_turnover_cap()
-        anchor, _ = enforce_limits(
+        anchor, anchor_scale = enforce_limits(
             problem.current, problem, relaxed, redistribute=False, scale_up=False
         )
         attempts: list[Attempt] = []
@@ -314,13 +314,20 @@ class PortfolioOptimizer:
         for stage, method_name, with_turnover in plan:
             started = time.perf_counter()
             if method_name == "hold":
-                weights, violations = anchor, check_limits(anchor, problem, relaxed)
+                violations = check_limits(anchor, problem, relaxed)
                 if not violations:
                     attempts.append(
                         Attempt(stage, "hold", True, None, time.perf_counter() - started)
                     )
                     return self._result(
-                        problem, name, stage, "hold", anchor, 1.0, attempts, ("turnover_cap",)
+                        problem,
+                        name,
+                        stage,
+                        "hold",
+                        anchor,
+                        anchor_scale,
+                        attempts,
+                        ("turnover_cap",),
                     )
                 attempts.append(
                     Attempt(
