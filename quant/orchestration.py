@@ -17,7 +17,7 @@ import os
 import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ __all__ = [
     "run_dag",
     "logical_datetime",
     "run_after_datetime",
+    "task_timings",
 ]
 
 DAG_ID = "daily_trading"
@@ -178,6 +179,8 @@ class RunResult:
     session: date
     state: str
     task_states: dict[str, str]
+    task_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds each task ran (tasks that did not run, e.g. marked done or skipped, are absent)."""
 
     @property
     def succeeded(self) -> bool:
@@ -222,8 +225,33 @@ def run_dag(
         run_conf=conf or {},
         mark_success_pattern=mark_success_pattern,
     )
-    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    return RunResult(dag_id, dr.run_id, session, str(dr.state), states)
+    tis = dr.get_task_instances()
+    states = {ti.task_id: str(ti.state) for ti in tis}
+    seconds = {ti.task_id: float(ti.duration) for ti in tis if ti.duration is not None}
+    return RunResult(dag_id, dr.run_id, session, str(dr.state), states, seconds)
+
+
+def task_timings(dag_id: str, run_id: str, dag_run: Any = None) -> dict[str, dict[str, Any]]:
+    """State and seconds of each finished task of a DAG run, ``{task_id: {"state", "seconds"}}``.
+
+    From ``dag_run``'s task instances when given (a DAG callback's context), else
+    asked from the Task SDK when called inside a running Airflow task (its
+    execution API: no metadata-database access from the task), else empty.
+    """
+    if dag_run is not None and hasattr(dag_run, "get_task_instances"):
+        return {
+            ti.task_id: {"state": str(ti.state), "seconds": ti.duration}
+            for ti in dag_run.get_task_instances()
+        }
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    if runner is None or not hasattr(runner, "SUPERVISOR_COMMS"):
+        return {}  # not inside an Airflow task
+    out: dict[str, dict[str, Any]] = {}
+    for crumb in runner.RuntimeTaskInstance.get_task_breadcrumbs(dag_id, run_id):
+        index = crumb.get("map_index")
+        key = crumb["task_id"] + (f"[{index}]" if index is not None and index >= 0 else "")
+        out[key] = {"state": str(crumb.get("state")), "seconds": crumb.get("duration")}
+    return out
 
 
 # -- helpers for the DAG files (they import Airflow, lazily) ------------------------------------
@@ -382,4 +410,5 @@ def on_run_failure(context: dict[str, Any]) -> None:
         settings=settings,
         run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
         status="failed",
+        task_timings=task_timings(dag_run.dag_id, dag_run.run_id, dag_run),
     )

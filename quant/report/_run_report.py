@@ -1,23 +1,73 @@
 """The HTML report of one daily run.
 
 One self-contained page per (DAG, session) under
-``QUANT_HOME/reports/<dag_id>/<session>/index.html``; a rerun of the same
-session rewrites it. The page shows each stage's figures as the stages
-returned them and a summary of the market data the run saw.
+``QUANT_HOME/reports/<dag_id>/<session>/index.html`` (figures are inline SVG,
+no network asset); a rerun of the same session rewrites it. Sections, each
+with a stable ``id``, each rendered (saying there is nothing yet) when its
+tables are empty, as on a first run or a run that failed early:
+
+``summary``
+    status, what failed, orders sent, and why none was sent (sidecar HALTED,
+    dry run, every order rejected, no orders);
+``equity``
+    equity curve and drawdown of the run's account (``ops.execution_runs``);
+``weights``
+    the session's target weights by sector (``ops.target_weights`` with
+    ``raw.symbols``);
+``turnover``
+    turnover and gross exposure over time (``ops.portfolio_diagnostics``);
+``model``
+    validation metrics of each trained model over time (``ops.models``) and the
+    latest retrain decisions (``ops.retrain_decisions``);
+``orders``
+    the run's orders with the reason codes of rejections (``ops.orders``);
+``data-quality``
+    the run's checks (``ops.dq_results``) and a link to its Data Docs;
+``timings``
+    seconds per task;
+``market`` and ``stages``
+    the market data of the session and each stage's summary as returned.
+
+The run is recorded in ``ops.pipeline_runs`` (the UI finds reports by run id).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from quant.config import Settings, get_settings
 from quant.db import connect
+from quant.report._html import empty, fmt, kv_table, page, rows_table, section
+from quant.report._plots import bar_figure, line_figure, two_panel_figure
+from quant.report._run_data import RunData, as_utc_text, drawdown, load_run_data
 
 __all__ = ["report_path", "write_run_report"]
+
+TASK_ORDER = (
+    "ingest_bars",
+    "dbt",
+    "data_quality",
+    "retrain_model",
+    "predict",
+    "optimize_portfolio",
+    "generate_orders",
+    "pretrade_check",
+    "submit_orders",
+    "reconcile",
+    "report",
+)
+"""Tasks of the daily DAG in pipeline order (``dbt`` stands for every ``dbt.*`` task)."""
+
+FAILED_STAGE = "run failed"
+"""Key of the stage summary the DAG's failure callback passes (``reason``, ``failed or not run``)."""
 
 
 def report_path(dag_id: str, session: date, settings: Settings | None = None) -> Path:
@@ -26,59 +76,276 @@ def report_path(dag_id: str, session: date, settings: Settings | None = None) ->
     return settings.reports_dir / dag_id / session.isoformat() / "index.html"
 
 
-def _market_summary(session: date, settings: Settings) -> dict[str, Any]:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                select count(*), count(distinct symbol), min(close), max(close), sum(volume)
-                from raw.bars where date = %s
-                """,
-                (session,),
+# -- sections -----------------------------------------------------------------------------------
+def _summary(
+    data: RunData, stages: Mapping[str, Mapping[str, Any]], status: str
+) -> tuple[str, list[str]]:
+    """The summary section and the sentences of its banner."""
+    lines: list[str] = []
+    failed = stages.get(FAILED_STAGE)
+    if status != "success":
+        what = ", ".join(failed.get("failed or not run") or []) if failed else ""
+        reason = str(failed.get("reason")) if failed and failed.get("reason") else "a task failed"
+        lines.append(f"Run {status}: {reason}." + (f" Failed or not run: {what}." if what else ""))
+    by_status: dict[str, int] = defaultdict(int)
+    for order in data.orders:
+        by_status[order["status"]] += 1
+    sent = data.sent_orders
+    if sent == 0:
+        why = []
+        risk_check = data.execution["risk_check"] if data.execution else "sidecar"
+        if data.trading_state == "HALTED" and risk_check == "sidecar":
+            event = data.kill_events[0]
+            why.append(
+                f"the risk sidecar is HALTED ({event['reason_code']}: {event['reason']}, "
+                f"since {as_utc_text(event['at'])})"
             )
-            rows, symbols, min_close, max_close, volume = cur.fetchone()
-            cur.execute("select count(distinct date) from raw.bars where date <= %s", (session,))
-            history = cur.fetchone()[0]
-    finally:
-        conn.close()
-    return {
-        "bars on the session": rows,
-        "symbols on the session": symbols,
-        "lowest close (USD)": round(min_close, 2) if min_close is not None else None,
-        "highest close (USD)": round(max_close, 2) if max_close is not None else None,
-        "shares traded": int(volume or 0),
-        "sessions of history": history,
+        if data.execution is not None and data.execution["dry_run"]:
+            why.append("this is a dry run")
+        if data.orders and by_status.get("rejected", 0) == len(data.orders):
+            why.append("the pre-trade check rejected every order")
+        if data.execution is None or data.execution["logical_date"] != data.session:
+            why.append("no orders were generated for the session")
+        elif not data.orders:
+            why.append("the target weights needed no order")
+        lines.append("No order submitted" + (": " + "; ".join(why) if why else "") + ".")
+    else:
+        lines.append(f"{sent} order(s) submitted to {data.execution['broker']} "
+                     f"account {data.execution['account']}.")
+    figures = {
+        "status": status,
+        "orders generated": len(data.orders),
+        "orders submitted": sent,
+        "orders rejected by the pre-trade check": by_status.get("rejected", 0),
+        "trading state (sidecar, latest event)": data.trading_state or "no event recorded",
     }
+    if data.execution is not None:
+        figures |= {
+            "broker / account": f"{data.execution['broker']} / {data.execution['account']}",
+            "risk check": data.execution["risk_check"],
+            "broker choice": data.execution["choice_reason"],
+        }
+    bad = status != "success" or (sent == 0 and data.trading_state == "HALTED")
+    css = "bad" if bad else ("warn" if sent == 0 else "good")
+    banner = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    body = f'<div class="banner {css}">{banner}</div>{kv_table(figures)}'
+    return section("summary", "Summary", body), lines
 
 
-def _table(rows: dict[str, Any]) -> str:
-    cells = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
-        for k, v in rows.items()
+def _equity(data: RunData) -> str:
+    if not data.equity:
+        return section("equity", "Equity and drawdown",
+                       empty("No account equity recorded yet (no orders generated up to this session)."))
+    days = [d for d, _, _ in data.equity]
+    values = [e for _, e, _ in data.equity]
+    dd = drawdown(values)
+    row = data.execution or {}
+    figures = {
+        "account": f"{row.get('broker')} / {row.get('account')} ({data.account_source})",
+        "sessions": len(values),
+        "equity (USD)": values[-1],
+        "cash (USD)": data.equity[-1][2],
+        "return since first session": values[-1] / values[0] - 1.0 if values[0] else None,
+        "max drawdown": min(dd),
+    }
+    fig = two_panel_figure(
+        days, values, dd, top_label="equity (USD)", bottom_label="drawdown",
+        caption="Account equity as each run saw it when generating orders, and its drawdown "
+                "from the running peak.",
     )
-    return f"<table>{cells}</table>"
+    return section("equity", "Equity and drawdown", fig + kv_table(figures))
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
-    return "" if value is None else str(value)
+def _weights(data: RunData) -> str:
+    if not data.weights:
+        return section("weights", "Current weights by sector",
+                       empty("No target weights for this session."))
+    by_sector: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for symbol, sector, weight in data.weights:
+        by_sector[sector].append((symbol, weight))
+    rows = sorted(
+        ((s, sum(w for _, w in names), sum(abs(w) for _, w in names), len(names),
+          ", ".join(sym for sym, _ in names[:8]) + (" ..." if len(names) > 8 else ""))
+         for s, names in by_sector.items()),
+        key=lambda r: -r[2],
+    )
+    fig = bar_figure([r[0] for r in rows], [r[1] for r in rows], ylabel="net weight",
+                     caption="Net target weight per sector, fractions of equity.")
+    total = {"names": len(data.weights), "gross": sum(abs(w) for _, _, w in data.weights),
+             "net": sum(w for _, _, w in data.weights)}
+    table = rows_table(["sector", "net weight", "gross weight", "names", "largest names"], rows)
+    return section("weights", "Current weights by sector", fig + kv_table(total) + table)
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:1100px}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem;border-bottom:1px solid #d0d7de}
-table{border-collapse:collapse;margin:.5rem 0}th,td{padding:.25rem .8rem;border:1px solid #d0d7de;
-text-align:left;font-variant-numeric:tabular-nums}th{background:#f6f8fa;font-weight:600}
-.ok{color:#1a7f37}.failed{color:#cf222e}.meta{color:#57606a;font-size:.9rem}
-"""
+def _turnover(data: RunData) -> str:
+    if not data.diagnostics:
+        return section("turnover", "Turnover", empty("No portfolio construction recorded yet."))
+    days = [d["session_date"] for d in data.diagnostics]
+    fig = line_figure(
+        days,
+        {"turnover": [d["turnover"] for d in data.diagnostics],
+         "gross exposure": [d["gross_exposure"] for d in data.diagnostics]},
+        ylabel="fraction of equity",
+        caption="One-way turnover sum(|w - w_current|) of each rebalance, and the gross exposure.",
+    )
+    last = data.diagnostics[-1]
+    figures = {
+        "session": last["session_date"].isoformat(),
+        "method (used)": f"{last['method']} ({last['method_used']}, {last['stage']})",
+        "fallback used": last["fallback_used"],
+        "turnover": last["turnover"],
+        "mean turnover": sum(d["turnover"] for d in data.diagnostics) / len(data.diagnostics),
+        "names": last["n_names"],
+        "ex-ante volatility": last["ex_ante_vol"],
+    }
+    return section("turnover", "Turnover", fig + kv_table(figures))
 
 
+def _model(data: RunData) -> str:
+    parts = []
+    if data.models:
+        days = [m["trained_through"] for m in data.models]
+        parts.append(line_figure(
+            days,
+            {"validation rank IC": [m["validation_rank_ic"] for m in data.models],
+             "validation hit rate - 0.5": [
+                 None if m["hit_rate"] is None else m["hit_rate"] - 0.5 for m in data.models]},
+            ylabel="metric",
+            caption="Walk-forward validation of each model trained up to this session, by the "
+                    "last session of its training data.",
+        ))
+        parts.append(rows_table(
+            ["model", "trained through", "status", "validation rank IC", "ICIR", "hit rate",
+             "training rows"],
+            [(m["model_id"], m["trained_through"].isoformat(), m["status"],
+              m["validation_rank_ic"], m["icir"], m["hit_rate"], m["train_rows"])
+             for m in data.models[-8:]],
+        ))
+    else:
+        parts.append(empty("No model trained yet."))
+    if data.decisions:
+        parts.append("<h3>Retrain decisions</h3>" + rows_table(
+            ["session", "action", "reason", "model", "champion", "champion changed"],
+            [(d["session_date"].isoformat(), d["action"], d["reason"], d["model_id"],
+              d["champion_model_id"], d["champion_changed"]) for d in data.decisions],
+        ))
+    return section("model", "Model metrics over time", "".join(parts))
+
+
+def _orders(data: RunData) -> str:
+    if not data.orders:
+        return section("orders", "Orders", empty("No orders for this run."))
+    reasons: dict[str, int] = defaultdict(int)
+    for order in data.orders:
+        for code in order["reject_reasons"] or []:
+            reasons[code] += 1
+    counts: dict[str, int] = defaultdict(int)
+    for order in data.orders:
+        counts[order["status"]] += 1
+    parts = [kv_table(dict(sorted(counts.items())))]
+    if reasons:
+        parts.append("<h3>Rejections by reason code</h3>" + rows_table(
+            ["reason code", "orders"], sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))))
+    parts.append(rows_table(
+        ["client order id", "symbol", "side", "qty (shares)", "ref price (USD)", "notional (USD)",
+         "status", "reject reasons", "filled (shares)", "avg fill (USD)"],
+        [(o["client_order_id"], o["symbol"], o["side"], o["qty_shares"], o["ref_price_usd"],
+          o["notional_usd"], o["status"], " ".join(o["reject_reasons"] or []),
+          o["filled_qty_shares"], o["avg_fill_price_usd"]) for o in data.orders],
+        css="orders",
+    ))
+    return section("orders", "Orders", "".join(parts))
+
+
+def _data_quality(data: RunData, docs: Path) -> str:
+    link = ('<p><a href="data_quality/index.html">Data Docs of this run</a> '
+            '(Great Expectations validation results)</p>' if docs.exists()
+            else empty("No Data Docs were written for this run."))
+    if not data.dq:
+        return section("data-quality", "Data quality",
+                       empty("No data-quality checks recorded for this run.") + link)
+    failed = [r for r in data.dq if not r["success"]]
+    figures = {
+        "checks": len(data.dq),
+        "passed": len(data.dq) - len(failed),
+        "failed (blocking)": sum(1 for r in failed if r["severity"] == "blocking"),
+        "failed (warning)": sum(1 for r in failed if r["severity"] == "warning"),
+    }
+    parts = [kv_table(figures), link]
+    if failed:
+        parts.append("<h3>Failed checks</h3>" + rows_table(
+            ["suite", "check", "severity", "observed", "offending rows (first 5)"],
+            [(r["suite"], r["check_name"], r["severity"], _short(r["observed_value"]),
+              _short((r["unexpected"] or [])[:5])) for r in failed],
+        ))
+    return section("data-quality", "Data quality", "".join(parts))
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _task_rank(task_id: str) -> tuple[int, str]:
+    head = task_id.split(".", 1)[0]
+    return (TASK_ORDER.index(head) if head in TASK_ORDER else len(TASK_ORDER), task_id)
+
+
+def _timings(timings: Mapping[str, Mapping[str, Any]], note: str) -> str:
+    if not timings:
+        return section("timings", "Timings per task", empty(note))
+    tasks = sorted(timings, key=_task_rank)
+    grouped: dict[str, float] = defaultdict(float)
+    for task_id in tasks:
+        seconds = timings[task_id].get("seconds")
+        if seconds is not None:
+            grouped[task_id.split(".", 1)[0]] += float(seconds)
+    stages = sorted(grouped, key=_task_rank)
+    fig = bar_figure(stages, [grouped[s] for s in stages], ylabel="seconds",
+                     caption="Seconds per stage (the dbt group summed over its tasks).")
+    total = {"tasks": len(tasks), "seconds, all tasks": sum(grouped.values())}
+    table = rows_table(
+        ["task", "state", "seconds"],
+        [(t, timings[t].get("state"), timings[t].get("seconds")) for t in tasks],
+    )
+    return section("timings", "Timings per task",
+                   fig + kv_table(total) + f"<p class=\"meta\">{html.escape(note)}</p>" + table)
+
+
+def _stages(stages: Mapping[str, Mapping[str, Any]]) -> str:
+    if not stages:
+        return section("stages", "Stage summaries", empty("No stage returned a summary."))
+    parts = []
+    for name, figures in stages.items():
+        body = kv_table(dict(figures)) if isinstance(figures, Mapping) else html.escape(fmt(figures))
+        parts.append(f"<details><summary>{html.escape(name)}</summary>{body}</details>")
+    return section("stages", "Stage summaries", "".join(parts))
+
+
+def _timings_from(
+    dag_id: str,
+    run_id: str,
+    stages: Mapping[str, Mapping[str, Any]],
+    task_timings: Mapping[str, Mapping[str, Any]] | None,
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """Task timings: as passed, else asked from Airflow inside a task, else the stages' own."""
+    if task_timings:
+        return {k: dict(v) for k, v in task_timings.items()}, "Durations recorded by Airflow."
+    from quant.orchestration import task_timings as airflow_timings
+
+    found = airflow_timings(dag_id, run_id)
+    if found:
+        return found, ("Durations recorded by Airflow for the tasks finished when the report "
+                       "was written (the report task itself is still running).")
+    own = {name: {"state": "success", "seconds": float(s["seconds"])}
+           for name, s in stages.items()
+           if isinstance(s, Mapping) and isinstance(s.get("seconds"), (int, float))}
+    if own:
+        return own, "Durations the stages measured themselves."
+    return {}, "No task timings available (the report was written outside an Airflow task)."
+
+
+# -- the page -----------------------------------------------------------------------------------
 def write_run_report(
     *,
     dag_id: str,
@@ -88,6 +355,7 @@ def write_run_report(
     settings: Settings | None = None,
     run_type: str = "manual",
     status: str = "success",
+    task_timings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the run's HTML report and return its path.
 
@@ -98,33 +366,71 @@ def write_run_report(
     session : date
         The trading session of the run.
     stages : dict
-        Stage name -> the figures that stage returned (shown in order).
+        Stage name -> the figures that stage returned (shown in order). The
+        failure callback passes ``{"run failed": {"reason", "failed or not run"}}``.
     run_type, status : str
-        Recorded with the run in ``ops.pipeline_runs`` (the UI finds reports by run id).
+        Recorded with the run in ``ops.pipeline_runs``; ``status`` other than
+        ``"success"`` puts what failed at the top of the page.
+    task_timings : mapping, optional
+        Task id -> ``{"state", "seconds"}``. Default: asked from Airflow when
+        called inside a task (the DAG's ``report`` task), else the ``seconds``
+        the stage summaries carry.
     """
     settings = settings or get_settings()
     path = report_path(dag_id, session, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    market = _market_summary(session, settings)
-    sections = [
-        f"<h2>{html.escape(name)}</h2>{_table(figures)}" for name, figures in stages.items()
-    ]
+    conn = connect(settings)
+    try:
+        data = load_run_data(conn, dag_id=dag_id, run_id=run_id, session=session)
+    finally:
+        conn.close()
+    timings, note = _timings_from(dag_id, run_id, stages, task_timings)
+    summary, lines = _summary(data, stages, status)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{html.escape(dag_id)} {session.isoformat()}</title><style>{_CSS}</style></head>
-<body>
-<h1>{html.escape(dag_id)} &mdash; session {session.isoformat()}</h1>
-<p class="meta">run <code>{html.escape(run_id)}</code> &middot; generated {generated}</p>
-<h2>Market data</h2>{_table(market)}
-{''.join(sections)}
-</body></html>
-"""
+    header = (
+        f"<h1>{html.escape(dag_id)} &mdash; session {session.isoformat()} "
+        f'<span class="badge {"success" if status == "success" else "failed"}">'
+        f"{html.escape(status)}</span></h1>"
+        f'<p class="meta">run <code>{html.escape(run_id)}</code> ({html.escape(run_type)}) '
+        f"&middot; generated {generated}</p>"
+    )
+    body = [
+        summary,
+        _equity(data),
+        _weights(data),
+        _turnover(data),
+        _model(data),
+        _orders(data),
+        _data_quality(data, path.parent / "data_quality" / "index.html"),
+        _timings(timings, note),
+        section("market", "Market data", kv_table(data.market)),
+        _stages(stages),
+    ]
+    text = page(f"{dag_id} {session.isoformat()}", header, body)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(page)
+    tmp.write_text(text)
     tmp.replace(path)
-    _record_run(dag_id, run_id, session, run_type, status, stages, settings)
+    record = dict(stages) | {"report": {"summary": lines, "seconds": _total(timings)}}
+    _record_run(dag_id, run_id, session, run_type, status, record, settings)
     return path
+
+
+def _total(timings: Mapping[str, Mapping[str, Any]]) -> float | None:
+    values = [float(t["seconds"]) for t in timings.values() if t.get("seconds") is not None]
+    return round(sum(values), 3) if values else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+_NUL = re.compile("\x00")
 
 
 def _record_run(
@@ -133,9 +439,10 @@ def _record_run(
     session: date,
     run_type: str,
     status: str,
-    stages: dict[str, dict[str, Any]],
+    stages: dict[str, Any],
     settings: Settings,
 ) -> None:
+    summary = _NUL.sub("", json.dumps(_jsonable(stages), default=str))
     conn = connect(settings)
     try:
         with conn, conn.cursor() as cur:
@@ -146,7 +453,7 @@ def _record_run(
                 on conflict (run_id) do update
                     set status = excluded.status, summary = excluded.summary, updated_at = now()
                 """,
-                (run_id, dag_id, session, run_type, status, json.dumps(stages, default=str)),
+                (run_id, dag_id, session, run_type, status, summary),
             )
     finally:
         conn.close()

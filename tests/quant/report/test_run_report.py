@@ -1,0 +1,239 @@
+"""The run report: every section from a real pipeline run, and an empty failed run.
+
+The pipeline runs through its stage functions (ingest -> dbt -> data quality ->
+retrain -> predict -> optimize -> generate / check / submit / reconcile with the
+simulator) over three sessions on one backfill account, so the equity curve,
+the turnover and the fills have history. Expected figures are read back from
+the tables, never copied from the report code.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from typing import Any
+
+import pytest
+
+from quant.calendar import get_calendar
+from quant.config import Settings, load_settings
+from quant.report import report_path, write_run_report
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = 40
+END = date(2017, 3, 31)
+HISTORY_SESSIONS = 320
+DAG_ID = "daily_trading"
+BACKFILL = "report-test"
+SECTIONS = ("summary", "equity", "weights", "turnover", "model", "orders", "data-quality",
+            "timings", "market", "stages")
+
+
+def _query(settings: Settings, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+    from quant.db import connect
+
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def _reset(settings: Settings) -> None:
+    tables = _query(
+        settings,
+        "select quote_ident(schemaname) || '.' || quote_ident(tablename) from pg_tables "
+        "where schemaname in ('raw', 'ops') and tablename <> 'schema_migrations'",
+    )
+    _query(settings, f"truncate {', '.join(t[0] for t in tables)} restart identity cascade")
+    _query(settings, "drop schema if exists staging, intermediate, marts cascade")
+
+
+def _timed(stages: dict[str, dict], name: str, call: Callable[..., Any], *args: Any,
+           **kwargs: Any) -> Any:
+    start = time.perf_counter()
+    summary = call(*args, **kwargs)
+    summary = summary.summary() if hasattr(summary, "summary") else summary
+    summary = summary.to_dict() if hasattr(summary, "to_dict") else summary
+    stages[name] = {**summary, "seconds": time.perf_counter() - start}
+    return summary
+
+
+def _section(page: str, section_id: str) -> str:
+    match = re.search(rf'<section id="{section_id}">(.*?)</section>', page, re.S)
+    assert match, f"section {section_id!r} missing"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def pipeline(pg_settings: Settings) -> Iterator[tuple[Settings, list[date], dict[str, dict], str]]:
+    """Three sessions through every stage; the last one's restricted name is rejected."""
+    from quant.data import SyntheticProvider, ingest_bars
+    from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
+    from quant.model import predict, retrain_model
+    from quant.portfolio import optimize_portfolio
+    from quant.quality import run_data_quality
+    from quant.transform import dbt_vars, run_dbt
+
+    settings = load_settings(synthetic={"symbols": SYMBOLS})
+    cal = get_calendar(settings.exchange)
+    sessions = [cal.shift(END, -2), cal.shift(END, -1), END]
+    _reset(settings)
+    ingest_bars(END, start=cal.shift(END, -HISTORY_SESSIONS), settings=settings,
+                provider=SyntheticProvider(symbols=SYMBOLS, seed=settings.synthetic.seed))
+    run_dbt(["run", "--quiet", "--full-refresh"], settings=settings, vars=dbt_vars(END, settings))
+    stages: dict[str, dict] = {}
+    for i, day in enumerate(sessions):
+        run_id = f"backfill__{day.isoformat()}"
+        stages = {}
+        args = {"run_id": run_id, "settings": settings, "dag_id": DAG_ID}
+        if day == END:
+            _timed(stages, "data_quality", run_data_quality, day, run_id=run_id, dag_id=DAG_ID,
+                   settings=settings)
+        _timed(stages, "retrain_model", retrain_model, day, force=i == 0, settings=settings,
+               run_id=run_id)
+        _timed(stages, "predict", predict, day, settings=settings, run_id=run_id)
+        _timed(stages, "optimize_portfolio", optimize_portfolio, day, settings=settings,
+               run_id=run_id)
+        _timed(stages, "generate_orders", generate_orders, day, **args, run_type="backfill",
+               backfill_id=BACKFILL)
+        check_settings = settings
+        if day == END:  # restrict the largest buy of the last session: its order is rejected
+            largest = _query(
+                settings,
+                "select symbol from ops.orders where logical_date = %s and side = 'buy' "
+                "order by notional_usd desc limit 1",
+                (day,),
+            )[0][0]
+            check_settings = load_settings(synthetic={"symbols": SYMBOLS},
+                                           risk={"restricted_symbols": [largest]})
+        _timed(stages, "pretrade_check", pretrade_check, day, **(args | {"settings": check_settings}))
+        _timed(stages, "submit_orders", submit_orders, day, **args)
+        _timed(stages, "reconcile", reconcile, day, **args)
+    yield settings, sessions, stages, f"backfill__{END.isoformat()}"
+    _reset(settings)
+
+
+def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
+    pipeline: tuple[Settings, list[date], dict[str, dict], str], artifacts_dir: Any
+) -> None:
+    settings, sessions, stages, run_id = pipeline
+    path = write_run_report(dag_id=DAG_ID, run_id=run_id, session=END, stages=stages,
+                            settings=settings, run_type="backfill")
+    assert path == report_path(DAG_ID, END, settings)
+    page = path.read_text()
+    (artifacts_dir / "run_report.html").write_text(page)
+    for section_id in SECTIONS:
+        _section(page, section_id)
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//|url\((?!#)|@import', page)  # self-contained
+
+    # equity and drawdown of the backfill account, one point per session
+    equity = _query(settings, "select logical_date, equity_usd from ops.execution_runs "
+                    "where account = %s order by logical_date", (f"backfill-{BACKFILL}",))
+    assert [d for d, _ in equity] == sessions
+    peak, worst = 0.0, 0.0
+    for _, value in equity:
+        peak = max(peak, value)
+        worst = min(worst, value / peak - 1)
+    section = _section(page, "equity")
+    assert "<svg" in section
+    assert f"backfill-{BACKFILL}" in section
+    assert f"{worst:.4g}" in section
+    assert f"{equity[-1][1]:,.2f}" in section
+
+    # weights by sector: every sector holding a name of the session's target weights
+    sectors = {r[0] for r in _query(
+        settings,
+        "select distinct s.sector from ops.target_weights w join raw.symbols s using (symbol) "
+        "where w.session_date = %s and w.weight <> 0", (END,))}
+    assert sectors
+    section = _section(page, "weights")
+    assert "<svg" in section
+    for sector in sectors:
+        assert f"<td>{sector}</td>" in section
+
+    # turnover and model history
+    assert "<svg" in _section(page, "turnover")
+    models = _query(settings, "select model_id from ops.models")
+    assert models and "<svg" in _section(page, "model")
+    assert "Retrain decisions" in _section(page, "model")
+
+    # orders, with the reason codes of the rejected ones
+    orders = _query(settings, "select client_order_id, status, reject_reasons from ops.orders "
+                    "where logical_date = %s", (END,))
+    section = _section(page, "orders")
+    rejected = [o for o in orders if o[1] == "rejected"]
+    assert rejected and all("RESTRICTED_SYMBOL" in o[2] for o in rejected)
+    assert "RESTRICTED_SYMBOL" in section
+    for cid, _, _ in orders:
+        assert cid in section
+    table = re.search(r'<table class="orders">(.*?)</table>', section, re.S).group(1)
+    assert table.count("<tr>") == len(orders) + 1  # a header, then one row per order
+
+    # data quality: the run's checks and a link to its Data Docs next to the report
+    checks = _query(settings, "select count(*), count(*) filter (where success) "
+                    "from ops.dq_results where run_id = %s", (run_id,))[0]
+    section = _section(page, "data-quality")
+    assert f"<th>checks</th><td class=\"num\">{checks[0]}</td>" in section
+    assert f"<th>passed</th><td class=\"num\">{checks[1]}</td>" in section
+    assert 'href="data_quality/index.html"' in section
+    assert (path.parent / "data_quality" / "index.html").exists()
+
+    # timings: the seconds the stages measured
+    section = _section(page, "timings")
+    assert "<svg" in section
+    for name in stages:
+        assert f"<td>{name}</td>" in section
+
+    # the summary: orders were sent, none of them rejected ones
+    sent = [o for o in orders if o[1] not in ("generated", "approved", "rejected")]
+    assert f"{len(sent)} order(s) submitted" in _section(page, "summary")
+    recorded = _query(settings, "select status, dag_id from ops.pipeline_runs where run_id = %s",
+                      (run_id,))
+    assert recorded == [("success", DAG_ID)]
+
+
+def test_write_run_report_when_run_failed_with_empty_tables_then_says_what_failed(
+    clean_db: Settings,
+) -> None:
+    session = get_calendar(clean_db.exchange).latest_closed_session()
+    run_id = "manual__failed-early"
+    path = write_run_report(
+        dag_id=DAG_ID, run_id=run_id, session=session, settings=clean_db, status="failed",
+        stages={"run failed": {"reason": "task_failure",
+                               "failed or not run": ["ingest_bars", "data_quality"]}},
+    )
+    page = path.read_text()
+    for section_id in SECTIONS:
+        _section(page, section_id)
+    summary = _section(page, "summary")
+    assert "Run failed: task_failure." in summary
+    assert "ingest_bars, data_quality" in summary
+    assert "No order submitted" in summary
+    assert "No account equity recorded yet" in _section(page, "equity")
+    assert "No target weights" in _section(page, "weights")
+    assert "No orders for this run" in _section(page, "orders")
+    assert "No data-quality checks recorded" in _section(page, "data-quality")
+    assert _query(clean_db, "select status from ops.pipeline_runs where run_id = %s",
+                  (run_id,)) == [("failed",)]
+
+
+def test_write_run_report_when_sidecar_halted_then_summary_says_no_order_submitted(
+    clean_db: Settings,
+) -> None:
+    session = get_calendar(clean_db.exchange).latest_closed_session()
+    _query(
+        clean_db,
+        "insert into ops.kill_switch_events (kind, from_state, to_state, mode, reason_code, "
+        "reason, actor) values ('kill', 'ACTIVE', 'HALTED', 'halt', 'MANUAL', 'desk drill', 'ops')",
+    )
+    path = write_run_report(dag_id=DAG_ID, run_id="manual__halted", session=session,
+                            stages={}, settings=clean_db, status="failed")
+    summary = _section(path.read_text(), "summary")
+    assert "No order submitted: the risk sidecar is HALTED (MANUAL: desk drill" in summary
+    assert "<td>HALTED</td>" in summary
