@@ -159,12 +159,14 @@ def _waterfill(w: np.ndarray, target: float, limits: Limits, sectors: np.ndarray
 
 
 def _cap(w: np.ndarray, limits: Limits, sectors: np.ndarray, target: float | None) -> np.ndarray:
-    """Enforce sign, name, sector, gross and net limits (shrinking only, or filling to ``target``
-    in long-only mode)."""
+    """Enforce sign, name, sector, gross and net limits: shrinking only, or, in long-only mode
+    with a ``target`` sum, refilling what the caps cut over the names with room."""
     if limits.long_only:
         w = np.clip(w, 0.0, None)
-        goal = min(w.sum() if target is None else target, limits.gross_cap)
-        w = _waterfill(w, goal, limits, sectors)
+        if target is None:
+            w = _cap_sectors(np.minimum(w, limits.max_weight), sectors, limits.max_sector_weight)
+        else:
+            w = _waterfill(w, min(target, limits.gross_cap), limits, sectors)
         if w.sum() > limits.gross_cap:
             w = w * (limits.gross_cap / w.sum())
         return w

@@ -51,7 +51,7 @@ from quant.portfolio._risk import RiskModel, risk_model_from_settings, trailing_
 
 __all__ = ["Attempt", "PortfolioOptimizer", "PortfolioResult"]
 
-UNKNOWN_SECTOR = "Unknown"
+_UNCLASSIFIED = "\x00unclassified:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +189,9 @@ class PortfolioOptimizer:
         returns : DataFrame of shape (n_sessions, n_symbols), daily returns indexed by
             session date; rows after ``as_of`` are ignored
         current_weights : Series indexed by symbol, optional (default: no positions)
-        sectors : Series indexed by symbol, optional (missing = ``Unknown``)
+        sectors : Series indexed by symbol, optional
+            Sector labels; ``None`` switches the sector cap off, and a name without a
+            label is capped as a sector of its own.
         as_of : date, optional
 
         Returns
@@ -225,11 +227,16 @@ class PortfolioOptimizer:
             inside = cw.index.isin(symbols)
             current = cw[inside].reindex(list(symbols)).fillna(0.0)
             outside = float(cw[~inside].abs().sum())
-        labels = (
-            sectors.reindex(list(symbols)).fillna(UNKNOWN_SECTOR).astype(str).to_numpy()
-            if sectors is not None
-            else np.full(len(symbols), UNKNOWN_SECTOR, dtype=object)
-        )
+        if sectors is None:
+            sector_rows = np.zeros((0, len(symbols)))
+        else:
+            # a name without a sector is a sector of its own (it is not pooled with others)
+            labels = sectors.reindex(list(symbols)).astype(object)
+            missing = labels.isna().to_numpy()
+            labels = np.where(
+                missing, [f"{_UNCLASSIFIED}{s}" for s in symbols], labels.astype(str).to_numpy()
+            )
+            sector_rows = sector_matrix(labels)
         problem = Problem(
             symbols=symbols,
             scores=score_values,
@@ -238,7 +245,7 @@ class PortfolioOptimizer:
             returns=window.fillna(0.0).to_numpy(dtype=float),
             current=current.to_numpy(dtype=float),
             current_outside=outside,
-            sectors=sector_matrix(labels),
+            sectors=sector_rows,
         )
         return problem, excluded
 

@@ -325,3 +325,37 @@ def test_cvar_when_risk_dominates_then_tail_loss_below_equal_weight() -> None:
     assert result.stage == "primary"
     assert chosen.sum() == pytest.approx(0.98)
     assert tail_loss(chosen) < tail_loss(equal)
+
+
+def test_optimize_when_method_returns_nan_then_next_step_used_and_reason_recorded(
+    monkeypatch,
+) -> None:
+    import quant.portfolio._optimizer as optimizer_module
+
+    scores, returns, sectors = market(30, sessions=150, seed=24)
+    broken = dict(optimizer_module.METHODS)
+    broken["min_volatility"] = lambda problem, *args, **kwargs: np.full(problem.n, np.nan)
+    monkeypatch.setattr(optimizer_module, "METHODS", broken)
+
+    result = PortfolioOptimizer(_settings()).optimize(
+        scores, returns, sectors=sectors, method="min_volatility"
+    )
+
+    assert result.stage == "hrp"
+    assert "non-finite" in result.attempts[0].reason
+    assert np.isfinite(result.weights.to_numpy()).all()
+    assert result.weights.min() >= 0.0
+
+
+def test_optimize_when_current_book_breaks_new_cap_then_hold_trims_it() -> None:
+    scores, returns, _ = market(5, sessions=150, seed=25)
+    current = pd.Series([0.30, 0.05, 0.0, 0.02, 0.0], index=scores.index)
+    config = _settings(max_weight=0.10, vol_target=None, fallback_chain=("hold",))
+
+    result = PortfolioOptimizer(config).optimize(
+        scores, returns, current_weights=current, method="mean_variance"
+    )
+
+    assert result.stage == "hold"
+    assert result.weights.iloc[0] == pytest.approx(0.10)
+    assert result.weights.iloc[1:].tolist() == pytest.approx([0.05, 0.0, 0.02, 0.0])
