@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install manifest demo test lint unit freeze clean
+.PHONY: install manifest demo test lint unit freeze clean browser
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,21 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
+# The headless-browser test's tools (tests/e2e): Debian's chromium, never a downloaded browser,
+# and playwright-core from npm. Installed when this machine can (root with apt-get; npm);
+# without them the browser test is skipped and says why.
+E2E_MODULES := tests/e2e/node_modules/.package-lock.json
+
+$(E2E_MODULES): tests/e2e/package.json tests/e2e/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd tests/e2e && npm ci --no-audit --no-fund --silent; \
+	else echo "npm not found: the browser test will be skipped"; fi
+
+browser: $(E2E_MODULES)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "chromium not installable here: the browser test will be skipped"
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 unit: install

@@ -309,6 +309,32 @@ def demo(
         raise _fail(f"{len(failed)} run(s) failed: {', '.join(str(r.session) for r in failed)}")
 
 
+@bench_app.command("pipeline")
+def bench_pipeline(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    symbols: Annotated[str, typer.Option(help="comma-separated universe sizes")] = "50,500",
+) -> None:
+    """Wall time of one full daily run (dag.test) per universe size, and seconds per task."""
+    import json
+    import runpy
+
+    from quant.orchestration import project_root
+
+    bench = runpy.run_path(str(project_root() / "bench" / "pipeline.py"))
+    figures = bench["run_benchmark"](tuple(int(n) for n in symbols.split(",")))
+    if as_json:
+        print(json.dumps(figures))
+        return
+    for run in figures["runs"]:
+        slowest = sorted(run["stages_s"].items(), key=lambda kv: -kv[1])[:3]
+        console.print(
+            f"{run['symbols']} symbols: {run['state']} in {run['wall_s']} s "
+            f"(slowest: {', '.join(f'{k} {v} s' for k, v in slowest)})"
+        )
+    console.print(f"goal: {figures['goal_symbols']} symbols under {figures['goal_s']:.0f} s: "
+                  f"{'met' if figures['meets_goal'] else 'NOT met'}")
+
+
 def main() -> None:
     """Entry point of the ``quant`` console script."""
     try:
