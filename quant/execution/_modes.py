@@ -4,10 +4,10 @@ Rules, in order:
 
 1. ``live`` trading is refused in backfill runs (:class:`TradingModeError`).
 2. Backfill runs always fill with the simulator, on an account of their own
-   (``backfill-<backfill id>``): they never reach a broker account, whatever
+   (``backfill-<backfill id>``, or ``backfill`` without an id): they never reach a broker account, whatever
    ``QUANT_BROKER`` says.
 3. A run whose logical date is not the latest closed session (a manual run of
-   an old date) also fills with the simulator, on ``replay-<hash of run id>``.
+   an old date) also fills with the simulator, on the account ``replay``.
 4. Otherwise the requested broker (the DAG param, else ``QUANT_BROKER``) is
    used. ``live`` needs an explicit ``alpaca`` or ``ibkr`` broker
    (:class:`TradingModeError` for ``sim``); credentials are checked when the
@@ -17,11 +17,15 @@ Runs on a separate simulator account check their orders with the risk engine
 in process against that simulated book (``risk_check="in_process"``): they
 never reach the live sidecar, whose book is the broker account's. Every
 other run checks with the sidecar.
+
+A separate simulator account carries its positions and cash from session to
+session in the order the sessions are run; rerunning a session first rewinds
+the account to the start of that session (``quant.execution._rewind``), so a
+backfill run twice gives the same orders and fills.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,10 +73,6 @@ class BrokerChoice:
         return asdict(self)
 
 
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
 def choose_broker(
     settings: Settings,
     *,
@@ -101,7 +101,7 @@ def choose_broker(
     backfill_id : str or int, optional
         Airflow's backfill id: names the backfill's simulator account.
     run_id : str, optional
-        Names the simulator account of a replay of an old date.
+        The DAG run (recorded; not part of the account's name).
 
     Raises
     ------
@@ -131,7 +131,7 @@ def choose_broker(
             reason=f"backfill run: simulator account {account!r} (requested {requested!r})",
         )
     if latest_session is None or session != latest_session:
-        account = f"replay-{_short_hash(run_id)}" if run_id else "replay"
+        account = "replay"
         why = (
             "latest session unknown"
             if latest_session is None

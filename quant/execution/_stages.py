@@ -48,6 +48,7 @@ from quant.execution._ids import client_order_id, order_namespace
 from quant.execution._market import average_daily_volume, session_bars, universe_sectors
 from quant.execution._modes import BrokerChoice, choose_broker
 from quant.execution._orders import build_orders
+from quant.execution._rewind import has_activity_from, rewind_sim_account
 from quant.execution._types import BrokerOrder, Order, OrderStatus, OrderType, TimeInForce
 
 if TYPE_CHECKING:
@@ -340,8 +341,37 @@ def generate_orders(
     namespace = order_namespace(dag_id, choice.account, default_account=choice.is_default_account)
     conn = _connect(settings)
     try:
+        rewound = None
+        if (
+            choice.broker == "sim"
+            and not choice.is_default_account
+            and has_activity_from(conn, namespace, session)
+        ):
+            cal = _calendar(settings)
+            rewound = rewind_sim_account(
+                conn,
+                account=choice.account,
+                namespace=namespace,
+                session=session,
+                previous_session=cal.previous_session(session),
+                cutoff=cal.open_at(session),
+            )
         existing = _run_row(conn, namespace, session)
         if existing is not None:
+            if existing["run_id"] != run_id:
+                # a new DAG run of the same date (a manual rerun) takes over the date's orders
+                with conn, conn.cursor() as cur:
+                    cur.execute(
+                        "update ops.execution_runs set run_id = %s, updated_at = now() "
+                        "where namespace = %s and logical_date = %s",
+                        (run_id, namespace, session),
+                    )
+                    cur.execute(
+                        "update ops.orders set run_id = %s, updated_at = now() "
+                        "where namespace = %s and logical_date = %s",
+                        (run_id, namespace, session),
+                    )
+                existing = {**existing, "run_id": run_id}
             orders = _orders(conn, existing)
             return {
                 **_run_info(existing),
@@ -399,6 +429,7 @@ def generate_orders(
             "risk_check": choice.risk_check,
             "namespace": namespace,
             "reused": False,
+            "rewound": rewound,
             "choice_reason": choice.reason,
             "dry_run": dry_run,
             "settled": settled,
