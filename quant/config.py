@@ -50,6 +50,7 @@ __all__ = [
     "load_settings",
     "ModelSettings",
     "ExecutionSettings",
+    "BacktestSettings",
 ]
 
 ENV_PREFIX = "QUANT_"
@@ -471,6 +472,37 @@ class ExecutionSettings(_Section):
         return {k.strip().upper(): v for k, v in value.items()}
 
 
+class BacktestSettings(_Section):
+    """Costs and statistics of the research backtest (``quant backtest``).
+
+    The simulator's own costs (``execution.sim_slippage_bps``,
+    ``execution.sim_commission_per_share_usd``) apply to every fill; these are
+    charged on top, in the backtest's accounting.
+    """
+
+    commission_bps: float = Field(
+        0.0, ge=0, le=1_000, description="commission on traded notional, basis points"
+    )
+    impact_coefficient: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description=(
+            "square-root market impact: cost = coefficient x daily vol x sqrt(qty / ADV) "
+            "of the notional; 0 = off"
+        ),
+    )
+    impact_sessions: int = Field(
+        20, ge=2, le=260, description="sessions of the daily volatility and ADV of the impact"
+    )
+    periods_per_year: int = Field(
+        252, ge=1, le=366, description="sessions per year when annualising"
+    )
+    baselines: bool = Field(
+        True, description="also run the equal-weight and top_k baselines"
+    )
+
+
 class Settings(BaseSettings):
     """Settings of the pipeline, the sidecar and the command line."""
 
@@ -557,6 +589,7 @@ class Settings(BaseSettings):
     portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -26,6 +26,7 @@ __all__ = [
     "TrainingDataError",
     "ModelArtifactError",
     "NoChampionError",
+    "BacktestError",
 ]
 
 
@@ -147,3 +148,7 @@ class LimitViolationError(PortfolioError):
     def __init__(self, violations: list[str]) -> None:
         self.violations = list(violations)
         super().__init__("; ".join(self.violations))
+
+
+class BacktestError(QuantError):
+    """Raised when a backtest cannot run (bad date range, no session, a stage failed for a session)."""

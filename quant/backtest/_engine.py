@@ -1,0 +1,487 @@
+"""The walk-forward backtest: the daily DAG's stage functions, session by session, in one process.
+
+For each session D of the range, in order, exactly what a ``daily_trading`` run
+of D calls (without Airflow):
+
+1. ``quant.model.retrain_model`` (when its schedule, drift or the lack of a
+   champion says so) and ``quant.model.predict``;
+2. ``quant.portfolio.optimize_portfolio`` (the strategy's method);
+3. ``quant.execution.generate_orders`` (which first lets the simulator fill
+   the earlier sessions' orders at D's auction), ``pretrade_check`` (the risk
+   engine in process), ``submit_orders`` and ``reconcile``, as a backfill run on
+   a simulator account of the backtest's own.
+
+Before the loop the bars are ingested (``quant.data.ingest_bars``) and the dbt
+models built once as of the last session: the marts are point in time, so a
+session's rows are the same whichever later session they were built as of.
+
+The baselines go through the same order, check, fill and reconcile path on
+accounts of their own: ``top_k`` through ``optimize_portfolio(optimizer="top_k")``
+on the same scores (its current book passed in, so the strategy's rows in
+``ops.target_weights`` stay the strategy's), ``equal_weight`` with weights
+1 / N over D's tradable universe. The backtested strategy runs last in each
+session, so ``ops.target_weights`` and ``ops.portfolio_diagnostics`` hold its
+rows afterwards, as after a backfill of the DAG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
+from quant.backtest._result import MAIN, BacktestResult, StrategyResult
+from quant.backtest._stats import information_coefficients
+from quant.config import PORTFOLIO_METHODS, PROVIDER_NAMES, Settings, get_settings
+from quant.exceptions import BacktestError, ConfigurationError, QuantError
+
+if TYPE_CHECKING:
+    from quant.execution import SimBroker
+
+__all__ = ["BACKTEST_DAG_ID", "ProgressCallback", "backtest_id", "run_backtest"]
+
+BACKTEST_DAG_ID = "backtest"
+"""The ``dag_id`` the backtest's execution runs are recorded under (``ops.execution_runs``)."""
+
+ProgressCallback = Callable[[int, int, str], None]
+"""``progress(done, total, description)``: steps done of the total, and what runs now."""
+
+EQUAL_WEIGHT = "equal_weight"
+TOP_K = "top_k"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def backtest_id(
+    start: date, end: date, settings: Settings, optimizer: str, costs: CostModel
+) -> str:
+    """A short stable id of a backtest's configuration: same inputs, same id (and accounts)."""
+    parts = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "optimizer": optimizer,
+        "provider": settings.provider,
+        "costs": [costs.slippage_bps, costs.commission_per_share_usd],
+        "sections": {
+            name: getattr(settings, name).model_dump(mode="json")
+            for name in ("synthetic", "model", "portfolio", "execution", "risk")
+        },
+        "history_sessions": settings.history_sessions,
+        "exchange": settings.exchange,
+    }
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _with_provider(settings: Settings, provider: str | None) -> Settings:
+    if provider is None:
+        return settings
+    names = [n.strip().lower() for n in provider.split(",")]
+    unknown = [n for n in names if n not in PROVIDER_NAMES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ConfigurationError(
+            f"provider {provider!r}: expected a name or a comma-separated chain of "
+            f"{', '.join(PROVIDER_NAMES)} (each at most once)"
+        )
+    return settings.model_copy(update={"provider": ",".join(names)})
+
+
+class _Clock:
+    """Wall time per stage, summed."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, stage: str, day: date, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        except QuantError as exc:
+            raise BacktestError(f"{stage} failed for session {day}: {exc}") from exc
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+class _Book:
+    """One strategy's simulator account and what the backtest records of it."""
+
+    def __init__(self, name: str, bid: str, settings: Settings, last: date) -> None:
+        from quant.db import connect
+        from quant.execution import SimBroker, choose_broker
+
+        self.name = name
+        self.backfill_id = f"backtest-{bid}-{name}"
+        choice = choose_broker(
+            settings, session=last, run_type="backfill", backfill_id=self.backfill_id
+        )
+        self.account = choice.account
+        ex = settings.execution
+        conn = connect(settings)
+        self.broker: SimBroker = SimBroker(
+            conn,
+            account=self.account,
+            initial_cash_usd=ex.sim_initial_cash_usd,
+            slippage_bps=ex.sim_slippage_bps,
+            commission_per_share_usd=ex.sim_commission_per_share_usd,
+            max_participation=ex.sim_max_participation,
+        )
+        self.equity: dict[date, float] = {}
+        self.weights: list[tuple[date, str, float]] = []
+        self.previous_weights: dict[str, float] = {}
+        self.run_ids: dict[date, str] = {}
+
+    def close(self) -> None:
+        self.broker.close()
+
+
+def _read_weights(conn: Any, day: date) -> dict[str, float]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "select symbol, weight from ops.target_weights where session_date = %s order by symbol",
+            (day,),
+        )
+        return {r[0]: float(r[1]) for r in cur.fetchall()}
+
+
+def _equal_weights(conn: Any, day: date, settings: Settings) -> dict[str, float]:
+    from quant.portfolio import load_universe
+
+    universe = load_universe(conn, day, settings.portfolio.universe_relation)
+    names = sorted(universe.index[universe["is_tradable"].fillna(False).astype(bool)])
+    if not names:
+        raise BacktestError(f"no tradable name at {day} in {settings.portfolio.universe_relation}")
+    p = settings.portfolio
+    gross = p.max_leverage * (1.0 - p.cash_buffer)
+    return dict.fromkeys(names, gross / len(names))
+
+
+def _execute(
+    book: _Book,
+    day: date,
+    run_id: str,
+    settings: Settings,
+    clock: _Clock,
+    weights: dict[str, float] | None,
+) -> None:
+    from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
+
+    common = {
+        "run_id": run_id,
+        "settings": settings,
+        "broker": book.broker,
+        "dag_id": BACKTEST_DAG_ID,
+    }
+    generated = clock.run(
+        "generate_orders",
+        day,
+        generate_orders,
+        day,
+        run_type="backfill",
+        backfill_id=book.backfill_id,
+        latest_session=day,
+        weights=weights,
+        **common,
+    )
+    clock.run("pretrade_check", day, pretrade_check, day, **common)
+    clock.run("submit_orders", day, submit_orders, day, **common)
+    clock.run("reconcile", day, reconcile, day, **common)
+    book.equity[day] = float(generated["equity_usd"])
+    book.run_ids[day] = run_id
+
+
+def _orders_frame(conn: Any, book: _Book, sessions: list[date]) -> pd.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(
+            "select logical_date, symbol, side, qty_shares, status from ops.orders "
+            "where dag_id = %s and account = %s and logical_date between %s and %s "
+            "order by logical_date, sequence",
+            (BACKTEST_DAG_ID, book.account, sessions[0], sessions[-1]),
+        )
+        rows = cur.fetchall()
+    frame = pd.DataFrame(rows, columns=["session", "symbol", "side", "qty_shares", "status"])
+    frame["qty_shares"] = frame["qty_shares"].astype(float)
+    return frame
+
+
+def _fills_frame(book: _Book, sessions: list[date], settings: Settings) -> pd.DataFrame:
+    from quant.calendar import get_calendar
+
+    cal = get_calendar(settings.exchange)
+    auction = settings.execution.fill_auction
+    at = {(cal.open_at(s) if auction == "open" else cal.close_at(s)): s for s in sessions}
+    rows = []
+    for f in book.broker.fills_since(_EPOCH):
+        day = at.get(f.filled_at)
+        if day is None:
+            continue  # filled outside the range (an earlier backtest of the same account)
+        rows.append((day, f.symbol, f.side, float(f.qty_shares), float(f.price_usd),
+                     float(f.commission_usd)))
+    return pd.DataFrame(
+        rows, columns=["session", "symbol", "side", "qty_shares", "price_usd", "commission_usd"]
+    )
+
+
+def _impact_inputs(
+    conn: Any, sessions: list[date], settings: Settings, n: int
+) -> tuple[dict[tuple[date, str], float], dict[tuple[date, str], float]]:
+    """Daily volatility and ADV (shares) per (session, symbol) over the ``n`` sessions up to it."""
+    from psycopg2 import sql
+
+    schema, table = settings.portfolio.returns_relation.split(".", 1)
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "with days as (select distinct session_date from {rel} where session_date <= %s "
+                "order by session_date desc limit %s) "
+                "select r.session_date, r.symbol, r.total_return, r.volume_shares from {rel} r "
+                "join days d using (session_date)"
+            ).format(rel=sql.Identifier(schema, table)),
+            (sessions[-1], len(sessions) + n),
+        )
+        rows = cur.fetchall()
+    frame = pd.DataFrame(rows, columns=["session", "symbol", "ret", "volume"])
+    if frame.empty:
+        return {}, {}
+    ret = frame.pivot(index="session", columns="symbol", values="ret").sort_index().astype(float)
+    vol = frame.pivot(index="session", columns="symbol", values="volume").sort_index().astype(float)
+    sigma = ret.rolling(n, min_periods=2).std().stack()
+    adv = vol.rolling(n, min_periods=1).mean().stack()
+    keep = set(sessions)
+    return (
+        {k: float(v) for k, v in sigma.items() if k[0] in keep},
+        {k: float(v) for k, v in adv.items() if k[0] in keep},
+    )
+
+
+def _ic_frame(conn: Any, sessions: list[date], settings: Settings) -> pd.DataFrame:
+    """IC and rank IC of D's scores (ops.predictions) against the next session's total returns."""
+    from psycopg2 import sql
+
+    schema, table = settings.portfolio.returns_relation.split(".", 1)
+    with conn.cursor() as cur:
+        cur.execute(
+            "select session_date, symbol, score from ops.predictions "
+            "where session_date between %s and %s",
+            (sessions[0], sessions[-1]),
+        )
+        scores = pd.DataFrame(cur.fetchall(), columns=["session", "symbol", "score"])
+        cur.execute(
+            sql.SQL(
+                "select session_date, symbol, total_return from {} "
+                "where session_date > %s and session_date <= %s"
+            ).format(sql.Identifier(schema, table)),
+            (sessions[0], sessions[-1]),
+        )
+        returns = pd.DataFrame(cur.fetchall(), columns=["session", "symbol", "ret"])
+    nxt = dict(zip(sessions[:-1], sessions[1:], strict=True))
+    rows = []
+    for day in sessions[:-1]:
+        s = scores[scores["session"] == day].set_index("symbol")["score"].astype(float)
+        r = returns[returns["session"] == nxt[day]].set_index("symbol")["ret"].astype(float)
+        joined = pd.concat([s, r], axis=1, join="inner")
+        if joined.empty:
+            continue
+        ic, rank_ic = information_coefficients(joined.iloc[:, 0].to_numpy(),
+                                               joined.iloc[:, 1].to_numpy())
+        rows.append((day, ic, rank_ic))
+    return pd.DataFrame(rows, columns=["session", "ic", "rank_ic"])
+
+
+def _strategy_result(
+    conn: Any, book: _Book, sessions: list[date], settings: Settings, costs: CostModel,
+    impact: tuple[dict, dict] | None,
+) -> StrategyResult:
+    gross = pd.Series(book.equity, dtype=float).reindex(sessions)
+    fills = _fills_frame(book, sessions, settings)
+    previous = dict(zip(sessions[1:], sessions[:-1], strict=True))
+    trade_fills = [
+        TradeFill(session=r.session, order_session=previous.get(r.session, r.session),
+                  symbol=r.symbol, side=r.side, qty_shares=r.qty_shares, price_usd=r.price_usd)
+        for r in fills.itertuples(index=False)
+    ]
+    vol_map, adv_map = impact if impact is not None else ({}, {})
+    charged = accounting_costs(trade_fills, costs, daily_vol=vol_map, adv_shares=adv_map)
+    equity = net_equity(gross, charged)
+    weights = pd.DataFrame(book.weights, columns=["session", "symbol", "weight"])
+    return StrategyResult(
+        name=book.name,
+        account=book.account,
+        gross_equity=gross,
+        equity=equity,
+        costs_usd=charged.reindex(sessions, fill_value=0.0),
+        weights=weights,
+        orders=_orders_frame(conn, book, sessions),
+        fills=fills,
+    )
+
+
+def run_backtest(
+    start: date | str,
+    end: date | str,
+    *,
+    settings: Settings | None = None,
+    optimizer: str | None = None,
+    provider: str | None = None,
+    n_trials: int = 1,
+    costs: CostModel | None = None,
+    progress: ProgressCallback | None = None,
+    baselines: bool | None = None,
+    prepare: bool = True,
+) -> BacktestResult:
+    """Run the daily stage functions over every session from ``start`` to ``end``.
+
+    Parameters
+    ----------
+    start, end : date or ISO str
+        First and last day of the range (non-sessions are skipped).
+    settings : Settings, optional
+        Default :func:`quant.config.get_settings`. The backtest always fills with
+        the simulator (as a backfill), whatever ``QUANT_BROKER`` and
+        ``QUANT_TRADING_MODE`` say.
+    optimizer : str, optional
+        Portfolio method of the strategy; default ``settings.portfolio.optimizer``.
+    provider : str, optional
+        Market-data provider (chain) instead of ``QUANT_PROVIDER``.
+    n_trials : int
+        Configurations tried before this one (the deflated Sharpe ratio's N).
+    costs : CostModel, optional
+        Default :meth:`CostModel.from_settings`; its simulator costs replace the
+        settings' ``execution.sim_*`` ones.
+    progress : callable, optional
+        ``progress(done, total, description)`` after the preparation and after
+        each session.
+    baselines : bool, optional
+        Run the ``equal_weight`` and ``top_k`` baselines; default
+        ``settings.backtest.baselines``.
+    prepare : bool
+        Ingest the bars and build the dbt models first (default); False when
+        the caller has done it for the range already.
+
+    Returns
+    -------
+    BacktestResult
+
+    Raises
+    ------
+    BacktestError
+        No session in the range, or a stage failed for a session (the message
+        names both).
+    ConfigurationError
+        Unknown optimizer or provider.
+    """
+    from quant.calendar import get_calendar
+    from quant.db import connect, migrate
+    from quant.model import predict, retrain_model
+    from quant.portfolio import optimize_portfolio
+
+    started = time.perf_counter()
+    settings = _with_provider(settings or get_settings(), provider)
+    costs = costs or CostModel.from_settings(settings)
+    settings = costs.apply_to(settings).model_copy(update={"broker": "sim", "trading_mode": "paper"})
+    method = optimizer or settings.portfolio.optimizer
+    if method not in PORTFOLIO_METHODS:
+        raise ConfigurationError(
+            f"unknown optimizer {method!r}; known: {', '.join(PORTFOLIO_METHODS)}"
+        )
+    if n_trials < 1:
+        raise ConfigurationError(f"n_trials must be >= 1, got {n_trials}")
+    run_baselines = settings.backtest.baselines if baselines is None else baselines
+    first = date.fromisoformat(start) if isinstance(start, str) else start
+    last = date.fromisoformat(end) if isinstance(end, str) else end
+    if last < first:
+        raise BacktestError(f"the range ends ({last}) before it starts ({first})")
+    cal = get_calendar(settings.exchange)
+    sessions = list(cal.sessions(first, last))
+    if not sessions:
+        raise BacktestError(f"no {settings.exchange} session between {first} and {last}")
+    latest = cal.latest_closed_session()
+    if sessions[-1] > latest:
+        raise BacktestError(
+            f"the range ends after the latest closed session {latest}: a backtest needs "
+            "every session's close"
+        )
+    bid = backtest_id(sessions[0], sessions[-1], settings, method, costs)
+    total = len(sessions) + 1
+    report = progress or (lambda done, total, what: None)
+    clock = _Clock()
+
+    migrate(settings)
+    if prepare:
+        from quant.data import ingest_bars
+        from quant.transform import dbt_vars, run_dbt
+
+        report(0, total, "ingest and dbt build")
+        try:
+            history_start = cal.shift(sessions[0], -(settings.history_sessions - 1))
+        except QuantError:
+            history_start = cal.first_session
+        clock.run("ingest_bars", sessions[-1], ingest_bars, sessions[-1],
+                  start=history_start, settings=settings)
+        clock.run("dbt_build", sessions[-1], run_dbt, ["build"], settings=settings,
+                  vars=dbt_vars(sessions[-1], settings))
+    report(1, total, "sessions")
+
+    names = [EQUAL_WEIGHT, TOP_K, MAIN] if run_baselines else [MAIN]
+    books = {name: _Book(name, bid, settings, sessions[-1]) for name in names}
+    conn = connect(settings)
+    try:
+        for i, day in enumerate(sessions):
+            run_id = f"backtest__{bid}__{day.isoformat()}"
+            clock.run("retrain_model", day, retrain_model, day, settings=settings, run_id=run_id)
+            clock.run("predict", day, predict, day, settings=settings, run_id=run_id)
+            for name, book in books.items():
+                strategy_run = f"{run_id}__{name}"
+                if name == EQUAL_WEIGHT:
+                    weights = _equal_weights(conn, day, settings)
+                    conn.commit()
+                    book.weights += [(day, s, w) for s, w in weights.items()]
+                    _execute(book, day, strategy_run, settings, clock, weights)
+                    continue
+                kwargs: dict[str, Any] = {"settings": settings, "run_id": strategy_run}
+                if name == TOP_K:
+                    kwargs |= {"optimizer": TOP_K, "current_weights": book.previous_weights}
+                else:
+                    kwargs |= {"optimizer": method}
+                clock.run("optimize_portfolio", day, optimize_portfolio, day, **kwargs)
+                weights = _read_weights(conn, day)
+                conn.commit()
+                book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
+                book.weights += [(day, s, w) for s, w in weights.items()]
+                # the strategy reads ops.target_weights, as the DAG's generate_orders does;
+                # a baseline passes its weights (the strategy's rows replace them next)
+                _execute(book, day, strategy_run, settings, clock,
+                         None if name == MAIN else weights)
+            report(i + 2, total, f"session {day}")
+        impact = None
+        if costs.impact_coefficient > 0:
+            impact = _impact_inputs(conn, sessions, settings, costs.impact_sessions)
+        strategies = {
+            name: _strategy_result(conn, book, sessions, settings, costs, impact)
+            for name, book in books.items()
+        }
+        ic = _ic_frame(conn, sessions, settings)
+        conn.commit()
+    finally:
+        conn.close()
+        for book in books.values():
+            book.close()
+    return BacktestResult(
+        backtest_id=bid,
+        sessions=sessions,
+        optimizer=method,
+        provider=settings.provider,
+        n_trials=n_trials,
+        costs=costs,
+        periods_per_year=settings.backtest.periods_per_year,
+        strategies={name: strategies[name] for name in ([MAIN] + [n for n in names if n != MAIN])},
+        ic=ic,
+        stage_seconds=clock.seconds,
+        seconds=time.perf_counter() - started,
+    )
+
+

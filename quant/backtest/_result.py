@@ -1,0 +1,214 @@
+"""What a backtest returns: per strategy, the equity, weights, orders and fills, and the figures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quant.backtest._costs import CostModel
+from quant.backtest._stats import (
+    annualised_volatility,
+    cagr,
+    calmar_ratio,
+    deflated_sharpe_ratio,
+    hit_rate,
+    max_drawdown,
+    probabilistic_sharpe_ratio,
+    series_summary,
+    sharpe_ratio,
+    sortino_ratio,
+)
+
+__all__ = ["MAIN", "BacktestResult", "StrategyResult", "strategy_figures"]
+
+MAIN = "strategy"
+"""Name of the backtested configuration (the baselines are ``equal_weight`` and ``top_k``)."""
+
+
+def _num(value: float | None) -> float | None:
+    """A JSON-safe float: None for NaN or infinity."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyResult:
+    """One strategy run through the simulator.
+
+    Attributes
+    ----------
+    name : str
+        ``strategy``, ``equal_weight`` or ``top_k``.
+    account : str
+        The simulator account its orders filled in.
+    gross_equity : Series indexed by session
+        The simulated account's equity at each close (simulator costs
+        included), USD.
+    equity : Series indexed by session
+        ``gross_equity`` minus the accounting costs paid so far, USD.
+    costs_usd : Series indexed by session
+        Accounting costs charged at each session (0 where none), USD.
+    weights : DataFrame
+        Columns ``session``, ``symbol``, ``weight`` (fractions of equity): the
+        target weights of each session.
+    orders : DataFrame
+        Columns ``session``, ``symbol``, ``side``, ``qty_shares``, ``status``.
+    fills : DataFrame
+        Columns ``session``, ``symbol``, ``side``, ``qty_shares``,
+        ``price_usd``, ``commission_usd``.
+    """
+
+    name: str
+    account: str
+    gross_equity: pd.Series
+    equity: pd.Series
+    costs_usd: pd.Series
+    weights: pd.DataFrame
+    orders: pd.DataFrame
+    fills: pd.DataFrame
+
+    @property
+    def returns(self) -> pd.Series:
+        """Daily returns of ``equity`` (fractions), from the second session on."""
+        return self.equity.pct_change().iloc[1:]
+
+    @property
+    def traded_usd(self) -> pd.Series:
+        """Traded notional (buys plus sells) per session, USD, 0 where nothing filled."""
+        if self.fills.empty:
+            return pd.Series(0.0, index=self.equity.index)
+        notional = (self.fills["qty_shares"].abs() * self.fills["price_usd"]).groupby(
+            self.fills["session"]
+        ).sum()
+        return notional.reindex(self.equity.index, fill_value=0.0)
+
+    @property
+    def daily_turnover(self) -> pd.Series:
+        """One-way turnover per session: traded notional / 2 / the previous close's equity."""
+        previous = self.equity.shift(1)
+        return (self.traded_usd / 2.0 / previous).iloc[1:]
+
+
+def strategy_figures(
+    result: StrategyResult, *, n_trials: int, periods_per_year: int
+) -> dict[str, Any]:
+    """The tear sheet's figures of one strategy (JSON-safe; None where undefined).
+
+    ``turnover`` is the mean one-way daily turnover times ``periods_per_year``
+    (1.0 = the book traded once over a year); ``max_drawdown`` a positive
+    fraction; ``sharpe`` and ``sortino`` annualised; ``psr`` the probability the
+    true Sharpe ratio is above 0; ``dsr`` above the best of ``n_trials`` by luck.
+    """
+    equity = result.equity.to_numpy(dtype=float)
+    returns = result.returns.to_numpy(dtype=float)
+    turnover = result.daily_turnover.to_numpy(dtype=float)
+    turnover = turnover[np.isfinite(turnover)]
+    return {
+        "cagr": _num(cagr(equity, periods_per_year)),
+        "annualised_volatility": _num(annualised_volatility(returns, periods_per_year)),
+        "sharpe": _num(sharpe_ratio(returns, periods_per_year)),
+        "sortino": _num(sortino_ratio(returns, periods_per_year)),
+        "max_drawdown": _num(max_drawdown(equity)),
+        "calmar": _num(calmar_ratio(equity, periods_per_year)),
+        "turnover": _num(float(turnover.mean()) * periods_per_year if turnover.size else None),
+        "hit_rate": _num(hit_rate(returns)),
+        "psr": _num(probabilistic_sharpe_ratio(returns)),
+        "dsr": _num(deflated_sharpe_ratio(returns, n_trials)),
+        "total_return": _num(equity[-1] / equity[0] - 1.0 if equity.size else None),
+        "final_equity_usd": _num(equity[-1] if equity.size else None),
+        "accounting_costs_usd": _num(float(result.costs_usd.sum())),
+        "commission_usd": _num(
+            float(result.fills["commission_usd"].sum()) if not result.fills.empty else 0.0
+        ),
+        "orders": int(len(result.orders)),
+        "fills": int(len(result.fills)),
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BacktestResult:
+    """A walk-forward backtest over ``sessions``.
+
+    Attributes
+    ----------
+    backtest_id : str
+        Stable id of the configuration (names the simulator accounts).
+    sessions : list of date
+    optimizer : str
+        The portfolio method of the backtested strategy.
+    provider : str
+    n_trials : int
+        Configurations tried (the deflated Sharpe ratio's N).
+    costs : CostModel
+    periods_per_year : int
+    strategies : dict of str to StrategyResult
+        ``strategy`` and, when run, ``equal_weight`` and ``top_k``.
+    ic : DataFrame
+        Columns ``session``, ``ic``, ``rank_ic``: correlation of the model's
+        scores at D with the next session's total returns.
+    stage_seconds : dict of str to float
+        Wall time per stage, summed over sessions.
+    seconds : float
+        Wall time of the whole backtest.
+    tear_sheet : Path, optional
+        The HTML tear sheet, once written.
+    """
+
+    backtest_id: str
+    sessions: list[date]
+    optimizer: str
+    provider: str
+    n_trials: int
+    costs: CostModel
+    periods_per_year: int
+    strategies: dict[str, StrategyResult]
+    ic: pd.DataFrame
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    tear_sheet: Path | None = None
+
+    @property
+    def strategy(self) -> StrategyResult:
+        """The backtested configuration."""
+        return self.strategies[MAIN]
+
+    def figures(self) -> dict[str, Any]:
+        """Every figure of the tear sheet as one JSON-safe dict (IC series as summaries)."""
+        per = {
+            name: strategy_figures(s, n_trials=self.n_trials, periods_per_year=self.periods_per_year)
+            for name, s in self.strategies.items()
+        }
+        ic_stats = {
+            col: series_summary(self.ic[col].to_list()) if not self.ic.empty else series_summary([])
+            for col in ("ic", "rank_ic")
+        }
+        return {
+            "backtest_id": self.backtest_id,
+            "start": self.sessions[0].isoformat(),
+            "end": self.sessions[-1].isoformat(),
+            "sessions": len(self.sessions),
+            "optimizer": self.optimizer,
+            "provider": self.provider,
+            "n_trials": self.n_trials,
+            "costs": {
+                "slippage_bps": self.costs.slippage_bps,
+                "commission_per_share_usd": self.costs.commission_per_share_usd,
+                "commission_bps": self.costs.commission_bps,
+                "impact_coefficient": self.costs.impact_coefficient,
+            },
+            **per[MAIN],
+            "ic": ic_stats["ic"],
+            "rank_ic": ic_stats["rank_ic"],
+            "baselines": {name: figs for name, figs in per.items() if name != MAIN},
+            "seconds": round(self.seconds, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "tear_sheet": None if self.tear_sheet is None else str(self.tear_sheet),
+        }
