@@ -37,6 +37,7 @@ __all__ = [
     "kurtosis",
     "max_drawdown",
     "probabilistic_sharpe_ratio",
+    "psr_from_moments",
     "series_summary",
     "sharpe_ratio",
     "sharpe_ratio_std",
@@ -136,10 +137,19 @@ def probabilistic_sharpe_ratio(
     sr = sharpe_ratio(r)
     if not math.isfinite(sr):
         return math.nan
-    sd = sharpe_ratio_std(sr, r.size, skewness(r), kurtosis(r))
+    return psr_from_moments(sr, r.size, skewness(r), kurtosis(r), benchmark_sharpe)
+
+
+def psr_from_moments(
+    sharpe: float, n: int, skew: float, kurt: float, benchmark_sharpe: float = 0.0
+) -> float:
+    """PSR from the statistics of a series: per-period Sharpe ``sharpe`` of ``n``
+    returns with skewness ``skew`` and kurtosis ``kurt`` (3 = normal), against
+    the per-period ``benchmark_sharpe``; NaN when undefined."""
+    sd = sharpe_ratio_std(sharpe, n, skew, kurt)
     if not math.isfinite(sd) or sd == 0:
         return math.nan
-    return _NORMAL.cdf((sr - benchmark_sharpe) / sd)
+    return _NORMAL.cdf((sharpe - benchmark_sharpe) / sd)
 
 
 def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
