@@ -333,7 +333,10 @@ def _timings_from(
         return {k: dict(v) for k, v in task_timings.items()}, "Durations recorded by Airflow."
     from quant.orchestration import task_timings as airflow_timings
 
-    found = airflow_timings(dag_id, run_id)
+    try:
+        found = airflow_timings(dag_id, run_id)
+    except Exception as exc:  # noqa: BLE001 - timings are a nicety: the page says why they are missing
+        return {}, f"Task timings unavailable: Airflow did not give them ({exc!r})."
     if found:
         return found, ("Durations recorded by Airflow for the tasks finished when the report "
                        "was written (the report task itself is still running).")
