@@ -7,12 +7,15 @@ latest closed session through ``quant.orchestration.run_dag`` (Airflow's
 ``dag.test``), so the figures include ingesting the history, every dbt task, the
 data-quality gates, training the first model, the portfolio and the orders.
 Setting up the throwaway home (database start, migrations, Airflow's
-``db migrate``) is timed separately and not part of the run's wall time.
+``db migrate``) is timed separately and not part of the run's wall time. The
+jump check of the data-quality gate is demoted to a warning (``BENCH_ENV``):
+the benchmark times the whole pipeline, whatever the day's synthetic prices.
 
 python bench/pipeline.py [--symbols 50,500]    # same as: quant bench pipeline --json
 
-Prints one JSON object: ``{"runs": [{"symbols", "session", "state", "wall_s",
-"setup_s", "stages_s", "tasks_s"}, ...], "goal_s", "meets_goal"}``.
+Prints one JSON object: ``{"runs": [{"symbols", "session", "state", "failed_tasks",
+"wall_s", "setup_s", "stages_s", "tasks_s", "log"}, ...], "goal_s", "meets_goal"}``
+(``tasks_s``: tasks that ran; ``log``: the child's output, Airflow's task logs included).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+BENCH_ENV = {"QUANT_QUALITY__WARN_ONLY": '["raw_bars.no_unexplained_jump"]'}
+"""Settings of the timed runs: the synthetic market's rare fat-tailed days would otherwise
+stop some sessions at the data-quality gate (a deterministic outcome, not a time)."""
 GOAL_S = 180.0
 """Goal: a 500-symbol daily run in under 3 minutes."""
 TOKEN = "bench-pipeline-token"
@@ -71,17 +77,20 @@ def run_one(symbols: int) -> dict[str, Any]:
         wall_s = time.perf_counter() - start
     finally:
         sidecar.stop()
+    ran = {t: s for t, s in result.task_seconds.items()
+           if result.task_states.get(t) in ("success", "failed")}
     stages: dict[str, float] = {}
-    for task_id, seconds in result.task_seconds.items():
+    for task_id, seconds in ran.items():
         stages[_stage(task_id)] = stages.get(_stage(task_id), 0.0) + seconds
     return {
         "symbols": symbols,
         "session": session.isoformat(),
         "state": result.state,
+        "failed_tasks": sorted(t for t, s in result.task_states.items() if s == "failed"),
         "wall_s": round(wall_s, 1),
         "setup_s": round(setup_s, 1),
         "stages_s": {k: round(v, 2) for k, v in stages.items()},
-        "tasks_s": {k: round(v, 2) for k, v in sorted(result.task_seconds.items())},
+        "tasks_s": {k: round(v, 2) for k, v in sorted(ran.items())},
     }
 
 
@@ -95,6 +104,7 @@ def run_child(symbols: int) -> dict[str, Any]:
         "QUANT_SYNTHETIC__SYMBOLS": str(symbols),
         "QUANT_SIDECAR_URL": f"http://127.0.0.1:{_free_port()}",
         "QUANT_SIDECAR_TOKEN": TOKEN,
+        **BENCH_ENV,
     }
     try:
         out = home / "figures.json"
@@ -102,9 +112,11 @@ def run_child(symbols: int) -> dict[str, Any]:
             [sys.executable, __file__, "--one", str(symbols), "--out", str(out)],
             env=env, capture_output=True, text=True, check=False,
         )
+        log = Path(tempfile.gettempdir()) / f"quant-bench-pipeline-{symbols}.log"
+        log.write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"{symbols}-symbol run failed:\n{proc.stderr[-4000:]}")
-        return json.loads(out.read_text())
+            raise RuntimeError(f"{symbols}-symbol run failed (log: {log}):\n{proc.stderr[-4000:]}")
+        return json.loads(out.read_text()) | {"log": str(log)}
     finally:
         from quant.db import stop_embedded
 
@@ -120,6 +132,7 @@ def run_benchmark(sizes: tuple[int, ...] = (50, 500)) -> dict[str, Any]:
         "runs": runs,
         "goal_s": GOAL_S,
         "goal_symbols": largest["symbols"],
+        "settings": BENCH_ENV,
         "meets_goal": largest["state"] == "success" and largest["wall_s"] < GOAL_S,
     }
 

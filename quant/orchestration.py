@@ -401,6 +401,8 @@ def on_run_failure(context: dict[str, Any]) -> None:
     failed = [
         ti.task_id for ti in dag_run.get_task_instances(state=["failed", "upstream_failed"])
     ] if hasattr(dag_run, "get_task_instances") else []
+    if not failed and context.get("ti") is not None:
+        failed = [context["ti"].task_id]  # the task whose failure failed the run
     reason = str(context.get("reason") or context.get("exception") or "a task failed")
     write_run_report(
         dag_id=dag_run.dag_id,
