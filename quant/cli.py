@@ -232,9 +232,60 @@ def _sidecar_running(settings, console_out: Console):  # noqa: ANN001, ANN202
             proc.kill()
 
 
+def _session_figures(settings, sessions: list[date]) -> dict[date, dict]:  # noqa: ANN001
+    """Per session: the simulated account's equity and P&L, orders, rejections, DQ status."""
+    from quant.db import connect
+
+    conn = connect(settings)
+    out: dict[date, dict] = {}
+    try:
+        with conn, conn.cursor() as cur:
+            previous_equity: dict[str, float] = {}
+            for day in sessions:
+                cur.execute(
+                    "select account, equity_usd, namespace from ops.execution_runs "
+                    "where dag_id = 'daily_trading' and logical_date = %s "
+                    "order by updated_at desc limit 1",
+                    (day,),
+                )
+                row = cur.fetchone()
+                figures: dict = {}
+                if row is not None:
+                    account, equity, namespace = row
+                    cur.execute(
+                        "select count(*), count(*) filter (where status = 'rejected') "
+                        "from ops.orders where namespace = %s and logical_date = %s",
+                        (namespace, day),
+                    )
+                    orders, rejected = cur.fetchone()
+                    before = previous_equity.get(account)
+                    figures = {
+                        "account": account, "equity_usd": equity, "orders": orders,
+                        "rejected": rejected,
+                        "pnl_usd": None if before is None else equity - before,
+                    }
+                    previous_equity[account] = equity
+                cur.execute(
+                    "select count(*) filter (where not success and severity = 'blocking'), "
+                    "count(*) filter (where not success and severity = 'warning'), count(*) "
+                    "from ops.dq_results where session_date = %s",
+                    (day,),
+                )
+                blocking, warnings, checks = cur.fetchone()
+                figures["quality"] = (
+                    "not run" if not checks else
+                    "[red]failed[/]" if blocking else
+                    f"[yellow]{warnings} warning(s)[/]" if warnings else "[green]passed[/]"
+                )
+                out[day] = figures
+    finally:
+        conn.close()
+    return out
+
+
 @app.command("demo")
 def demo(
-    sessions: Annotated[int, typer.Option(min=1, max=500, help="how many recent sessions")] = 20,
+    sessions: Annotated[int, typer.Option(min=1, max=500, help="how many recent sessions")] = 60,
 ) -> None:
     """Run daily_trading over the most recent sessions of the synthetic market, then summarise.
 
@@ -291,17 +342,23 @@ def demo(
                     )
                 results.append((result, time.monotonic() - t0))
                 progress.advance(bar)
+    figures = _session_figures(settings, [r.session for r, _ in results])
     table = Table(title="daily_trading runs")
-    for col in ("session", "state", "tasks", "seconds"):
-        table.add_column(col)
+    for col in ("session", "state", "account", "equity (USD)", "P&L (USD)", "orders",
+                "rejected", "data quality", "seconds"):
+        table.add_column(col, justify="right" if col not in ("session", "state", "account") else "left")
     for result, secs in results:
-        ok = sum(1 for s in result.task_states.values() if s == "success")
         colour = "green" if result.succeeded else "red"
+        f = figures.get(result.session, {})
+        pnl = f.get("pnl_usd")
         table.add_row(
-            str(result.session), f"[{colour}]{result.state}[/]",
-            f"{ok}/{len(result.task_states)}", f"{secs:.1f}",
+            str(result.session), f"[{colour}]{result.state}[/]", f.get("account", ""),
+            f"{f['equity_usd']:,.0f}" if f.get("equity_usd") is not None else "",
+            "" if pnl is None else f"[{'green' if pnl >= 0 else 'red'}]{pnl:+,.0f}[/]",
+            str(f.get("orders", 0)), str(f.get("rejected", 0)), f.get("quality", ""),
+            f"{secs:.1f}",
         )
-    console.print(table)
+    (console if console.is_terminal else Console(width=150)).print(table)
     failed = [r for r, _ in results if not r.succeeded]
     console.print(f"total {time.monotonic() - started:.0f} s; task logs: {logfile}")
     console.print(f"report: {report_path('daily_trading', days[-1], settings)}")
