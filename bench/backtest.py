@@ -1,0 +1,147 @@
+"""Backtest benchmark: 500 symbols over 5 years with weekly retraining, through ``quant backtest``.
+
+Runs :func:`quant.backtest.run_backtest` (ingestion, one dbt build, then each
+session's retrain when due, predict, optimise, orders, checks and simulator
+fills, for the strategy and both baselines) on the synthetic market in a
+throwaway QUANT_HOME (its own embedded PostgreSQL, removed at the end), and
+prints one JSON object:
+
+* ``wall_s``: the whole backtest, ingestion and dbt included; ``prepare_s``
+  ingestion plus the dbt build; ``stage_s`` the time per stage, summed;
+* ``session_s``: mean wall time of a session without a retrain and
+  ``retrain_session_s`` of one with it (weekly: the first session of each
+  ISO week);
+* ``peak_rss_mb``: the process's peak resident memory
+  (``resource.getrusage``: dbt and LightGBM run in this process);
+* with ``--sessions`` below the full range (a scaled run): ``estimated_full_s``,
+  the full range extrapolated as prepare (scaled by the sessions of data) +
+  sessions without retrain x ``session_s`` + retrain sessions x
+  ``retrain_session_s``, and ``scaled: true``.
+
+``--history`` sets the sessions of data before the first session (default:
+the model's full training window plus its horizon and 60 sessions of feature
+warm-up, so that every retrain trains on a full window, as late in a 5-year
+backtest). Goal: the full 5 years under 10 minutes on this machine.
+
+Run: ``.venv/bin/python bench/backtest.py [--symbols 500] [--years 5] [--sessions N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+HOME = Path(tempfile.mkdtemp(prefix="qbench-backtest-", dir="/tmp"))
+for _key in [k for k in os.environ if k.upper().startswith("QUANT_")]:
+    del os.environ[_key]
+os.environ.pop("DATABASE_URL", None)
+os.environ["QUANT_HOME"] = str(HOME)
+
+GOAL_S = 600.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--sessions", type=int, default=None,
+                        help="run only this many sessions and extrapolate to the full range")
+    parser.add_argument("--history", type=int, default=None,
+                        help="sessions of data before the first session")
+    parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 11, 20))
+    parser.add_argument("--no-baselines", action="store_true")
+    args = parser.parse_args(argv)
+    full_sessions = 252 * args.years
+    sessions = min(args.sessions or full_sessions, full_sessions)
+    os.environ["QUANT_SYNTHETIC__SYMBOLS"] = str(args.symbols)
+    os.environ["QUANT_MODEL__RETRAIN_SCHEDULE"] = "weekly"
+    from quant.config import load_settings
+
+    model = load_settings().model
+    history = args.history or model.train_window_sessions + model.horizon_sessions + 60
+    os.environ["QUANT_HISTORY_SESSIONS"] = str(history)
+    try:
+        figures = run(args, sessions, full_sessions, history)
+    finally:
+        from quant.db import stop_embedded
+
+        stop_embedded(HOME / "pgdata")
+        shutil.rmtree(HOME, ignore_errors=True)
+    print(json.dumps(figures))
+    return 0
+
+
+def run(args: argparse.Namespace, sessions: int, full_sessions: int, history: int) -> dict[str, Any]:
+    from quant.backtest import run_backtest
+    from quant.calendar import get_calendar
+    from quant.config import load_settings
+    from quant.model import schedule_due
+
+    settings = load_settings()
+    cal = get_calendar(settings.exchange)
+    end = cal.previous_session(args.end) if not cal.is_session(args.end) else args.end
+    start = cal.shift(end, -(sessions - 1))
+    marks: list[float] = []
+
+    def progress(done: int, total: int, what: str) -> None:
+        marks.append(time.perf_counter())
+        print(f"{done}/{total} {what} {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    result = run_backtest(start, end, settings=settings, progress=progress,
+                          baselines=not args.no_baselines)
+    wall = time.perf_counter() - started
+    days = result.sessions
+    # marks: [before prepare, after prepare, after session 1, ..., after session n]
+    per_session = [b - a for a, b in zip(marks[1:-1], marks[2:], strict=True)]
+    # the first session always trains (no champion yet): counted as a retrain session
+    due = [i == 0 or schedule_due(d, "weekly", settings.exchange) for i, d in enumerate(days)]
+    plain = [s for s, d in zip(per_session, due, strict=True) if not d]
+    retrain = [s for s, d in zip(per_session, due, strict=True) if d]
+    session_s = sum(plain) / len(plain) if plain else None
+    retrain_s = sum(retrain) / len(retrain) if retrain else session_s
+    prepare_s = marks[1] - marks[0]
+    figures: dict[str, Any] = {
+        "symbols": args.symbols,
+        "sessions": len(days),
+        "start": days[0].isoformat(),
+        "end": days[-1].isoformat(),
+        "history_sessions": history,
+        "baselines": not args.no_baselines,
+        "retrain_sessions": sum(due),
+        "wall_s": round(wall, 1),
+        "prepare_s": round(prepare_s, 1),
+        "session_s": None if session_s is None else round(session_s, 2),
+        "retrain_session_s": None if retrain_s is None else round(retrain_s, 2),
+        "stage_s": {k: round(v, 1) for k, v in result.stage_seconds.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "orders": int(len(result.strategy.orders)),
+        "sharpe": result.figures()["sharpe"],
+        "goal_s": GOAL_S,
+        "scaled": len(days) < full_sessions,
+    }
+    if len(days) < full_sessions and session_s is not None:
+        full_retrains = 1 + round((full_sessions - 1) * sum(due[1:]) / max(len(days) - 1, 1))
+        estimate = (
+            prepare_s * (full_sessions + history) / (len(days) + history)
+            + (full_sessions - full_retrains) * session_s
+            + full_retrains * (retrain_s or session_s)
+        )
+        figures |= {"full_sessions": full_sessions, "estimated_full_s": round(estimate, 0),
+                    "meets_goal": estimate < GOAL_S}
+    else:
+        figures["meets_goal"] = wall < GOAL_S
+    return figures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
