@@ -36,7 +36,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
@@ -433,9 +432,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_NUL = re.compile("\x00")
-
-
 def _record_run(
     dag_id: str,
     run_id: str,
@@ -445,7 +441,8 @@ def _record_run(
     stages: dict[str, Any],
     settings: Settings,
 ) -> None:
-    summary = _NUL.sub("", json.dumps(_jsonable(stages), default=str))
+    # jsonb refuses NaN and the NUL character: NaN becomes null, NUL is dropped
+    summary = json.dumps(_jsonable(stages), default=str).replace("\\u0000", "")
     conn = connect(settings)
     try:
         with conn, conn.cursor() as cur:
