@@ -37,6 +37,18 @@ def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def _post(url: str, token: str, body: dict) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
 def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
     airflow_db: Settings, quant_home: Path
 ) -> None:
@@ -89,6 +101,25 @@ def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
         status, payload = _get(base + "/api/v2/dags", token)
         assert status == 200
         assert "daily_trading" in {d["dag_id"] for d in json.loads(payload)["dags"]}
+
+        # a trigger with a param outside its schema is refused, with the reason
+        status, payload = _post(
+            base + "/api/v2/dags/daily_trading/dagRuns", token,
+            {"logical_date": None, "conf": {"optimizer": "magic"}},
+        )
+        assert status == 400, payload
+        assert b"optimizer" in payload or b"magic" in payload, payload
+        status, payload = _post(
+            base + "/api/v2/dags/daily_trading/dagRuns", token,
+            {"logical_date": None, "conf": {"symbols": "SYN001"}},
+        )
+        assert status == 400, payload
+        status, payload = _post(
+            base + "/api/v2/dags/daily_trading/dagRuns", token,
+            {"logical_date": None, "conf": {"dry_run": True, "optimizer": "hrp"}},
+        )
+        assert status == 200, payload
+        assert json.loads(payload)["conf"]["optimizer"] == "hrp"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
