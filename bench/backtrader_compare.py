@@ -17,7 +17,9 @@ the same book). Market orders fill at the next session's open, with no
 slippage and a commission of 0.005 USD per share in both.
 
 Prints one JSON object: ``ours_s`` and ``backtrader_s`` (wall time of the
-simulation loop, data already in memory), ``speedup`` (backtrader / ours),
+simulation loop, data already in memory), ``ours_split_s`` (ours by call:
+auction fills, reading the book, order generation, submission),
+``speedup`` (backtrader / ours),
 both final equities and their relative difference, and the goals (ours at least
 10 times faster, final equity within 1 %).
 
@@ -126,23 +128,33 @@ def run_ours(data: dict[str, Any]) -> dict[str, Any]:
         max_participation=1.0,
     )
     resting = orders = fills = 0
+    split = dict.fromkeys(("fill_auction", "book", "build_orders", "submit"), 0.0)
+    clock = time.perf_counter
     for i, day in enumerate(days):
         if resting:
+            t0 = clock()
             fills += len(broker.fill_auction(dict(zip(names, opens[i], strict=True)),
                                              at=cal.open_at(day), auction="open"))
+            split["fill_auction"] += clock() - t0
             resting = 0
         if data["rebalance"][i] and i < len(days) - 1:
+            t0 = clock()
             close = dict(zip(names, closes[i], strict=True))
             positions = {p.symbol: p.qty_shares for p in broker.positions()}
             cash = broker.account().cash_usd
             equity = cash + sum(q * close[s] for s, q in positions.items())
+            t1 = clock()
             plan = build_orders(weights, equity_usd=equity, cash_usd=cash, positions=positions,
                                 prices=close, adv_shares=None, min_notional_usd=MIN_NOTIONAL_USD)
+            t2 = clock()
+            split["book"] += t1 - t0
+            split["build_orders"] += t2 - t1
             for o in plan.orders:
                 broker.submit(Order(client_order_id=f"{day:%Y%m%d}-{o.symbol}-{o.side}",
                                     symbol=o.symbol, side=o.side, qty_shares=o.qty_shares,
                                     order_type=OrderType.MARKET,
                                     time_in_force=TimeInForce.OPG))
+            split["submit"] += clock() - t2
             orders += len(plan.orders)
             resting = len(plan.orders)
     last = dict(zip(names, closes[-1], strict=True))
@@ -151,7 +163,8 @@ def run_ours(data: dict[str, Any]) -> dict[str, Any]:
     )
     seconds = time.perf_counter() - started
     broker.close()
-    return {"seconds": seconds, "final_equity_usd": final, "orders": orders, "fills": fills}
+    return {"seconds": seconds, "final_equity_usd": final, "orders": orders, "fills": fills,
+            "split_s": {k: round(v, 2) for k, v in split.items()}}
 
 
 def run_backtrader(bt: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             "ours_final_equity_usd": round(ours["final_equity_usd"], 2),
             "ours_orders": ours["orders"],
             "ours_fills": ours["fills"],
+            "ours_split_s": ours["split_s"],
         }
         if bt is None:
             figures |= {"backtrader_s": None, "skipped": why}
