@@ -30,9 +30,8 @@ from quant.data._base import (
     ACTION_DTYPES,
     BAR_COLUMNS,
     BAR_DTYPES,
-    SYMBOL_COLUMNS,
-    SYMBOL_DTYPES,
     empty_frame,
+    unlisted_symbols_frame,
 )
 from quant.data._csv import UNKNOWN_SECTOR
 from quant.exceptions import ConfigurationError, ProviderError, ProviderUnavailableError
@@ -300,17 +299,7 @@ class AlpacaProvider:
 
     def symbols(self, as_of: date | None = None) -> pd.DataFrame:
         """The configured symbols, sector ``"Unknown"``, listing dates unknown (NaT)."""
-        n = len(self.configured_symbols)
-        frame = pd.DataFrame(
-            {
-                "symbol": list(self.configured_symbols),
-                "sector": [UNKNOWN_SECTOR] * n,
-                "listed_at": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
-                "delisted_at": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
-            },
-            columns=list(SYMBOL_COLUMNS),
-        )
-        return frame.astype(dict(SYMBOL_DTYPES)).sort_values("symbol").reset_index(drop=True)
+        return unlisted_symbols_frame(self.configured_symbols, UNKNOWN_SECTOR)
 
     def corporate_actions(
         self,

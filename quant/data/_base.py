@@ -179,3 +179,34 @@ def empty_frame(dtypes: Mapping[str, str]) -> pd.DataFrame:
     pandas.DataFrame of shape (0, len(dtypes))
     """
     return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
+
+
+def unlisted_symbols_frame(symbols: Sequence[str], sector: str = "Unknown") -> pd.DataFrame:
+    """Reference data for providers that cannot list a universe: the given symbols,
+    one sector label, listing and delisting dates unknown (NaT).
+
+    Parameters
+    ----------
+    symbols : sequence of str
+    sector : str
+        Sector label of every symbol.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``SYMBOL_COLUMNS``, sorted by symbol.
+    """
+    import numpy as np
+
+    n = len(symbols)
+    frame = pd.DataFrame(
+        {
+            "symbol": list(symbols),
+            "sector": [sector] * n,
+            "listed_at": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
+            "delisted_at": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
+        },
+        columns=list(SYMBOL_COLUMNS),
+    )
+    return frame.astype(dict(SYMBOL_DTYPES)).sort_values("symbol").reset_index(drop=True)
+
