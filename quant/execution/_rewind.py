@@ -21,10 +21,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from quant.execution._position_math import next_position
+
 __all__ = ["has_activity_from", "rewind_sim_account"]
-
-_QTY_TOLERANCE = 1e-9
-
 
 def has_activity_from(conn: Any, namespace: str, session: date) -> bool:
     """Whether the account's namespace has orders for a session after ``session``."""
@@ -40,17 +39,8 @@ def _rebuilt_positions(fills: list[tuple[str, str, float, float]]) -> dict[str, 
     """Positions (qty, average price) from fills (symbol, side, qty, price) in time order."""
     book: dict[str, tuple[float, float]] = {}
     for symbol, side, qty, price in fills:
-        signed = qty if side == "buy" else -qty
         old_qty, old_avg = book.get(symbol, (0.0, 0.0))
-        new_qty = old_qty + signed
-        if abs(new_qty) < _QTY_TOLERANCE:
-            book[symbol] = (0.0, 0.0)
-        elif old_qty == 0 or (old_qty > 0) != (new_qty > 0):
-            book[symbol] = (new_qty, price)
-        elif abs(new_qty) > abs(old_qty):
-            book[symbol] = (new_qty, (old_avg * abs(old_qty) + price * qty) / abs(new_qty))
-        else:
-            book[symbol] = (new_qty, old_avg)
+        book[symbol] = next_position(old_qty, old_avg, qty if side == "buy" else -qty, price)
     return {s: v for s, v in book.items() if v[0] != 0.0}
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from quant.exceptions import BrokerError
+from quant.execution._position_math import next_position
 from quant.execution._types import (
     Account,
     BrokerOrder,
@@ -447,13 +448,7 @@ class SimBroker:
         )
         row = cur.fetchone()
         old_qty, old_avg = (0.0, 0.0) if row is None else row
-        new_qty = old_qty + signed
-        if old_qty == 0 or ((old_qty > 0) != (new_qty > 0) and new_qty != 0):
-            new_avg = fill_price  # opened or flipped
-        elif abs(new_qty) > abs(old_qty):
-            new_avg = (old_avg * abs(old_qty) + fill_price * qty) / abs(new_qty)
-        else:
-            new_avg = old_avg if new_qty != 0 else 0.0
+        new_qty, new_avg = next_position(old_qty, old_avg, signed, fill_price)
         cur.execute(
             "insert into ops.sim_positions (account, symbol, qty_shares, avg_price_usd, "
             "market_price_usd, updated_at) values (%s, %s, %s, %s, %s, now()) "

@@ -48,6 +48,7 @@ from quant.execution._ids import client_order_id, order_namespace
 from quant.execution._market import average_daily_volume, session_bars, universe_sectors
 from quant.execution._modes import BrokerChoice, choose_broker
 from quant.execution._orders import build_orders
+from quant.execution._position_math import next_position
 from quant.execution._rewind import has_activity_from, rewind_sim_account
 from quant.execution._types import BrokerOrder, Order, OrderStatus, OrderType, TimeInForce
 
@@ -854,15 +855,7 @@ def _apply_fill(
     )
     row = cur.fetchone()
     old_qty, old_avg = (0.0, 0.0) if row is None else (float(row[0]), float(row[1]))
-    new_qty = old_qty + signed
-    if abs(new_qty) < _QTY_TOLERANCE:
-        new_qty, new_avg = 0.0, 0.0
-    elif old_qty == 0 or (old_qty > 0) != (new_qty > 0):
-        new_avg = price
-    elif abs(new_qty) > abs(old_qty):
-        new_avg = (old_avg * abs(old_qty) + price * abs(signed)) / abs(new_qty)
-    else:
-        new_avg = old_avg
+    new_qty, new_avg = next_position(old_qty, old_avg, signed, price)
     cur.execute(
         "insert into ops.positions (broker, account, symbol, qty_shares, avg_price_usd) "
         "values (%s, %s, %s, %s, %s) on conflict (broker, account, symbol) do update set "
