@@ -429,10 +429,14 @@ def run_backtest(
     names = [EQUAL_WEIGHT, TOP_K, MAIN] if run_baselines else [MAIN]
     books = {name: _Book(name, bid, settings, sessions[-1]) for name in names}
     conn = connect(settings)
+    retrains: list[tuple[date, str, str, int | None]] = []
     try:
         for i, day in enumerate(sessions):
             run_id = f"backtest__{bid}__{day.isoformat()}"
-            clock.run("retrain_model", day, retrain_model, day, settings=settings, run_id=run_id)
+            decision = clock.run("retrain_model", day, retrain_model, day, settings=settings,
+                                 run_id=run_id)
+            retrains.append((day, decision["action"], decision["reason"],
+                             decision.get("champion_model_id")))
             clock.run("predict", day, predict, day, settings=settings, run_id=run_id)
             for name, book in books.items():
                 strategy_run = f"{run_id}__{name}"
@@ -480,6 +484,7 @@ def run_backtest(
         periods_per_year=settings.backtest.periods_per_year,
         strategies={name: strategies[name] for name in ([MAIN] + [n for n in names if n != MAIN])},
         ic=ic,
+        retrains=pd.DataFrame(retrains, columns=["session", "action", "reason", "champion_model_id"]),
         stage_seconds=clock.seconds,
         seconds=time.perf_counter() - started,
     )

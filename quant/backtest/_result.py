@@ -154,6 +154,10 @@ class BacktestResult:
     ic : DataFrame
         Columns ``session``, ``ic``, ``rank_ic``: correlation of the model's
         scores at D with the next session's total returns.
+    retrains : DataFrame
+        Columns ``session``, ``action`` (``retrained`` / ``skipped``), ``reason``
+        (``no_champion``, ``scheduled``, ``drift``, ``not_due``, ...) and
+        ``champion_model_id``: the retrain stage's decision per session.
     stage_seconds : dict of str to float
         Wall time per stage, summed over sessions.
     seconds : float
@@ -171,6 +175,7 @@ class BacktestResult:
     periods_per_year: int
     strategies: dict[str, StrategyResult]
     ic: pd.DataFrame
+    retrains: pd.DataFrame = field(default_factory=pd.DataFrame)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     tear_sheet: Path | None = None
@@ -179,6 +184,13 @@ class BacktestResult:
     def strategy(self) -> StrategyResult:
         """The backtested configuration."""
         return self.strategies[MAIN]
+
+    def _retrain_counts(self) -> dict[str, int]:
+        """Sessions whose retrain stage trained a model, by reason."""
+        if self.retrains.empty:
+            return {}
+        done = self.retrains[self.retrains["action"] == "retrained"]
+        return {str(k): int(v) for k, v in done["reason"].value_counts().sort_index().items()}
 
     def figures(self) -> dict[str, Any]:
         """Every figure of the tear sheet as one JSON-safe dict (IC series as summaries)."""
@@ -207,6 +219,7 @@ class BacktestResult:
             **per[MAIN],
             "ic": ic_stats["ic"],
             "rank_ic": ic_stats["rank_ic"],
+            "retrains": self._retrain_counts(),
             "baselines": {name: figs for name, figs in per.items() if name != MAIN},
             "seconds": round(self.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},

@@ -202,8 +202,9 @@ def render_tear_sheet(result: BacktestResult) -> str:
         "<h2>Figures as JSON</h2>",
         f"<pre>{html.escape(json.dumps(figures, indent=2))}</pre>",
     ]
+    retrains = ", ".join(f"{n} {why}" for why, n in figures["retrains"].items()) or "none"
     meta = (f'<p class="meta">backtest id {result.backtest_id}, provider {result.provider}, '
-            f"wall time {result.seconds:.1f} s</p>")
+            f"wall time {result.seconds:.1f} s; models trained: {retrains}</p>")
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
