@@ -151,3 +151,34 @@ def test_backtest_when_rerun_with_baselines_and_commission_then_same_orders_and_
     figures = second.figures()
     assert figures["baselines"]["equal_weight"]["orders"] > 0
     assert figures["accounting_costs_usd"] == pytest.approx(sum(paid.values()))
+
+
+def test_quant_backtest_when_json_then_figures_on_last_line_and_tear_sheet_written(
+    parity: dict[str, Any],
+) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    days: list[date] = parity["days"]
+    quant = Path(sys.executable).with_name("quant")
+    proc = subprocess.run(
+        [str(quant), "backtest", "--start", days[0].isoformat(), "--end", days[-1].isoformat(),
+         "--optimizer", "hrp", "--trials", "5", "--json"],
+        capture_output=True, text=True, check=False, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["optimizer"] == "hrp" and figures["n_trials"] == 5
+    assert figures["sessions"] == len(days)
+    assert set(figures["baselines"]) == {"equal_weight", "top_k"}
+    for key in ("cagr", "annualised_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
+                "turnover", "hit_rate", "psr", "dsr"):
+        assert key in figures and key in figures["baselines"]["top_k"], key
+    assert figures["ic"]["n"] == len(days) - 1
+    if figures["psr"] is not None:
+        assert figures["dsr"] <= figures["psr"]  # five trials deflate the probability
+    page = Path(figures["tear_sheet"]).read_text()
+    assert page.count("<svg") >= 4
+    assert "Deflated Sharpe ratio" in page and days[1].isoformat() in page
