@@ -4,9 +4,9 @@ Five past sessions run through the ``daily_trading`` DAG (Airflow ``dag.test``, 
 replays of past dates: the simulator account ``replay`` carried across sessions),
 then through :func:`quant.backtest.run_backtest` on its own backfill account. The
 target weights (session, symbol, weight) and orders (session, symbol, side, qty)
-must be identical. A second backtest of the same range, with the baselines and a
-commission in basis points, must reproduce the strategy's orders and simulated
-equity exactly, and charge the commission on the notional the simulator filled.
+must be identical. A second backtest of the same range, with the baselines, a
+commission in basis points and square-root impact, must reproduce the strategy's
+orders and simulated equity, and charge those costs on what the simulator filled.
 """
 
 from __future__ import annotations
@@ -110,15 +110,31 @@ def test_backtest_when_same_sessions_as_dag_runs_then_identical_weights_and_orde
     assert orders == dag_orders
 
 
-def test_backtest_when_rerun_with_baselines_and_commission_then_same_orders_and_costs_charged(
+def _impact_inputs_by_hand(settings: Settings, session: date, symbol: str) -> tuple[float, float]:
+    """Daily volatility and ADV (shares) of ``symbol`` over the 20 sessions up to ``session``."""
+    (row,) = _query(
+        settings,
+        "with days as (select distinct session_date from intermediate.int_prices_adjusted "
+        "where session_date <= %s order by 1 desc limit 20) "
+        "select stddev_samp(total_return), avg(volume_shares) "
+        "from intermediate.int_prices_adjusted join days using (session_date) where symbol = %s",
+        session, symbol,
+    )
+    return float(row[0]), float(row[1])
+
+
+def test_backtest_when_rerun_with_baselines_and_costs_then_same_orders_and_costs_charged(
     parity: dict[str, Any],
 ) -> None:
+    import math
+
     from quant.backtest import CostModel, run_backtest
+    from quant.calendar import get_calendar
 
     settings: Settings = parity["settings"]
     days: list[date] = parity["days"]
     first = parity["first"]
-    costs = CostModel.from_settings(settings).with_(commission_bps=10.0)
+    costs = CostModel.from_settings(settings).with_(commission_bps=10.0, impact_coefficient=0.5)
     second = run_backtest(days[0], days[-1], settings=settings, costs=costs, prepare=False,
                           baselines=True)
     assert set(second.strategies) == {"strategy", "equal_weight", "top_k"}
@@ -128,29 +144,31 @@ def test_backtest_when_rerun_with_baselines_and_commission_then_same_orders_and_
     assert second.strategy.gross_equity.to_dict() == pytest.approx(
         first.strategy.gross_equity.to_dict(), rel=1e-12
     )
-    # commission: 10 bps of the notional the simulator filled, per fill session (ops.fills)
+    # per fill (ops.fills): 10 bps of the notional plus 0.5 x sigma x sqrt(qty / ADV) of it,
+    # sigma and ADV over the 20 sessions up to the session the order was generated
     fills = _query(
         settings,
-        "select filled_at, qty_shares * price_usd from ops.fills where account = %s",
+        "select filled_at, symbol, qty_shares, price_usd from ops.fills where account = %s",
         second.strategy.account,
     )
-    from quant.calendar import get_calendar
-
     cal = get_calendar(settings.exchange)
     opens = {cal.open_at(d): d for d in days}
     paid = dict.fromkeys(days, 0.0)
-    for filled_at, notional in fills:
-        paid[opens[filled_at]] += float(notional) * 10.0 / 1e4
+    for filled_at, symbol, qty, price in fills:
+        day = opens[filled_at]
+        sigma, adv = _impact_inputs_by_hand(settings, cal.previous_session(day), symbol)
+        notional = float(qty) * float(price)
+        paid[day] += notional * 10.0 / 1e4 + 0.5 * sigma * math.sqrt(float(qty) / adv) * notional
     assert sum(paid.values()) > 0
     charged = 0.0
     for day in days:
         charged += paid[day]
         assert second.strategy.equity[day] == pytest.approx(
-            second.strategy.gross_equity[day] - charged, abs=1e-6
+            second.strategy.gross_equity[day] - charged, rel=1e-9
         )
     figures = second.figures()
     assert figures["baselines"]["equal_weight"]["orders"] > 0
-    assert figures["accounting_costs_usd"] == pytest.approx(sum(paid.values()))
+    assert figures["accounting_costs_usd"] == pytest.approx(sum(paid.values()), rel=1e-9)
 
 
 def test_quant_backtest_when_json_then_figures_on_last_line_and_tear_sheet_written(
