@@ -1,0 +1,106 @@
+"""Backtest result, figures and tear sheet on a small hand-made result; argument checks."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from quant.backtest import (
+    BacktestResult,
+    CostModel,
+    StrategyResult,
+    render_tear_sheet,
+    run_backtest,
+    write_tear_sheet,
+)
+from quant.config import Settings
+from quant.exceptions import BacktestError, ConfigurationError
+
+DAYS = [date(2025, 3, 3) + timedelta(days=i) for i in range(4)]
+
+
+def _strategy(name: str, equity: list[float]) -> StrategyResult:
+    series = pd.Series(equity, index=DAYS, dtype=float)
+    fills = pd.DataFrame(
+        [(DAYS[1], "AAA", "buy", 100.0, 50.0, 0.5), (DAYS[2], "AAA", "sell", 40.0, 51.0, 0.2)],
+        columns=["session", "symbol", "side", "qty_shares", "price_usd", "commission_usd"],
+    )
+    return StrategyResult(
+        name=name, account=f"acct-{name}", gross_equity=series, equity=series,
+        costs_usd=pd.Series(0.0, index=DAYS),
+        weights=pd.DataFrame([(DAYS[0], "AAA", 0.5)], columns=["session", "symbol", "weight"]),
+        orders=pd.DataFrame([(DAYS[0], "AAA", "buy", 100.0, "filled")],
+                            columns=["session", "symbol", "side", "qty_shares", "status"]),
+        fills=fills,
+    )
+
+
+def _result() -> BacktestResult:
+    return BacktestResult(
+        backtest_id="abc", sessions=DAYS, optimizer="mean_variance", provider="synthetic",
+        n_trials=3, costs=CostModel(), periods_per_year=252,
+        strategies={"strategy": _strategy("strategy", [10_000, 10_100, 10_050, 10_200]),
+                    "equal_weight": _strategy("equal_weight", [10_000, 10_000, 10_000, 10_000])},
+        ic=pd.DataFrame([(DAYS[0], 0.1, 0.2), (DAYS[1], -0.05, float("nan"))],
+                        columns=["session", "ic", "rank_ic"]),
+        retrains=pd.DataFrame([(DAYS[0], "retrained", "no_champion", 1),
+                               (DAYS[1], "skipped", "not_due", 1)],
+                              columns=["session", "action", "reason", "champion_model_id"]),
+    )
+
+
+def test_figures_when_flat_baseline_then_json_safe_with_none_for_undefined() -> None:
+    figures = _result().figures()
+    text = json.dumps(figures, allow_nan=False)  # raises on NaN or infinity
+    assert json.loads(text)["baselines"]["equal_weight"]["sharpe"] is None
+    assert figures["total_return"] == pytest.approx(0.02)
+    assert figures["max_drawdown"] == pytest.approx(50 / 10_100)
+    assert figures["retrains"] == {"no_champion": 1}
+    assert figures["ic"]["n"] == 2 and figures["rank_ic"]["n"] == 1
+
+
+def test_turnover_when_known_fills_then_half_traded_over_previous_equity() -> None:
+    s = _result().strategy
+    # D1: 100 x 50 traded on 10,000 of equity; D2: 40 x 51 on 10,100
+    assert s.daily_turnover.to_list() == pytest.approx([5_000 / 2 / 10_000, 2_040 / 2 / 10_100, 0.0])
+    figures = _result().figures()
+    assert figures["turnover"] == pytest.approx(252 * (0.25 + 2_040 / 20_200) / 3)
+
+
+def test_tear_sheet_when_rendered_then_plots_figures_and_ic_series(tmp_path: object) -> None:
+    page = render_tear_sheet(_result())
+    assert page.count("<svg") == 4  # equity, drawdown, IC, turnover
+    assert "Deflated Sharpe ratio" in page and "3 configuration(s)" in page
+    assert "2025-03-04" in page  # the IC series lists its sessions
+    assert "http://" not in page.replace("http://www.w3.org", "")  # no external asset
+
+
+def test_write_tear_sheet_when_settings_then_under_reports(tmp_path: object) -> None:
+    settings = Settings(home=tmp_path)
+    path = write_tear_sheet(_result(), settings)
+    assert path.is_file() and path.parent.parent == settings.reports_dir / "backtest"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"start": "2025-03-10", "end": "2025-03-07"}, BacktestError, "before it starts"),
+        ({"start": "2025-03-08", "end": "2025-03-09"}, BacktestError, "no XNYS session"),
+        ({"start": "2025-03-03", "end": "2099-01-02"}, BacktestError, "latest closed session"),
+        ({"start": "2025-03-03", "end": "2025-03-07", "optimizer": "magic"}, ConfigurationError,
+         "unknown optimizer"),
+        ({"start": "2025-03-03", "end": "2025-03-07", "provider": "nope"}, ConfigurationError,
+         "provider"),
+        ({"start": "2025-03-03", "end": "2025-03-07", "n_trials": 0}, ConfigurationError,
+         "n_trials"),
+    ],
+)
+def test_run_backtest_when_bad_arguments_then_refused_before_any_work(
+    kwargs: dict, error: type, match: str, tmp_path: object
+) -> None:
+    settings = Settings(home=tmp_path, database_url="postgresql://nobody@nowhere.invalid/none")
+    with pytest.raises(error, match=match):
+        run_backtest(settings=settings, **kwargs)
