@@ -119,15 +119,21 @@ def daily_trading() -> None:
 
     @task(**NETWORK)
     def submit_orders() -> dict:
+        from quant.exceptions import TradingHaltedError
         from quant.execution import submit_orders as submit
+        from quant.orchestration import fail_without_retry
 
-        return submit(**_execution_args(), dry_run=bool(current_run().params.get("dry_run")))
+        with fail_without_retry(TradingHaltedError):
+            return submit(**_execution_args(), dry_run=bool(current_run().params.get("dry_run")))
 
     @task(**NETWORK)
     def reconcile() -> dict:
+        from quant.exceptions import ReconciliationError
         from quant.execution import reconcile as reconcile_book
+        from quant.orchestration import fail_without_retry
 
-        return reconcile_book(**_execution_args())
+        with fail_without_retry(ReconciliationError):
+            return reconcile_book(**_execution_args())
 
     @task(**ONCE)
     def report(stages: dict) -> str:

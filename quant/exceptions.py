@@ -18,6 +18,7 @@ __all__ = [
     "BrokerUnavailableError",
     "ExecutionError",
     "ReconciliationError",
+    "TradingHaltedError",
     "TradingModeError",
     "PortfolioError",
     "OptimizationError",
@@ -104,6 +105,10 @@ class BrokerUnavailableError(BrokerError):
 
 class ExecutionError(QuantError):
     """Raised when an execution stage cannot run (no target weights, no prices, no run record)."""
+
+
+class TradingHaltedError(ExecutionError):
+    """Raised when the risk sidecar is HALTED at submission: nothing is submitted."""
 
 
 class ReconciliationError(ExecutionError):

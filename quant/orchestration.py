@@ -17,6 +17,8 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from pathlib import Path
@@ -414,3 +416,17 @@ def on_run_failure(context: dict[str, Any]) -> None:
         status="failed",
         task_timings=task_timings(dag_run.dag_id, dag_run.run_id, dag_run),
     )
+
+
+@contextmanager
+def fail_without_retry(*errors: type[BaseException]) -> Iterator[None]:
+    """Turn ``errors`` into Airflow's "fail, do not retry" (a halted sidecar, a position break).
+
+    Network tasks retry with backoff; a refusal that a retry cannot change ends the task at once.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except errors as exc:
+        raise AirflowFailException(str(exc)) from exc

@@ -43,6 +43,7 @@ from quant.exceptions import (
     BrokerUnavailableError,
     ExecutionError,
     ReconciliationError,
+    TradingHaltedError,
 )
 from quant.execution._ids import client_order_id, order_namespace
 from quant.execution._market import average_daily_volume, session_bars, universe_sectors
@@ -757,7 +758,7 @@ def submit_orders(
                 if own:
                     sidecar.close()
             if state == "HALTED":
-                raise ExecutionError(
+                raise TradingHaltedError(
                     "the risk sidecar is HALTED: no order submitted (resume it, then rerun)"
                 )
         held_back = []
