@@ -30,6 +30,7 @@ from quant.data._base import (
     ACTION_DTYPES,
     BAR_COLUMNS,
     BAR_DTYPES,
+    configured_universe,
     empty_frame,
     unlisted_symbols_frame,
 )
@@ -231,14 +232,7 @@ class AlpacaProvider:
         return f"AlpacaProvider(feed={self.feed.value!r}, data_url={self.data_url!r})"
 
     def _universe(self, symbols: Sequence[str] | None) -> list[str]:
-        if symbols is not None:
-            return list(dict.fromkeys(symbols))
-        if not self.configured_symbols:
-            raise ProviderError(
-                "alpaca cannot list a universe: set QUANT_PROVIDER_SYMBOLS or chain a provider "
-                "that can (csv, synthetic)"
-            )
-        return list(self.configured_symbols)
+        return configured_universe("alpaca", self.configured_symbols, symbols)
 
     def _chunks(self, symbols: list[str]) -> list[list[str]]:
         size = self.symbols_per_request

@@ -210,3 +210,28 @@ def unlisted_symbols_frame(symbols: Sequence[str], sector: str = "Unknown") -> p
     )
     return frame.astype(dict(SYMBOL_DTYPES)).sort_values("symbol").reset_index(drop=True)
 
+
+def configured_universe(
+    provider: str, configured: Sequence[str], symbols: Sequence[str] | None
+) -> list[str]:
+    """The symbols to fetch from a provider that cannot list a universe.
+
+    ``symbols`` when given (order kept, duplicates dropped), else the configured
+    ones (``QUANT_PROVIDER_SYMBOLS``).
+
+    Raises
+    ------
+    ProviderError
+        Neither is given.
+    """
+    from quant.exceptions import ProviderError
+
+    if symbols is not None:
+        return list(dict.fromkeys(symbols))
+    if not configured:
+        raise ProviderError(
+            f"{provider} cannot list a universe: set QUANT_PROVIDER_SYMBOLS or chain a provider "
+            "that can (csv, synthetic)"
+        )
+    return list(configured)
+

@@ -23,6 +23,7 @@ from quant.data._base import (
     ACTION_DTYPES,
     BAR_COLUMNS,
     BAR_DTYPES,
+    configured_universe,
     empty_frame,
     unlisted_symbols_frame,
 )
@@ -122,14 +123,7 @@ class IbkrProvider:
         return f"IbkrProvider(host={self.host!r}, port={self.port}, client_id={self.client_id})"
 
     def _universe(self, symbols: Sequence[str] | None) -> list[str]:
-        if symbols is not None:
-            return list(dict.fromkeys(symbols))
-        if not self.configured_symbols:
-            raise ProviderError(
-                "ibkr cannot list a universe: set QUANT_PROVIDER_SYMBOLS or chain a provider "
-                "that can (csv, synthetic)"
-            )
-        return list(self.configured_symbols)
+        return configured_universe("ibkr", self.configured_symbols, symbols)
 
     def _connect(self, ib_mod: ModuleType) -> Any:
         _ensure_event_loop()

@@ -18,6 +18,7 @@ passes, so each order is denied for its own reasons only.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from quant.risk._codes import ReasonCode, RuleMode, TradingState
@@ -53,7 +54,7 @@ _HALTED = TradingState.HALTED
 _REDUCING = TradingState.REDUCING
 
 
-class Rule:
+class Rule(ABC):
     """Base of every rule.
 
     Attributes
@@ -81,8 +82,9 @@ class Rule:
         self.mode = mode
         self.enforcing = mode is RuleMode.DENY
 
-    def check(self, order: RiskOrder, ctx: RiskContext) -> Denial | None:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, order: RiskOrder, ctx: RiskContext) -> Denial | None:
+        """A denial when ``order`` breaks the rule in ``ctx``, else None."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(mode={self.mode!s})"
