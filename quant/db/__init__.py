@@ -1,5 +1,6 @@
 """Database access: the embedded server, connections and schema migrations."""
 
+from quant.db._cache import CachedRelation, RelationCache, active_cache, cached_relations
 from quant.db._connect import (
     airflow_database_url,
     connect,
@@ -12,6 +13,10 @@ from quant.db._embedded import embedded_status, start_embedded, stop_embedded
 from quant.db._migrate import applied_migrations, available_migrations, migrate
 
 __all__ = [
+    "CachedRelation",
+    "RelationCache",
+    "active_cache",
+    "cached_relations",
     "airflow_database_url",
     "applied_migrations",
     "available_migrations",
