@@ -34,11 +34,13 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
 from quant.backtest._result import MAIN, BacktestResult, StrategyResult
 from quant.backtest._stats import information_coefficients
 from quant.config import PORTFOLIO_METHODS, PROVIDER_NAMES, Settings, get_settings
+from quant.db import RelationCache, cached_relations
 from quant.exceptions import BacktestError, ConfigurationError, QuantError
 
 if TYPE_CHECKING:
@@ -320,6 +322,72 @@ def _strategy_result(
     )
 
 
+def _loop(
+    sessions: list[date],
+    bid: str,
+    method: str,
+    settings: Settings,
+    books: dict[str, _Book],
+    conn: Any,
+    clock: _Clock,
+    retrains: list[tuple[date, str, str, int | None]],
+    report: ProgressCallback,
+) -> None:
+    """Each session's stages, in order, for the strategy and the baselines."""
+    from quant.model import predict, retrain_model
+    from quant.portfolio import optimize_portfolio
+
+    total = len(sessions) + 1
+    for i, day in enumerate(sessions):
+        run_id = f"backtest__{bid}__{day.isoformat()}"
+        decision = clock.run("retrain_model", day, retrain_model, day, settings=settings,
+                             run_id=run_id)
+        retrains.append((day, decision["action"], decision["reason"],
+                         decision.get("champion_model_id")))
+        clock.run("predict", day, predict, day, settings=settings, run_id=run_id)
+        for name, book in books.items():
+            strategy_run = f"{run_id}__{name}"
+            if name == EQUAL_WEIGHT:
+                weights = _equal_weights(conn, day, settings)
+                conn.commit()
+                book.weights += [(day, s, w) for s, w in weights.items()]
+                _execute(book, day, strategy_run, settings, clock, weights)
+                continue
+            kwargs: dict[str, Any] = {"settings": settings, "run_id": strategy_run}
+            if name == TOP_K:
+                kwargs |= {"optimizer": TOP_K, "current_weights": book.previous_weights}
+            else:
+                kwargs |= {"optimizer": method}
+            clock.run("optimize_portfolio", day, optimize_portfolio, day, **kwargs)
+            weights = _read_weights(conn, day)
+            conn.commit()
+            book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
+            book.weights += [(day, s, w) for s, w in weights.items()]
+            # the strategy reads ops.target_weights, as the DAG's generate_orders does;
+            # a baseline passes its weights (the strategy's rows replace them next)
+            _execute(book, day, strategy_run, settings, clock,
+                     None if name == MAIN else weights)
+        report(i + 2, total, f"session {day}")
+
+
+def _relation_cache(conn: Any, sessions: list[date], settings: Settings) -> RelationCache:
+    """The marts every session of the range reads, loaded once (see :mod:`quant.db._cache`)."""
+    from quant.calendar import get_calendar
+
+    cal = get_calendar(settings.exchange)
+    p = settings.portfolio
+    margin = max(p.lookback_sessions, settings.backtest.impact_sessions) + 5
+    try:
+        returns_start = cal.shift(sessions[0], -margin)
+    except QuantError:
+        returns_start = cal.first_session
+    cache = RelationCache()
+    cache.load(conn, p.returns_relation, returns_start, sessions[-1], columns=["total_return"])
+    cache.load(conn, p.universe_relation, sessions[0], sessions[-1],
+               columns=["sector", "is_tradable"])
+    return cache
+
+
 def run_backtest(
     start: date | str,
     end: date | str,
@@ -376,8 +444,6 @@ def run_backtest(
     """
     from quant.calendar import get_calendar
     from quant.db import connect, migrate
-    from quant.model import predict, retrain_model
-    from quant.portfolio import optimize_portfolio
 
     started = time.perf_counter()
     settings = _with_provider(settings or get_settings(), provider)
@@ -431,36 +497,12 @@ def run_backtest(
     conn = connect(settings)
     retrains: list[tuple[date, str, str, int | None]] = []
     try:
-        for i, day in enumerate(sessions):
-            run_id = f"backtest__{bid}__{day.isoformat()}"
-            decision = clock.run("retrain_model", day, retrain_model, day, settings=settings,
-                                 run_id=run_id)
-            retrains.append((day, decision["action"], decision["reason"],
-                             decision.get("champion_model_id")))
-            clock.run("predict", day, predict, day, settings=settings, run_id=run_id)
-            for name, book in books.items():
-                strategy_run = f"{run_id}__{name}"
-                if name == EQUAL_WEIGHT:
-                    weights = _equal_weights(conn, day, settings)
-                    conn.commit()
-                    book.weights += [(day, s, w) for s, w in weights.items()]
-                    _execute(book, day, strategy_run, settings, clock, weights)
-                    continue
-                kwargs: dict[str, Any] = {"settings": settings, "run_id": strategy_run}
-                if name == TOP_K:
-                    kwargs |= {"optimizer": TOP_K, "current_weights": book.previous_weights}
-                else:
-                    kwargs |= {"optimizer": method}
-                clock.run("optimize_portfolio", day, optimize_portfolio, day, **kwargs)
-                weights = _read_weights(conn, day)
-                conn.commit()
-                book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
-                book.weights += [(day, s, w) for s, w in weights.items()]
-                # the strategy reads ops.target_weights, as the DAG's generate_orders does;
-                # a baseline passes its weights (the strategy's rows replace them next)
-                _execute(book, day, strategy_run, settings, clock,
-                         None if name == MAIN else weights)
-            report(i + 2, total, f"session {day}")
+        cache = clock.run("cache_marts", sessions[0], _relation_cache, conn, sessions, settings)
+        conn.commit()
+        # a session's matrices are small (names x names): one BLAS thread beats several
+        # fighting over two cores with LightGBM's
+        with cached_relations(cache), threadpool_limits(limits=1, user_api="blas"):
+            _loop(sessions, bid, method, settings, books, conn, clock, retrains, report)
         impact = None
         if costs.impact_coefficient > 0:
             impact = _impact_inputs(conn, sessions, settings, costs.impact_sessions)

@@ -30,6 +30,24 @@ __all__ = ["CachedRelation", "RelationCache", "active_cache", "cached_relations"
 _ACTIVE: ContextVar[RelationCache | None] = ContextVar("quant_relation_cache", default=None)
 
 
+_TEXT = ("text", "character varying", "character")
+
+
+def _column_types(conn: Any, relation: str) -> dict[str, str]:
+    """Column name -> PostgreSQL data type of ``relation`` (a table or a view), in order."""
+    schema, table = relation.split(".", 1)
+    with conn.cursor() as cur:
+        cur.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = %s and table_name = %s order by ordinal_position",
+            (schema, table),
+        )
+        types = dict(cur.fetchall())
+    if not types:
+        raise LookupError(f"{relation} does not exist: build the dbt models first")
+    return types
+
+
 def _identifier(relation: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in relation.split(".", 1))
 
@@ -38,9 +56,10 @@ def _identifier(relation: str) -> str:
 class CachedRelation:
     """Every row of one relation dated in ``[start, end]``, sorted by session and symbol.
 
-    ``frame`` has ``session_date`` as datetime64 and the relation's other
-    columns as PostgreSQL's CSV output reads with pandas (numbers as float or
-    int, text as str, booleans as bool or object when nullable).
+    ``frame`` has the relation's columns as pandas reads PostgreSQL's CSV
+    output (numbers as float or int, text as str), except that booleans are
+    bool (object with NaN when nullable) and dates and timestamps
+    datetime64[ns].
     """
 
     relation: str
@@ -49,6 +68,8 @@ class CachedRelation:
     frame: pd.DataFrame
     dates: np.ndarray
     """``frame``'s session dates as datetime64[ns], for slicing by range."""
+    all_columns: bool = True
+    """Every column of the relation was read (not only some)."""
 
     def covers(self, start: date, end: date) -> bool:
         """True when every row dated in ``[start, end]`` is in the cache."""
@@ -82,12 +103,30 @@ class RelationCache:
     ) -> CachedRelation:
         """Read ``relation``'s rows dated in ``[start, end]`` (all columns, or ``columns``).
 
-        The relation must have ``session_date`` and ``symbol`` columns. A
-        relation loaded before is replaced.
+        The relation must have ``session_date`` and ``symbol`` columns. When it
+        was loaded before, the result holds the union of both ranges and both
+        column sets (nothing is read again when the earlier load covers this one).
         """
-        selected = "*" if columns is None else ", ".join(
+        held = self._relations.get(relation)
+        if held is not None:
+            held_columns = set(held.frame.columns)
+            if held.covers(start, end) and (
+                columns is None and held.all_columns or set(columns or ()) <= held_columns
+            ):
+                return held
+            start, end = min(start, held.start), max(end, held.end)
+            if columns is not None and not held.all_columns:
+                columns = list(dict.fromkeys([*held.frame.columns, *columns]))
+            else:
+                columns = None
+        types = _column_types(conn, relation)
+        wanted = list(types) if columns is None else list(
             dict.fromkeys(["session_date", "symbol", *columns])
         )
+        missing = [c for c in wanted if c not in types]
+        if missing:
+            raise KeyError(f"{relation} has no column {', '.join(missing)}")
+        selected = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
         with conn.cursor() as cur:
             query = cur.mogrify(
                 f"select {selected} from {_identifier(relation)} "
@@ -97,19 +136,27 @@ class RelationCache:
             buffer = io.StringIO()
             cur.copy_expert(f"copy ({query}) to stdout with (format csv, header true)", buffer)
         buffer.seek(0)
-        frame = pd.read_csv(buffer, dtype={"symbol": str}, keep_default_na=False, na_values=[""])
-        for name in frame.columns:
-            if frame[name].dtype == object and name != "symbol":
-                values = set(frame[name].dropna().unique())
-                if values and values <= {"t", "f"}:
-                    frame[name] = frame[name].map({"t": True, "f": False})
-        frame["session_date"] = pd.to_datetime(frame["session_date"])
+        text = [c for c in wanted if types[c] in _TEXT or types[c] == "boolean"]
+        frame = pd.read_csv(
+            buffer,
+            dtype=dict.fromkeys(text, str),
+            keep_default_na=False,
+            na_values={c: [""] for c in wanted},
+            low_memory=False,
+        )
+        for name in wanted:
+            kind = types[name]
+            if kind == "boolean":
+                frame[name] = frame[name].map({"t": True, "f": False})
+            elif kind in ("date", "timestamp without time zone", "timestamp with time zone"):
+                frame[name] = pd.to_datetime(frame[name]).dt.as_unit("ns")
         cached = CachedRelation(
             relation=relation,
             start=start,
             end=end,
             frame=frame,
             dates=frame["session_date"].to_numpy(dtype="datetime64[ns]"),
+            all_columns=columns is None,
         )
         self._relations[relation] = cached
         return cached

@@ -21,11 +21,12 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from quant.calendar import get_calendar
 from quant.config import Settings, get_settings
-from quant.db import transaction
+from quant.db import active_cache, transaction
 from quant.exceptions import PortfolioError
 from quant.portfolio._optimizer import PortfolioOptimizer, PortfolioResult
 from quant.portfolio._risk import RiskModel
@@ -77,6 +78,16 @@ def load_universe(conn: PgConnection, session: date, relation: str) -> pd.DataFr
     """D's universe rows: index symbol, columns ``sector`` and ``is_tradable``."""
     from psycopg2 import sql
 
+    cache = active_cache()
+    cached = None if cache is None else cache.rows(relation, session, session)
+    if cached is not None:
+        frame = cached[["symbol", "sector", "is_tradable"]]
+        frame = frame.astype(object).where(frame.notna(), None)
+        frame = pd.DataFrame(
+            list(frame.itertuples(index=False, name=None)),
+            columns=["symbol", "sector", "is_tradable"],
+        )
+        return frame.set_index("symbol").sort_index()
     if not _exists(conn, relation):
         raise PortfolioError(f"{relation} does not exist: build the dbt models first")
     with conn.cursor() as cur:
@@ -89,6 +100,31 @@ def load_universe(conn: PgConnection, session: date, relation: str) -> pd.DataFr
         rows = cur.fetchall()
     frame = pd.DataFrame(rows, columns=["symbol", "sector", "is_tradable"])
     return frame.set_index("symbol").sort_index()
+
+
+def _cached_returns(
+    session: date, names: list[str], sessions: int, relation: str
+) -> pd.DataFrame | None:
+    """:func:`load_returns` from the active relation cache; None when it cannot answer."""
+    cache = active_cache()
+    held = None if cache is None else cache.get(relation)
+    if held is None or held.end < session:
+        return None
+    dates = held.session_dates()
+    dates = dates[dates <= np.datetime64(session, "ns")]
+    if len(dates) < sessions:
+        return None  # rows before the cached range may be among the last n sessions
+    first = pd.Timestamp(dates[-sessions]).date()
+    frame = held.rows(first, session)
+    frame = frame.loc[
+        frame["symbol"].isin(names) & frame["total_return"].notna(),
+        ["session_date", "symbol", "total_return"],
+    ]
+    if frame.empty:
+        return pd.DataFrame(columns=names, dtype=float)
+    wide = frame.pivot(index="session_date", columns="symbol", values="total_return")
+    wide.index = wide.index.as_unit("ns")
+    return wide.sort_index().reindex(columns=names).astype(float)
 
 
 def load_returns(
@@ -106,6 +142,9 @@ def load_returns(
     if not _exists(conn, relation):
         raise PortfolioError(f"{relation} does not exist: build the dbt models first")
     names = sorted(set(symbols))
+    cached = _cached_returns(session, names, sessions, relation)
+    if cached is not None:
+        return cached
     query = sql.SQL(
         """
         with days as (
@@ -127,7 +166,7 @@ def load_returns(
     if frame.empty:
         return pd.DataFrame(columns=names, dtype=float)
     wide = frame.pivot(index="session_date", columns="symbol", values="total_return")
-    wide.index = pd.to_datetime(wide.index)
+    wide.index = pd.to_datetime(wide.index).as_unit("ns")
     return wide.sort_index().reindex(columns=names).astype(float)
 
 
