@@ -9,7 +9,7 @@ drift helpers) are what they are built from, usable without a database.
 
 from quant.model._drift import feature_drift, population_stability_index, reference_distribution
 from quant.model._frames import forward_labels, price_features, total_return_index
-from quant.model._marts import load_features, load_labels, load_universe
+from quant.model._marts import cache_model_inputs, load_features, load_labels, load_universe
 from quant.model._metrics import daily_metrics, score_metrics, summarise_metrics
 from quant.model._registry import ModelRecord, champion_as_of, get_model, load_artifact
 from quant.model._score import Scores, score_cross_section
@@ -33,6 +33,7 @@ __all__ = [
     "Scores",
     "TrainedModel",
     "TrainingSet",
+    "cache_model_inputs",
     "champion_as_of",
     "daily_metrics",
     "feature_drift",

@@ -1,21 +1,35 @@
-"""Reading the feature, label and universe marts from PostgreSQL, point in time."""
+"""Reading the feature, label and universe marts from PostgreSQL, point in time.
+
+While a :class:`quant.db.RelationCache` is active (:func:`quant.db.cached_relations`)
+and holds a mart for the requested range, the loaders take its rows from
+the cache and return the frame the query would have returned (same
+columns, dtypes, row order and values); otherwise they query PostgreSQL.
+:func:`cache_model_inputs` loads what the model stages read for a range of
+sessions.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Hashable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from quant.db import CachedRelation, RelationCache, active_cache
 from quant.exceptions import TrainingDataError
 from quant.model._train import KEY_COLUMNS, label_columns
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
+    from quant.config import Settings
+
 __all__ = [
+    "cache_model_inputs",
     "feature_columns",
     "history_start",
     "load_features",
@@ -34,14 +48,180 @@ def _table(schema: str, name: str) -> str:
     return f"{_quote(schema)}.{_quote(name)}"
 
 
+def _relation(schema: str, name: str) -> str:
+    """The name a :class:`~quant.db.RelationCache` holds a mart under."""
+    return f"{schema}.{name}"
+
+
+# --- the active cache ------------------------------------------------------------------------
+
+_DERIVED: dict[int, dict[Hashable, Any]] = {}
+"""Values computed once per cached relation (keyed by the relation object's id)."""
+
+
+def _derived(held: CachedRelation, key: Hashable, compute: Callable[[], Any]) -> Any:
+    """``compute()`` for ``held``, computed once while ``held`` lives."""
+    entry = _DERIVED.get(id(held))
+    if entry is None:
+        entry = _DERIVED[id(held)] = {}
+        weakref.finalize(held, _DERIVED.pop, id(held), None)
+    if key not in entry:
+        entry[key] = compute()
+    return entry[key]
+
+
+def _held(relation: str) -> CachedRelation | None:
+    cache = active_cache()
+    return None if cache is None else cache.get(relation)
+
+
+def _held_for(relation: str, start: date, end: date) -> CachedRelation | None:
+    """The active cache's copy of ``relation`` when it holds every row dated in the range."""
+    held = _held(relation)
+    return held if held is not None and held.covers(start, end) else None
+
+
+def _bounds(held: CachedRelation, start: date, end: date) -> tuple[int, int]:
+    lo = int(np.searchsorted(held.dates, np.datetime64(start, "ns"), side="left"))
+    hi = int(np.searchsorted(held.dates, np.datetime64(end, "ns"), side="right"))
+    return lo, hi
+
+
+_DATE_DTYPE: Any = None
+
+
+def _date_dtype() -> Any:
+    """The dtype ``pd.to_datetime`` gives the dates of PostgreSQL's CSV output (the SQL path)."""
+    global _DATE_DTYPE
+    if _DATE_DTYPE is None:
+        _DATE_DTYPE = pd.to_datetime(pd.Series(["2000-01-03"], dtype=str)).dtype
+    return _DATE_DTYPE
+
+
+def _as_dates(values: pd.Series) -> pd.Series:
+    """Cached dates (datetime64 of any unit, or ISO text) as the SQL path types them."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.astype(_date_dtype())
+    return pd.to_datetime(values)
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    """The frame the SQL path reads from a CSV with a header and no row."""
+    header = ",".join('"' + c.replace('"', '""') + '"' for c in columns)
+    return _read_csv(io.StringIO(header + "\n"))
+
+
+def _is_tradable(values: pd.Series) -> np.ndarray:
+    """``is_tradable`` as SQL's ``where is_tradable`` reads it (null is not true)."""
+    if values.dtype == bool:
+        return values.to_numpy()
+    return (values == True).to_numpy(dtype=bool)  # noqa: E712 (object column: True/False/NaN)
+
+
+def _tradable_rows(features: CachedRelation, universe: CachedRelation) -> np.ndarray:
+    """Per row of ``features``: whether ``universe`` has a tradable row for its name and date."""
+    rows = universe.frame
+    tradable = _is_tradable(rows["is_tradable"])
+    codes, _ = pd.factorize(
+        pd.concat([features.frame["symbol"], rows["symbol"]], ignore_index=True), sort=False
+    )
+    width = int(codes.max()) + 1 if codes.size else 1
+    n = len(features.frame)
+    day = np.timedelta64(1, "D")
+    f_key = (features.dates - np.datetime64("1970-01-01", "ns")) // day * width + codes[:n]
+    u_key = (universe.dates - np.datetime64("1970-01-01", "ns")) // day * width + codes[n:]
+    return np.isin(f_key, u_key[tradable])
+
+
+def _cached_features(
+    start: date, end: date, columns: Sequence[str], symbols: Sequence[str] | None, schema: str
+) -> pd.DataFrame | None:
+    features = _held_for(_relation(schema, FEATURES), start, end)
+    universe = _held_for(_relation(schema, UNIVERSE), start, end)
+    if features is None or universe is None or "is_tradable" not in universe.frame.columns:
+        return None
+    wanted = ["symbol", "session_date", *columns]
+    if any(c not in features.frame.columns for c in wanted):
+        return None
+    memo = _derived(features, "tradable", dict)
+    if memo.get("universe") is None or memo["universe"]() is not universe:
+        memo["universe"] = weakref.ref(universe)
+        memo["mask"] = _tradable_rows(features, universe)
+    mask = memo["mask"]
+    lo, hi = _bounds(features, start, end)
+    positions = np.flatnonzero(mask[lo:hi]) + lo
+    if symbols is not None:
+        names = features.frame["symbol"].iloc[positions]
+        positions = positions[names.isin(list(symbols)).to_numpy()]
+    at = [features.frame.columns.get_loc(c) for c in wanted]
+    if positions.size == 0:
+        return _feature_types(_empty(wanted), columns)
+    frame = features.frame.iloc[positions, at].reset_index(drop=True)
+    frame["session_date"] = _as_dates(frame["session_date"])
+    return _feature_types(frame, columns, dates=False)
+
+
+def _cached_labels(
+    start: date, end: date, ret_col: str, end_col: str, schema: str
+) -> pd.DataFrame | None:
+    labels = _held_for(_relation(schema, LABELS), start, end)
+    if labels is None:
+        return None
+    wanted = ["symbol", "session_date", ret_col, end_col]
+    if any(c not in labels.frame.columns for c in wanted):
+        return None
+    lo, hi = _bounds(labels, start, end)
+    rows = labels.frame.iloc[lo:hi]
+    ends = rows[end_col]
+    if pd.api.types.is_datetime64_any_dtype(ends.dtype):
+        known = ends.notna() & (ends <= pd.Timestamp(end))
+    elif pd.api.types.is_string_dtype(ends.dtype):
+        known = ends.notna() & (ends <= end.isoformat())  # ISO dates sort as text
+    else:
+        return None  # no end date in the cached range (read as numbers): let SQL answer
+    keep = (known & rows[ret_col].notna()).to_numpy(dtype=bool)
+    at = [labels.frame.columns.get_loc(c) for c in wanted]
+    if not keep.any():
+        return _label_types(_empty(wanted), ret_col, end_col)
+    frame = labels.frame.iloc[np.flatnonzero(keep) + lo, at].reset_index(drop=True)
+    frame["session_date"] = _as_dates(frame["session_date"])
+    frame[end_col] = _as_dates(frame[end_col])
+    return _label_types(frame, ret_col, end_col, dates=False)
+
+
+def _cached_history_start(session: date, sessions: int, schema: str) -> date | None:
+    features = _held(_relation(schema, FEATURES))
+    if features is None or session > features.end:
+        return None
+    dates = _derived(features, "session_dates", features.session_dates)
+    known = int(np.searchsorted(dates, np.datetime64(session, "ns"), side="right"))
+    if sessions < 1 or known < sessions:
+        return None  # sessions before the cached range may be among the last ``sessions``
+    return pd.Timestamp(dates[known - sessions]).date()
+
+
+# --- the loaders -----------------------------------------------------------------------------
+
+
 def feature_columns(conn: PgConnection, schema: str = "marts") -> list[str]:
     """Numeric columns of marts.features, in table order (the candidate model inputs).
+
+    While the active cache holds the feature mart, the catalogue is read
+    once for it (a cached relation does not change).
 
     Raises
     ------
     TrainingDataError
         The feature mart does not exist (dbt has not built it).
     """
+    features = _held(_relation(schema, FEATURES))
+    if features is not None:
+        return list(_derived(features, ("feature_columns", schema),
+                             lambda: tuple(_feature_columns(conn, schema))))
+    return _feature_columns(conn, schema)
+
+
+def _feature_columns(conn: PgConnection, schema: str) -> list[str]:
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -67,13 +247,38 @@ def _copy_frame(conn: PgConnection, query: str, params: Sequence) -> pd.DataFram
         buffer = io.StringIO()
         cur.copy_expert(f"copy ({sql}) to stdout with (format csv, header true)", buffer)
     buffer.seek(0)
+    return _read_csv(buffer)
+
+
+def _read_csv(buffer: io.StringIO) -> pd.DataFrame:
     return pd.read_csv(buffer, dtype={"symbol": str}, keep_default_na=False, na_values=[""])
+
+
+def _feature_types(frame: pd.DataFrame, columns: Sequence[str], *, dates: bool = True) -> pd.DataFrame:
+    if dates:
+        frame["session_date"] = pd.to_datetime(frame["session_date"])
+    for name in columns:
+        frame[name] = pd.to_numeric(frame[name], errors="raise").astype(float)
+    return frame
+
+
+def _label_types(
+    frame: pd.DataFrame, ret_col: str, end_col: str, *, dates: bool = True
+) -> pd.DataFrame:
+    if dates:
+        frame["session_date"] = pd.to_datetime(frame["session_date"])
+        frame[end_col] = pd.to_datetime(frame[end_col])
+    frame[ret_col] = frame[ret_col].astype(float)
+    return frame
 
 
 def history_start(
     conn: PgConnection, session: date, sessions: int, schema: str = "marts"
 ) -> date | None:
     """First of the last ``sessions`` sessions of the feature mart up to ``session``."""
+    cached = _cached_history_start(session, sessions, schema)
+    if cached is not None:
+        return cached
     with conn.cursor() as cur:
         cur.execute(
             f"""
@@ -103,8 +308,12 @@ def load_features(
     Returns
     -------
     DataFrame
-        ``symbol``, ``session_date`` (datetime64) and ``columns`` as float.
+        ``symbol``, ``session_date`` (datetime64) and ``columns`` as float,
+        sorted by session then symbol.
     """
+    cached = _cached_features(start, end, columns, symbols, schema)
+    if cached is not None:
+        return cached
     selected = ", ".join(f"f.{_quote(c)}" for c in columns)
     query = f"""
         select f.symbol, f.session_date{", " + selected if selected else ""}
@@ -117,11 +326,7 @@ def load_features(
         query += " and f.symbol = any(%s)"
         params.append(list(symbols))
     query += " order by f.session_date, f.symbol"
-    frame = _copy_frame(conn, query, params)
-    frame["session_date"] = pd.to_datetime(frame["session_date"])
-    for name in columns:
-        frame[name] = pd.to_numeric(frame[name], errors="raise").astype(float)
-    return frame
+    return _feature_types(_copy_frame(conn, query, params), columns)
 
 
 def load_labels(
@@ -135,6 +340,9 @@ def load_labels(
         marts.labels has no column for the horizon.
     """
     ret_col, end_col = label_columns(horizon_sessions)
+    cached = _cached_labels(start, end, ret_col, end_col, schema)
+    if cached is not None:
+        return cached
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -159,15 +367,15 @@ def load_labels(
           and {_quote(ret_col)} is not null
         order by session_date, symbol
     """
-    frame = _copy_frame(conn, query, [start, end, end])
-    frame["session_date"] = pd.to_datetime(frame["session_date"])
-    frame[end_col] = pd.to_datetime(frame[end_col])
-    frame[ret_col] = frame[ret_col].astype(float)
-    return frame
+    return _label_types(_copy_frame(conn, query, [start, end, end]), ret_col, end_col)
 
 
 def load_universe(conn: PgConnection, session: date, schema: str = "marts") -> list[str]:
     """Tradable symbols of the universe mart at ``session``, sorted."""
+    universe = _held_for(_relation(schema, UNIVERSE), session, session)
+    if universe is not None and "is_tradable" in universe.frame.columns:
+        rows = universe.rows(session, session)
+        return [str(s) for s in rows["symbol"].to_numpy()[_is_tradable(rows["is_tradable"])]]
     with conn.cursor() as cur:
         cur.execute(
             f"select symbol from {_table(schema, UNIVERSE)} where session_date = %s and is_tradable "
@@ -175,3 +383,57 @@ def load_universe(conn: PgConnection, session: date, schema: str = "marts") -> l
             (session,),
         )
         return [r[0] for r in cur.fetchall()]
+
+
+def cache_model_inputs(
+    conn: PgConnection,
+    cache: RelationCache,
+    start: date,
+    end: date,
+    settings: Settings | None = None,
+) -> dict[str, tuple[date, date]]:
+    """Load into ``cache`` the marts the model stages read for the sessions ``start..end``.
+
+    The feature and universe marts (every column) and the horizon's label
+    columns, from the first session of the longest look-back before
+    ``start`` (training window plus horizon, or the drift window) to
+    ``end``. Activate the cache with :func:`quant.db.cached_relations`
+    around the calls of :func:`quant.model.retrain_model` and
+    :func:`quant.model.predict`.
+
+    Parameters
+    ----------
+    conn : psycopg2 connection
+        Reads the marts (only while loading).
+    cache : RelationCache
+        Receives ``<schema>.features``, ``<schema>.universe`` and ``<schema>.labels``.
+    start, end : datetime.date
+        The first and last session the stages will run for.
+    settings : Settings, optional
+        Default: :func:`quant.config.get_settings`.
+
+    Returns
+    -------
+    dict
+        Relation name to the ``(first, last)`` date range loaded.
+
+    Raises
+    ------
+    TrainingDataError
+        The feature mart does not exist.
+    """
+    from quant.config import get_settings
+
+    cfg = (settings or get_settings()).model
+    schema = cfg.marts_schema
+    feature_columns(conn, schema)  # fails with the model's message when the mart is missing
+    lookback = max(cfg.train_window_sessions + cfg.horizon_sessions, cfg.drift_window_sessions)
+    first = history_start(conn, start, lookback, schema) or start
+    first = min(first, start)
+    ret_col, end_col = label_columns(cfg.horizon_sessions)
+    loaded: dict[str, tuple[date, date]] = {}
+    for name, columns in ((FEATURES, None), (UNIVERSE, None), (LABELS, [ret_col, end_col])):
+        relation = _relation(schema, name)
+        held = cache.load(conn, relation, first, end, columns=columns)
+        loaded[relation] = (held.start, held.end)
+    return loaded
