@@ -14,14 +14,16 @@ of D calls (without Airflow):
 Before the loop the bars are ingested (``quant.data.ingest_bars``) and the dbt
 models built once as of the last session: the marts are point in time, so a
 session's rows are the same whichever later session they were built as of.
+The marts the sessions read are then loaded into memory once
+(:class:`quant.db.RelationCache`); the stages' loaders answer from it with the
+frames they would have read from PostgreSQL.
 
 The baselines go through the same order, check, fill and reconcile path on
-accounts of their own: ``top_k`` through ``optimize_portfolio(optimizer="top_k")``
-on the same scores (its current book passed in, so the strategy's rows in
-``ops.target_weights`` stay the strategy's), ``equal_weight`` with weights
-1 / N over D's tradable universe. The backtested strategy runs last in each
-session, so ``ops.target_weights`` and ``ops.portfolio_diagnostics`` hold its
-rows afterwards, as after a backfill of the DAG.
+accounts of their own: ``top_k`` through ``solve_portfolio(optimizer="top_k")``
+(the optimisation of ``optimize_portfolio`` without its writes) on the same
+scores with its own current book, ``equal_weight`` with weights 1 / N over D's
+tradable universe. Only the backtested strategy writes ``ops.target_weights``
+and ``ops.portfolio_diagnostics``, as a backfill of the DAG would.
 """
 
 from __future__ import annotations
@@ -335,7 +337,7 @@ def _loop(
 ) -> None:
     """Each session's stages, in order, for the strategy and the baselines."""
     from quant.model import predict, retrain_model
-    from quant.portfolio import optimize_portfolio
+    from quant.portfolio import optimize_portfolio, solve_portfolio
 
     total = len(sessions) + 1
     for i, day in enumerate(sessions):
@@ -353,13 +355,16 @@ def _loop(
                 book.weights += [(day, s, w) for s, w in weights.items()]
                 _execute(book, day, strategy_run, settings, clock, weights)
                 continue
-            kwargs: dict[str, Any] = {"settings": settings, "run_id": strategy_run}
             if name == TOP_K:
-                kwargs |= {"optimizer": TOP_K, "current_weights": book.previous_weights}
+                # the baseline's weights are not written: ops.target_weights is the strategy's
+                solved = clock.run("optimize_portfolio", day, solve_portfolio, conn, day,
+                                   settings=settings, optimizer=TOP_K,
+                                   current_weights=book.previous_weights)
+                weights = solved.target_weights()
             else:
-                kwargs |= {"optimizer": method}
-            clock.run("optimize_portfolio", day, optimize_portfolio, day, **kwargs)
-            weights = _read_weights(conn, day)
+                clock.run("optimize_portfolio", day, optimize_portfolio, day, settings=settings,
+                          run_id=strategy_run, optimizer=method)
+                weights = _read_weights(conn, day)
             conn.commit()
             book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
             book.weights += [(day, s, w) for s, w in weights.items()]

@@ -20,15 +20,18 @@ from quant.portfolio._risk import (
     trailing_returns,
 )
 from quant.portfolio._stage import (
+    SolvedPortfolio,
     load_current_weights,
     load_returns,
     load_scores,
     load_universe,
     optimize_portfolio,
+    solve_portfolio,
     weights_from_positions,
 )
 
 __all__ = [
+    "SolvedPortfolio",
     "METHODS",
     "TRADING_DAYS",
     "Attempt",
@@ -49,6 +52,7 @@ __all__ = [
     "load_universe",
     "make_psd",
     "optimize_portfolio",
+    "solve_portfolio",
     "risk_model_from_settings",
     "trailing_returns",
     "turnover",

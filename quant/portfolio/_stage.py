@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -203,14 +204,67 @@ def weights_from_positions(positions: Iterable[Position], equity_usd: float) -> 
     return weights
 
 
-def _rows(
-    run_id: str, session: date, result: PortfolioResult, held: set[str]
-) -> list[tuple[Any, ...]]:
-    return [
-        (run_id, session, str(symbol), float(weight), result.method_used)
-        for symbol, weight in result.weights.items()
-        if weight != 0.0 or symbol in held
-    ]
+@dataclass(frozen=True)
+class SolvedPortfolio:
+    """D's optimisation before anything is written: what :func:`optimize_portfolio` stores."""
+
+    result: PortfolioResult
+    scores: pd.Series
+    """The tradable candidates' scores."""
+    current: pd.Series
+    """The book before the rebalance, fractions of equity."""
+
+    def target_weights(self) -> dict[str, float]:
+        """The rows ``ops.target_weights`` gets: non-zero weights and zeros for held names."""
+        held = set(self.current[self.current != 0].index)
+        return {
+            str(symbol): float(weight)
+            for symbol, weight in self.result.weights.items()
+            if weight != 0.0 or symbol in held
+        }
+
+
+def solve_portfolio(
+    conn: PgConnection,
+    day: date,
+    *,
+    settings: Settings,
+    optimizer: str | None = None,
+    symbols: list[str] | None = None,
+    current_weights: Mapping[str, float] | None = None,
+    risk_model: RiskModel | None = None,
+) -> SolvedPortfolio:
+    """D's scores, universe, book and returns in, the optimiser's result out; writes nothing.
+
+    Arguments and errors as :func:`optimize_portfolio`.
+    """
+    config = settings.portfolio
+    scores = load_scores(conn, day, symbols)
+    if scores.empty:
+        raise PortfolioError(f"no predictions at {day}: run predict first")
+    universe = load_universe(conn, day, config.universe_relation)
+    tradable = universe.index[universe["is_tradable"].fillna(False).astype(bool)]
+    scores = scores[scores.index.isin(tradable)]
+    if scores.empty:
+        raise PortfolioError(
+            f"no scored name is tradable at {day} in {config.universe_relation}"
+        )
+    if current_weights is not None:
+        current = pd.Series(dict(current_weights), dtype=float)
+    else:
+        current = load_current_weights(conn, day)
+    returns = load_returns(
+        conn, day, scores.index, config.lookback_sessions, config.returns_relation
+    )
+    result = PortfolioOptimizer(config, risk_model).optimize(
+        scores,
+        returns,
+        current_weights=current,
+        sectors=universe["sector"],
+        method=optimizer,
+        as_of=day,
+    )
+    return SolvedPortfolio(result=result, scores=scores, current=current)
 
 
 def optimize_portfolio(
@@ -268,33 +322,20 @@ def optimize_portfolio(
     run_id = run_id or f"manual__{day.isoformat()}"
     started = time.perf_counter()
     with transaction(settings) as conn:
-        scores = load_scores(conn, day, symbols)
-        if scores.empty:
-            raise PortfolioError(f"no predictions at {day}: run predict first")
-        universe = load_universe(conn, day, config.universe_relation)
-        tradable = universe.index[universe["is_tradable"].fillna(False).astype(bool)]
-        scores = scores[scores.index.isin(tradable)]
-        if scores.empty:
-            raise PortfolioError(
-                f"no scored name is tradable at {day} in {config.universe_relation}"
-            )
-        if current_weights is not None:
-            current = pd.Series(dict(current_weights), dtype=float)
-        else:
-            current = load_current_weights(conn, day)
-        returns = load_returns(
-            conn, day, scores.index, config.lookback_sessions, config.returns_relation
+        solved = solve_portfolio(
+            conn,
+            day,
+            settings=settings,
+            optimizer=optimizer,
+            symbols=symbols,
+            current_weights=current_weights,
+            risk_model=risk_model,
         )
-        result = PortfolioOptimizer(config, risk_model).optimize(
-            scores,
-            returns,
-            current_weights=current,
-            sectors=universe["sector"],
-            method=optimizer,
-            as_of=day,
-        )
-        held = set(current[current != 0].index)
-        rows = _rows(run_id, day, result, held)
+        result, scores = solved.result, solved.scores
+        rows = [
+            (run_id, day, symbol, weight, result.method_used)
+            for symbol, weight in solved.target_weights().items()
+        ]
         diagnostics = result.diagnostics()
         with conn.cursor() as cur:
             cur.execute("delete from ops.target_weights where session_date = %s", (day,))
