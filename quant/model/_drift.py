@@ -8,7 +8,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["reference_distribution", "population_stability_index", "feature_drift"]
+__all__ = [
+    "DriftReference",
+    "feature_drift",
+    "population_stability_index",
+    "reference_distribution",
+]
 
 _FLOOR = 1e-4
 """Smallest bin share used in the index (an empty bin would make it infinite)."""
@@ -38,11 +43,13 @@ def reference_distribution(
     probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
     for name in features:
         values = frame[name].to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
+        values = np.sort(values[np.isfinite(values)])
         if values.size == 0:
             continue
         edges = np.unique(np.quantile(values, probs))
-        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+        # bin i holds edges[i-1] <= v < edges[i]: counted on the sorted values
+        below = np.searchsorted(values, edges, side="left")
+        counts = np.diff(np.concatenate(([0], below, [values.size])))
         out[name] = {
             "edges": [float(e) for e in edges],
             "shares": [float(c) / values.size for c in counts],
@@ -102,3 +109,46 @@ def feature_drift(
         psi = population_stability_index(ref["edges"], ref["shares"], frame[name].to_numpy())
         out[name] = math.inf if psi is None else psi
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+class DriftReference:
+    """A model's reference distribution prepared once, to measure drift session after session.
+
+    ``drift(frame)`` equals ``feature_drift(reference, frame)``; the bin
+    edges and floored reference shares are converted to arrays once.
+
+    Parameters
+    ----------
+    reference : mapping
+        As :func:`reference_distribution` returns it (a model's ``reference``).
+    """
+
+    def __init__(self, reference: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
+        self.reference = reference
+        self._bins = [
+            (
+                name,
+                np.asarray(ref["edges"], dtype=float),
+                np.maximum(np.asarray(ref["shares"], dtype=float), _FLOOR),
+            )
+            for name, ref in reference.items()
+        ]
+
+    def drift(self, frame: pd.DataFrame) -> dict[str, float]:
+        """PSI of every referenced feature present in ``frame``, largest first (see :func:`feature_drift`)."""
+        out: dict[str, float] = {}
+        for name, edges, expected in self._bins:
+            if name not in frame.columns:
+                out[name] = math.inf
+                continue
+            values = frame[name].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                out[name] = math.inf
+                continue
+            counts = np.bincount(
+                np.searchsorted(edges, values, side="right"), minlength=edges.size + 1
+            )
+            actual = np.maximum(counts / values.size, _FLOOR)
+            out[name] = float(np.sum((actual - expected) * np.log(actual / expected)))
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))

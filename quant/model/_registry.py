@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = [
     "clear_promotions",
     "get_model",
     "load_artifact",
+    "load_booster",
     "record_promotion",
     "refresh_statuses",
     "register_model",
@@ -121,6 +123,43 @@ def load_artifact(path: Path, checksum: str) -> str:
             f"model artifact {path} has checksum {found[:16]}..., the registry has {checksum[:16]}..."
         )
     return data.decode("utf-8")
+
+
+_BOOSTERS: OrderedDict[tuple[str, str, int, int], Any] = OrderedDict()
+"""Parsed artifacts by path, checksum, size and modification time; most recently used last."""
+
+_BOOSTERS_KEPT = 4
+
+
+def load_booster(path: Path, checksum: str) -> Any:
+    """The LightGBM booster of the artifact at ``path``, parsed once per artifact.
+
+    The first call for an artifact reads it and checks its SHA-256
+    (:func:`load_artifact`); later calls with the same path and checksum
+    return the same booster while the file's size and modification time
+    are unchanged (the last few artifacts are kept).
+
+    Raises
+    ------
+    ModelArtifactError
+        The file is missing or its checksum differs from the registry's.
+    """
+    import lightgbm as lgb
+
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ModelArtifactError(f"model artifact {path} is missing") from None
+    key = (str(path), checksum, stat.st_size, stat.st_mtime_ns)
+    booster = _BOOSTERS.get(key)
+    if booster is None:
+        booster = lgb.Booster(model_str=load_artifact(path, checksum))
+        _BOOSTERS[key] = booster
+        while len(_BOOSTERS) > _BOOSTERS_KEPT:
+            _BOOSTERS.popitem(last=False)
+    else:
+        _BOOSTERS.move_to_end(key)
+    return booster
 
 
 def register_model(conn: PgConnection, model: TrainedModel, artifact_path: str) -> tuple[int, bool]:
@@ -243,16 +282,25 @@ def refresh_statuses(conn: PgConnection) -> int | None:
         )
         row = cur.fetchone()
         champion = None if row is None else int(row[0])
+        # only rows whose status changes are written; the champion last (one champion at a time)
         cur.execute(
             """
-            update ops.models m
-            set status = case when exists (
-                select 1 from ops.model_promotions p where p.model_id = m.model_id
-            ) then 'retired' else 'challenger' end
-            """
+            update ops.models m set status = w.status
+            from (
+                select o.model_id, case when exists (
+                    select 1 from ops.model_promotions p where p.model_id = o.model_id
+                ) then 'retired' else 'challenger' end as status
+                from ops.models o
+                where o.model_id is distinct from %s
+            ) w
+            where m.model_id = w.model_id and m.status <> w.status
+            """,
+            (champion,),
         )
         if champion is not None:
             cur.execute(
-                "update ops.models set status = 'champion' where model_id = %s", (champion,)
+                "update ops.models set status = 'champion' "
+                "where model_id = %s and status <> 'champion'",
+                (champion,),
             )
     return champion

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ class Scores:
 
 
 def score_cross_section(
-    model_text: str,
+    model_text: str | Any,
     features: Sequence[str],
     frame: pd.DataFrame,
     symbols: Sequence[str] | None = None,
@@ -37,8 +38,8 @@ def score_cross_section(
 
     Parameters
     ----------
-    model_text : str
-        LightGBM model in text format.
+    model_text : str or lightgbm.Booster
+        LightGBM model in text format, or the booster parsed from it.
     features : sequence of str
         The model's input columns, in training order.
     frame : DataFrame
@@ -71,7 +72,9 @@ def score_cross_section(
     if rows.empty:
         scores = np.empty(0)
     else:
-        booster = lgb.Booster(model_str=model_text)
+        booster = (
+            lgb.Booster(model_str=model_text) if isinstance(model_text, str) else model_text
+        )
         scores = booster.predict(rows[names].to_numpy(dtype=np.float64))
     out = pd.DataFrame({"symbol": rows["symbol"].astype(str).to_numpy(), "score": scores})
     return Scores(scores=out, skipped=dict(sorted(skipped.items())))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import OrderedDict
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from quant.calendar import get_calendar
 from quant.config import ModelSettings, Settings, get_settings
 from quant.db import transaction
 from quant.exceptions import ModelError, NoChampionError, TrainingDataError
-from quant.model._drift import feature_drift
+from quant.model._drift import DriftReference
 from quant.model._marts import (
     feature_columns,
     history_start,
@@ -29,7 +30,7 @@ from quant.model._registry import (
     ModelRecord,
     champion_as_of,
     clear_promotions,
-    load_artifact,
+    load_booster,
     record_promotion,
     refresh_statuses,
     register_model,
@@ -100,6 +101,25 @@ def _json_number(value: float | None) -> float | str | None:
     return value if math.isfinite(value) else "inf"
 
 
+_DRIFT_REFERENCES: OrderedDict[int, DriftReference] = OrderedDict()
+"""Prepared reference distributions of recent champions, by model id."""
+
+_DRIFT_REFERENCES_KEPT = 8
+
+
+def _drift_reference(champion: ModelRecord) -> DriftReference:
+    """The champion's reference distribution, prepared once per model."""
+    prepared = _DRIFT_REFERENCES.get(champion.model_id)
+    if prepared is None or prepared.reference != champion.reference:
+        prepared = DriftReference(champion.reference)
+        _DRIFT_REFERENCES[champion.model_id] = prepared
+        while len(_DRIFT_REFERENCES) > _DRIFT_REFERENCES_KEPT:
+            _DRIFT_REFERENCES.popitem(last=False)
+    else:
+        _DRIFT_REFERENCES.move_to_end(champion.model_id)
+    return prepared
+
+
 def _drift(
     conn: PgConnection, session: date, champion: ModelRecord, cfg: ModelSettings
 ) -> dict[str, float]:
@@ -110,7 +130,7 @@ def _drift(
     if start is None:
         return {name: math.inf for name in champion.reference}
     frame = load_features(conn, start, session, columns, schema=schema)
-    return feature_drift(champion.reference, frame)
+    return _drift_reference(champion).drift(frame)
 
 
 def _drift_statistic(drift: dict[str, float], statistic: str) -> float | None:
@@ -344,7 +364,7 @@ def predict(
         champion = champion_as_of(conn, session)
         if champion is None:
             raise NoChampionError(f"no model is champion at {session}: run retrain_model first")
-        text = load_artifact(
+        booster = load_booster(
             settings.models_dir / champion.artifact_path, champion.artifact_checksum
         )
         schema = settings.model.marts_schema
@@ -354,7 +374,7 @@ def predict(
         available = set(feature_columns(conn, schema))
         columns = [c for c in champion.features if c in available]
         frame = load_features(conn, session, session, columns, symbols=universe, schema=schema)
-        scored = score_cross_section(text, champion.features, frame, universe)
+        scored = score_cross_section(booster, champion.features, frame, universe)
         with conn.cursor() as cur:
             cur.execute("delete from ops.predictions where session_date = %s", (session,))
             execute_values(

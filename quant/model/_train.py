@@ -311,15 +311,34 @@ def _relevance(frame: pd.DataFrame) -> np.ndarray:
     return np.minimum((pct * _RELEVANCE_LEVELS).to_numpy().astype(int), _RELEVANCE_LEVELS - 1)
 
 
-def _dataset(frame: pd.DataFrame, features: Sequence[str], params: dict[str, Any], reference=None):
+def _dataset(
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    params: dict[str, Any],
+    reference=None,
+    *,
+    rows: np.ndarray | None = None,
+    x: np.ndarray | None = None,
+):
+    """LightGBM dataset of ``frame``'s rows (``rows``, a boolean mask, or all).
+
+    ``x`` is ``frame``'s feature matrix when the caller built it already
+    (shape (len(frame), len(features)), float64).
+    """
     import lightgbm as lgb
 
-    x = frame[list(features)].to_numpy(dtype=np.float64)
+    if x is None:
+        x = frame[list(features)].to_numpy(dtype=np.float64)
+    if rows is not None:
+        x = x[rows]
     if params["objective"] == "lambdarank":
-        label = _relevance(frame)
-        group = frame.groupby("session_date", sort=True).size().to_numpy()
+        part = frame if rows is None else frame[rows]
+        label = _relevance(part)
+        group = part.groupby("session_date", sort=True).size().to_numpy()
     else:
         label = frame["target"].to_numpy(dtype=np.float64)
+        if rows is not None:
+            label = label[rows]
         group = None
     return lgb.Dataset(
         x,
@@ -410,11 +429,12 @@ def train_model(
     oos_scores: list[np.ndarray] = []
     oos_returns: list[np.ndarray] = []
     best_rounds: list[int] = []
+    x = frame[list(data.features)].to_numpy(dtype=np.float64)
+    dates_all = frame["session_date"].to_numpy()
+    returns_all = frame["forward_return"].to_numpy(dtype=float)
     for fold in folds:
-        train_rows = frame[fold.train]
-        valid_rows = frame[fold.valid]
-        dtrain = _dataset(train_rows, data.features, params)
-        dvalid = _dataset(valid_rows, data.features, params, reference=dtrain)
+        dtrain = _dataset(frame, data.features, params, rows=fold.train, x=x)
+        dvalid = _dataset(frame, data.features, params, reference=dtrain, rows=fold.valid, x=x)
         booster = lgb.train(
             params,
             dtrain,
@@ -425,11 +445,9 @@ def train_model(
         )
         best = int(booster.best_iteration or settings.num_boost_round)
         best_rounds.append(best)
-        scores = booster.predict(
-            valid_rows[list(data.features)].to_numpy(dtype=np.float64), num_iteration=best
-        )
-        dates = valid_rows["session_date"].to_numpy()
-        returns = valid_rows["forward_return"].to_numpy(dtype=float)
+        scores = booster.predict(x[fold.valid], num_iteration=best)
+        dates = dates_all[fold.valid]
+        returns = returns_all[fold.valid]
         oos_dates.append(dates)
         oos_scores.append(scores)
         oos_returns.append(returns)
@@ -452,7 +470,7 @@ def train_model(
         )
     )
     rounds = max(1, int(round(float(np.median(best_rounds)))))
-    final = lgb.train(params, _dataset(frame, data.features, params), num_boost_round=rounds)
+    final = lgb.train(params, _dataset(frame, data.features, params, x=x), num_boost_round=rounds)
     text = final.model_to_string()
     checksum = hashlib.sha256(text.encode()).hexdigest()
     sessions = data.sessions
