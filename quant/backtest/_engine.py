@@ -282,16 +282,13 @@ def _ic_frame(conn: Any, sessions: list[date], settings: Settings) -> pd.DataFra
             (sessions[0], sessions[-1]),
         )
         returns = pd.DataFrame(cur.fetchall(), columns=["session", "symbol", "ret"])
-    nxt = dict(zip(sessions[:-1], sessions[1:], strict=True))
+    previous = dict(zip(sessions[1:], sessions[:-1], strict=True))
+    returns["session"] = returns["session"].map(previous)  # D's scores meet D+1's returns
+    joined = scores.merge(returns.dropna(subset=["session"]), on=["session", "symbol"])
     rows = []
-    for day in sessions[:-1]:
-        s = scores[scores["session"] == day].set_index("symbol")["score"].astype(float)
-        r = returns[returns["session"] == nxt[day]].set_index("symbol")["ret"].astype(float)
-        joined = pd.concat([s, r], axis=1, join="inner")
-        if joined.empty:
-            continue
-        ic, rank_ic = information_coefficients(joined.iloc[:, 0].to_numpy(),
-                                               joined.iloc[:, 1].to_numpy())
+    for day, group in joined.groupby("session", sort=True):
+        ic, rank_ic = information_coefficients(group["score"].to_numpy(dtype=float),
+                                               group["ret"].to_numpy(dtype=float))
         rows.append((day, ic, rank_ic))
     return pd.DataFrame(rows, columns=["session", "ic", "rank_ic"])
 
@@ -386,7 +383,10 @@ def _relation_cache(conn: Any, sessions: list[date], settings: Settings) -> Rela
         returns_start = cal.shift(sessions[0], -margin)
     except QuantError:
         returns_start = cal.first_session
+    from quant.model import cache_model_inputs
+
     cache = RelationCache()
+    cache_model_inputs(conn, cache, sessions[0], sessions[-1], settings)
     cache.load(conn, p.returns_relation, returns_start, sessions[-1], columns=["total_return"])
     cache.load(conn, p.universe_relation, sessions[0], sessions[-1],
                columns=["sector", "is_tradable"])
