@@ -149,11 +149,12 @@ def run_ours(data: dict[str, Any]) -> dict[str, Any]:
             t2 = clock()
             split["book"] += t1 - t0
             split["build_orders"] += t2 - t1
-            for o in plan.orders:
-                broker.submit(Order(client_order_id=f"{day:%Y%m%d}-{o.symbol}-{o.side}",
-                                    symbol=o.symbol, side=o.side, qty_shares=o.qty_shares,
-                                    order_type=OrderType.MARKET,
-                                    time_in_force=TimeInForce.OPG))
+            broker.submit_many([
+                Order(client_order_id=f"{day:%Y%m%d}-{o.symbol}-{o.side}", symbol=o.symbol,
+                      side=o.side, qty_shares=o.qty_shares, order_type=OrderType.MARKET,
+                      time_in_force=TimeInForce.OPG)
+                for o in plan.orders
+            ])
             split["submit"] += clock() - t2
             orders += len(plan.orders)
             resting = len(plan.orders)

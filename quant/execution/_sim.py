@@ -9,17 +9,20 @@ with a per-share commission; with volumes given, at most
 State lives in ``ops.sim_accounts``, ``ops.sim_orders``, ``ops.sim_fills`` and
 ``ops.sim_positions`` (one set of rows per ``account`` name), so every
 process that opens the same account sees the same book. Each method is one
-transaction, serialised per account by a row lock.
+transaction, serialised per account by a row lock. The batch methods
+(:meth:`SimBroker.submit_many`, :meth:`SimBroker.cancel_many`,
+:meth:`SimBroker.orders_by_client_ids`) and :meth:`SimBroker.fill_auction`
+are set-based: a few statements per call whatever the number of orders.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from quant.exceptions import BrokerError
 from quant.execution._position_math import next_position
@@ -47,6 +50,65 @@ _ORDER_COLUMNS = (
     "updated_at, status_reason"
 )
 _LIVE = ("open", "partially_filled")
+# Orders of the account by a list of client order ids (parameters: the ids, the account):
+# one probe of the (account, client_order_id) index per id, whatever the planner's
+# statistics say about the account's size.
+_BY_CLIENT_ID = (
+    "unnest(%s::text[]) as k (client_order_id) cross join lateral ("
+    "select {columns} from ops.sim_orders as s where s.account = %s "
+    "and s.client_order_id = k.client_order_id limit 1) as o"
+)
+
+
+# Columns passed as one array each (``unnest``): a new order, an order's fill state, a
+# position, a fill. Set-based statements take a batch as parallel arrays.
+_NEW_ORDER = {
+    "order_id": "text",
+    "client_order_id": "text",
+    "symbol": "text",
+    "side": "text",
+    "qty_shares": "double precision",
+    "order_type": "text",
+    "time_in_force": "text",
+    "limit_price_usd": "double precision",
+    "reduce_only": "boolean",
+    "strategy": "text",
+}
+_ORDER_FILL_STATE = {
+    "order_id": "text",
+    "filled_qty_shares": "double precision",
+    "status": "text",
+    "status_reason": "text",
+}
+_POSITION = {
+    "symbol": "text",
+    "qty_shares": "double precision",
+    "avg_price_usd": "double precision",
+    "market_price_usd": "double precision",
+}
+_FILL = {
+    "order_id": "text",
+    "client_order_id": "text",
+    "symbol": "text",
+    "side": "text",
+    "qty_shares": "double precision",
+    "price_usd": "double precision",
+    "commission_usd": "double precision",
+}
+
+
+def _unnest(columns: Mapping[str, str]) -> str:
+    """``unnest(%(a)s::type[], ...)`` over the named array parameters of ``columns``."""
+    return "unnest(" + ", ".join(f"%({c})s::{t}[]" for c, t in columns.items()) + ")"
+
+
+def _arrays(columns: Mapping[str, str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+    """Rows (tuples in the order of ``columns``) as one list per column, for :func:`_unnest`."""
+    lists: list[list[Any]] = [[] for _ in columns]
+    for row in rows:
+        for values, value in zip(lists, row, strict=True):
+            values.append(value)
+    return dict(zip(columns, lists, strict=True))
 
 
 def _order_from_row(row: tuple[Any, ...]) -> BrokerOrder:
@@ -193,6 +255,23 @@ class SimBroker:
             row = cur.fetchone()
         return None if row is None else _order_from_row(row)
 
+    def orders_by_client_ids(self, client_order_ids: Sequence[str]) -> dict[str, BrokerOrder]:
+        """The orders submitted with these client order ids, in any status, in one query.
+
+        Returns
+        -------
+        dict of str to BrokerOrder
+            Keyed by client order id; ids the account does not have are absent.
+        """
+        if not client_order_ids:
+            return {}
+        with self._tx() as cur:
+            cur.execute(
+                f"select o.* from {_BY_CLIENT_ID.format(columns=_ORDER_COLUMNS)}",
+                (list(dict.fromkeys(client_order_ids)), self.account_name),
+            )
+            return {r[1]: _order_from_row(r) for r in cur.fetchall()}
+
     def fills_since(self, since: datetime) -> list[Fill]:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC)")
@@ -220,74 +299,137 @@ class SimBroker:
         ]
 
     # -- writes ---------------------------------------------------------------------------
-    def _lock(self, cur: Any) -> None:
+    def _lock(self, cur: Any) -> float:
+        """Lock the account row for this transaction; returns its cash, USD."""
         cur.execute(
-            "select 1 from ops.sim_accounts where account = %s for update", (self.account_name,)
+            "select cash_usd from ops.sim_accounts where account = %s for update",
+            (self.account_name,),
         )
-        if cur.fetchone() is None:
+        row = cur.fetchone()
+        if row is None:
             raise BrokerError(f"sim account {self.account_name!r} does not exist")
+        return row[0]
 
     def _order_id(self, client_order_id: str) -> str:
         digest = hashlib.sha256(f"{self.account_name}\0{client_order_id}".encode()).hexdigest()
         return "sim-" + digest[:20]
 
     def submit(self, order: Order) -> BrokerOrder:
-        now = datetime.now(UTC)
+        return self.submit_many([order])[0]
+
+    def submit_many(self, orders: Sequence[Order]) -> list[BrokerOrder]:
+        """Place a batch of orders in one transaction: all of them or none.
+
+        Orders of a batch rest in the batch's order: their ``submitted_at`` is
+        the time of the call plus one microsecond per position in the batch, so
+        an auction executes them as if they had been submitted one by one.
+
+        Parameters
+        ----------
+        orders : sequence of Order
+
+        Returns
+        -------
+        list of BrokerOrder
+            One per order, in the order given.
+
+        Raises
+        ------
+        BrokerError
+            A client order id appears twice in the batch or is already stored
+            in the account (every such id is named; nothing is inserted).
+        """
+        if not orders:
+            return []
+        seen: set[str] = set()
+        repeated: list[str] = []
+        for order in orders:
+            cid = order.client_order_id
+            if cid in seen and cid not in repeated:
+                repeated.append(cid)
+            seen.add(cid)
+        rows = [
+            (
+                self._order_id(o.client_order_id),
+                o.client_order_id,
+                o.symbol.upper(),
+                o.side,
+                float(o.qty_shares),
+                str(o.order_type),
+                str(o.time_in_force),
+                o.limit_price_usd,
+                o.reduce_only,
+                o.strategy,
+            )
+            for o in orders
+        ]
         with self._tx() as cur:
             self._lock(cur)
             cur.execute(
-                "select 1 from ops.sim_orders where account = %s and client_order_id = %s",
-                (self.account_name, order.client_order_id),
+                f"select o.client_order_id from {_BY_CLIENT_ID.format(columns='client_order_id')}",
+                (sorted(seen), self.account_name),
             )
-            if cur.fetchone() is not None:
+            stored = {r[0] for r in cur.fetchall()}
+            duplicates = repeated + [
+                o.client_order_id
+                for o in orders
+                if o.client_order_id in stored and o.client_order_id not in repeated
+            ]
+            if duplicates:
+                named = ", ".join(repr(c) for c in dict.fromkeys(duplicates))
                 raise BrokerError(
-                    f"duplicate client_order_id {order.client_order_id!r} "
-                    f"in sim account {self.account_name!r}"
+                    f"duplicate client_order_id {named} in sim account {self.account_name!r}"
                 )
             cur.execute(
-                f"insert into ops.sim_orders (order_id, account, client_order_id, symbol, side, "
+                "insert into ops.sim_orders (order_id, account, client_order_id, symbol, side, "
                 "qty_shares, order_type, time_in_force, limit_price_usd, reduce_only, strategy, "
                 "status, submitted_at, updated_at) "
-                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'open', %s, %s) "
-                f"returning {_ORDER_COLUMNS}",
-                (
-                    self._order_id(order.client_order_id),
-                    self.account_name,
-                    order.client_order_id,
-                    order.symbol.upper(),
-                    order.side,
-                    float(order.qty_shares),
-                    str(order.order_type),
-                    str(order.time_in_force),
-                    order.limit_price_usd,
-                    order.reduce_only,
-                    order.strategy,
-                    now,
-                    now,
-                ),
+                "select order_id, %(account)s, client_order_id, symbol, side, qty_shares, "
+                "order_type, time_in_force, limit_price_usd, reduce_only, strategy, 'open', at, at "
+                "from (select *, %(now)s::timestamptz + (n - 1) * interval '1 microsecond' as at "
+                f"from {_unnest(_NEW_ORDER)} with ordinality as v ({', '.join(_NEW_ORDER)}, n)) "
+                f"as v returning {_ORDER_COLUMNS}",
+                {
+                    "account": self.account_name,
+                    "now": datetime.now(UTC),
+                    **_arrays(_NEW_ORDER, rows),
+                },
             )
-            return _order_from_row(cur.fetchone())
+            placed = cur.fetchall()
+        by_id = {r[1]: _order_from_row(r) for r in placed}
+        return [by_id[o.client_order_id] for o in orders]
 
     def cancel(self, order_id: str) -> bool:
+        return self.cancel_many([order_id]) == 1
+
+    def cancel_many(self, order_ids: Sequence[str]) -> int:
+        """Cancel several orders in one transaction; returns how many were live.
+
+        Raises
+        ------
+        BrokerError
+            An id is not an order of this account (nothing is cancelled).
+        """
+        if not order_ids:
+            return 0
+        ids = list(dict.fromkeys(order_ids))
         with self._tx() as cur:
             self._lock(cur)
             cur.execute(
-                "update ops.sim_orders set status = 'cancelled', status_reason = 'cancelled', "
-                "updated_at = now() where account = %s and order_id = %s and status in %s "
-                "returning order_id",
-                (self.account_name, order_id, _LIVE),
+                "select order_id from ops.sim_orders where account = %s and order_id = any(%s)",
+                (self.account_name, ids),
             )
-            if cur.fetchone() is not None:
-                return True
+            known = {r[0] for r in cur.fetchall()}
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                named = ", ".join(repr(i) for i in unknown)
+                raise BrokerError(f"unknown order {named} in sim account {self.account_name!r}")
             cur.execute(
-                "select 1 from ops.sim_orders where account = %s and order_id = %s",
-                (self.account_name, order_id),
+                "update ops.sim_orders set status = 'cancelled', status_reason = 'cancelled', "
+                "updated_at = now() where account = %s and order_id = any(%s) and status in %s",
+                (self.account_name, ids, _LIVE),
             )
-            if cur.fetchone() is None:
-                raise BrokerError(
-                    f"unknown order {order_id!r} in sim account {self.account_name!r}"
-                )
-            return False
+            return cur.rowcount
 
     def cancel_all(self) -> int:
         with self._tx() as cur:
@@ -301,14 +443,16 @@ class SimBroker:
 
     def mark(self, prices: Mapping[str, float]) -> None:
         """Set the market price of held symbols (what ``account().equity_usd`` values them at)."""
+        marks = {s.upper(): float(p) for s, p in prices.items() if p > 0 and math.isfinite(p)}
+        if not marks:
+            return
         with self._tx() as cur:
-            for symbol, price in prices.items():
-                if price > 0 and math.isfinite(price):
-                    cur.execute(
-                        "update ops.sim_positions set market_price_usd = %s, updated_at = now() "
-                        "where account = %s and symbol = %s",
-                        (float(price), self.account_name, symbol.upper()),
-                    )
+            cur.execute(
+                "update ops.sim_positions as p set market_price_usd = v.price, updated_at = now() "
+                "from unnest(%s::text[], %s::double precision[]) as v (symbol, price) "
+                "where p.account = %s and p.symbol = v.symbol",
+                (list(marks), list(marks.values()), self.account_name),
+            )
 
     def fill_auction(
         self,
@@ -319,6 +463,12 @@ class SimBroker:
         volumes: Mapping[str, float] | None = None,
     ) -> list[Fill]:
         """Execute the live orders that take part in this auction.
+
+        One transaction: the orders and the positions of their symbols are
+        read once, the auction runs in memory (orders by submission time,
+        each seeing the positions left by the ones before it), and the
+        orders, cash, positions and fills are written back in a few
+        statements.
 
         Parameters
         ----------
@@ -343,126 +493,191 @@ class SimBroker:
         if auction not in ("open", "close"):
             raise ValueError(f"auction must be 'open' or 'close', got {auction!r}")
         tifs = ("day", "opg") if auction == "open" else ("day", "cls")
-        bps = self.slippage_bps / 10_000.0
-        fills: list[Fill] = []
+        capacity: dict[str, float] = {}
+        if volumes is not None:
+            capacity = {
+                s.upper(): float(math.floor(self.max_participation * v)) for s, v in volumes.items()
+            }
         with self._tx() as cur:
-            self._lock(cur)
+            cash = self._lock(cur)
             cur.execute(
-                f"select {_ORDER_COLUMNS} from ops.sim_orders where account = %s "
+                "select order_id, client_order_id, symbol, side, qty_shares, filled_qty_shares, "
+                "order_type, limit_price_usd, reduce_only from ops.sim_orders where account = %s "
                 "and status in %s and time_in_force in %s order by submitted_at, order_id",
                 (self.account_name, _LIVE, tifs),
             )
-            orders = [_order_from_row(r) for r in cur.fetchall()]
-            capacity: dict[str, float] = {}
-            if volumes is not None:
-                capacity = {
-                    s.upper(): float(math.floor(self.max_participation * v)) for s, v in volumes.items()
-                }
+            orders = [_Resting(*r) for r in cur.fetchall()]
+            if not orders:
+                return []
+            cur.execute(
+                "select symbol, qty_shares, avg_price_usd from ops.sim_positions "
+                "where account = %s and symbol = any(%s)",
+                (self.account_name, sorted({o.symbol for o in orders})),
+            )
+            book = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+            run = _Auction(
+                self,
+                prices=prices,
+                capacity=capacity if volumes is not None else None,
+                book=book,
+                cash_usd=cash,
+                at=at,
+            )
             for order in orders:
-                price = prices.get(order.symbol)
-                if price is None or not (price > 0 and math.isfinite(price)):
-                    continue
-                if order.order_type is OrderType.LIMIT:
-                    limit = order.limit_price_usd or 0.0
-                    if (order.side == "buy" and price > limit) or (
-                        order.side == "sell" and price < limit
-                    ):
-                        continue
-                qty = order.remaining_qty_shares
-                position = self._position_qty(cur, order.symbol)
-                if order.reduce_only:
-                    shrinkable = (
-                        abs(position)
-                        if (position > 0 and order.side == "sell")
-                        or (position < 0 and order.side == "buy")
-                        else 0.0
-                    )
-                    if shrinkable <= 0:
-                        self._set_status(
-                            cur, order, OrderStatus.CANCELLED, "reduce_only: no position to reduce"
-                        )
-                        continue
-                    qty = min(qty, shrinkable)
-                if volumes is not None:
-                    qty = min(qty, capacity.get(order.symbol, 0.0))
-                    if qty <= 0:
-                        continue
-                    capacity[order.symbol] -= qty
-                fill_price = price * (1 + bps) if order.side == "buy" else price * (1 - bps)
-                if order.order_type is OrderType.LIMIT:
-                    limit = order.limit_price_usd or fill_price
-                    fill_price = (
-                        min(fill_price, limit) if order.side == "buy" else max(fill_price, limit)
-                    )
-                fills.append(self._execute(cur, order, qty, fill_price, price, position, at))
-        return fills
+                run.execute(order)
+            self._write_auction(cur, run)
+        return run.fills
 
-    def _position_qty(self, cur: Any, symbol: str) -> float:
+    def _write_auction(self, cur: Any, run: _Auction) -> None:
+        """Write an auction's outcome: orders, cash, positions and fills, one statement each."""
+        if run.order_updates:
+            cur.execute(
+                "update ops.sim_orders as o set filled_qty_shares = v.filled_qty_shares, "
+                "status = v.status, status_reason = v.status_reason, updated_at = now() "
+                f"from {_unnest(_ORDER_FILL_STATE)} as v ({', '.join(_ORDER_FILL_STATE)}) "
+                "where o.account = %(account)s and o.status in ('open', 'partially_filled') "
+                "and o.order_id = v.order_id",
+                {"account": self.account_name, **_arrays(_ORDER_FILL_STATE, run.order_updates)},
+            )
+        if not run.fill_rows:
+            return
         cur.execute(
-            "select qty_shares from ops.sim_positions where account = %s and symbol = %s",
-            (self.account_name, symbol),
+            "update ops.sim_accounts set cash_usd = %s, updated_at = now() where account = %s",
+            (run.cash, self.account_name),
         )
-        row = cur.fetchone()
-        return 0.0 if row is None else row[0]
-
-    def _set_status(self, cur: Any, order: BrokerOrder, status: OrderStatus, reason: str) -> None:
-        cur.execute(
-            "update ops.sim_orders set status = %s, status_reason = %s, updated_at = now() "
-            "where order_id = %s",
-            (str(status), reason, order.order_id),
-        )
-
-    def _execute(
-        self,
-        cur: Any,
-        order: BrokerOrder,
-        qty: float,
-        fill_price: float,
-        auction_price: float,
-        position: float,
-        at: datetime,
-    ) -> Fill:
-        signed = qty if order.side == "buy" else -qty
-        commission = qty * self.commission_per_share_usd
-        filled = order.filled_qty_shares + qty
-        if filled >= order.qty_shares:
-            status, reason = OrderStatus.FILLED, None
-        elif order.reduce_only and abs(position + signed) == 0:
-            status, reason = OrderStatus.CANCELLED, "reduce_only: position closed"
-        else:
-            status, reason = OrderStatus.PARTIALLY_FILLED, None
-        cur.execute(
-            "update ops.sim_orders set filled_qty_shares = %s, status = %s, status_reason = %s, "
-            "updated_at = now() where order_id = %s",
-            (filled, str(status), reason, order.order_id),
-        )
-        cur.execute(
-            "update ops.sim_accounts set cash_usd = cash_usd - %s - %s, updated_at = now() "
-            "where account = %s",
-            (signed * fill_price, commission, self.account_name),
-        )
-        cur.execute(
-            "select qty_shares, avg_price_usd from ops.sim_positions "
-            "where account = %s and symbol = %s",
-            (self.account_name, order.symbol),
-        )
-        row = cur.fetchone()
-        old_qty, old_avg = (0.0, 0.0) if row is None else row
-        new_qty, new_avg = next_position(old_qty, old_avg, signed, fill_price)
+        positions = [(s, *run.book[s], price) for s, price in run.marks.items()]
         cur.execute(
             "insert into ops.sim_positions (account, symbol, qty_shares, avg_price_usd, "
-            "market_price_usd, updated_at) values (%s, %s, %s, %s, %s, now()) "
+            "market_price_usd, updated_at) "
+            f"select %(account)s, v.*, now() from {_unnest(_POSITION)} as v "
             "on conflict (account, symbol) do update set qty_shares = excluded.qty_shares, "
             "avg_price_usd = excluded.avg_price_usd, market_price_usd = excluded.market_price_usd, "
-            "updated_at = now()",
-            (self.account_name, order.symbol, new_qty, new_avg, auction_price),
+            "updated_at = excluded.updated_at",
+            {"account": self.account_name, **_arrays(_POSITION, positions)},
         )
         cur.execute(
             "insert into ops.sim_fills (account, order_id, client_order_id, symbol, side, "
             "qty_shares, price_usd, commission_usd, filled_at) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s) returning fill_id",
+            f"select %(account)s, {', '.join(_FILL)}, %(at)s "
+            f"from {_unnest(_FILL)} with ordinality as v ({', '.join(_FILL)}, n) "
+            "order by n returning order_id, fill_id",
+            {"account": self.account_name, "at": run.at, **_arrays(_FILL, run.fill_rows)},
+        )
+        fill_ids = dict(cur.fetchall())  # an order fills at most once per auction
+        run.fills = [
+            Fill(
+                fill_id=str(fill_ids[r[0]]),
+                order_id=r[0],
+                client_order_id=r[1],
+                symbol=r[2],
+                side=r[3],
+                qty_shares=r[4],
+                price_usd=r[5],
+                commission_usd=r[6],
+                filled_at=run.at,
+            )
+            for r in run.fill_rows
+        ]
+
+
+class _Resting(NamedTuple):
+    """A live order as an auction needs it (columns of ``ops.sim_orders``)."""
+
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty_shares: float
+    filled_qty_shares: float
+    order_type: str
+    limit_price_usd: float | None
+    reduce_only: bool
+
+
+class _Auction:
+    """One auction computed in memory: cash, positions and capacity evolve order by order.
+
+    ``order_updates`` holds the new fill state of every order touched (columns of
+    ``_ORDER_FILL_STATE``), ``fill_rows`` the fills in execution order (columns of
+    ``_FILL``), ``book`` the positions ``symbol -> (qty_shares, avg_price_usd)``,
+    ``marks`` the auction price of every symbol that traded and ``cash`` the
+    account's cash after the fills, USD.
+    """
+
+    def __init__(
+        self,
+        broker: SimBroker,
+        *,
+        prices: Mapping[str, float],
+        capacity: dict[str, float] | None,
+        book: dict[str, tuple[float, float]],
+        cash_usd: float,
+        at: datetime,
+    ) -> None:
+        self.bps = broker.slippage_bps / 10_000.0
+        self.commission_per_share = broker.commission_per_share_usd
+        self.prices = prices
+        self.capacity = capacity
+        self.book = book
+        self.cash = cash_usd
+        self.at = at
+        self.marks: dict[str, float] = {}
+        self.order_updates: list[tuple[str, float, str, str | None]] = []
+        self.fill_rows: list[tuple[str, str, str, str, float, float, float]] = []
+        self.fills: list[Fill] = []
+
+    def execute(self, order: _Resting) -> None:
+        """Fill what this order can fill now (limit, reduce-only, participation cap)."""
+        price = self.prices.get(order.symbol)
+        if price is None or not (price > 0 and math.isfinite(price)):
+            return
+        is_buy = order.side == "buy"
+        is_limit = order.order_type == "limit"
+        if is_limit:
+            limit = order.limit_price_usd or 0.0
+            if (is_buy and price > limit) or (not is_buy and price < limit):
+                return
+        qty = order.qty_shares - order.filled_qty_shares
+        old_qty, old_avg = self.book.get(order.symbol, (0.0, 0.0))
+        if order.reduce_only:
+            shrinkable = (
+                abs(old_qty) if (old_qty > 0 and not is_buy) or (old_qty < 0 and is_buy) else 0.0
+            )
+            if shrinkable <= 0:
+                self.order_updates.append(
+                    (
+                        order.order_id,
+                        order.filled_qty_shares,
+                        str(OrderStatus.CANCELLED),
+                        "reduce_only: no position to reduce",
+                    )
+                )
+                return
+            qty = min(qty, shrinkable)
+        if self.capacity is not None:
+            qty = min(qty, self.capacity.get(order.symbol, 0.0))
+            if qty <= 0:
+                return
+            self.capacity[order.symbol] -= qty
+        fill_price = price * (1 + self.bps) if is_buy else price * (1 - self.bps)
+        if is_limit:
+            limit = order.limit_price_usd or fill_price
+            fill_price = min(fill_price, limit) if is_buy else max(fill_price, limit)
+        signed = qty if is_buy else -qty
+        commission = qty * self.commission_per_share
+        filled = order.filled_qty_shares + qty
+        if filled >= order.qty_shares:
+            status, reason = OrderStatus.FILLED, None
+        elif order.reduce_only and abs(old_qty + signed) == 0:
+            status, reason = OrderStatus.CANCELLED, "reduce_only: position closed"
+        else:
+            status, reason = OrderStatus.PARTIALLY_FILLED, None
+        self.order_updates.append((order.order_id, filled, str(status), reason))
+        self.cash = self.cash - signed * fill_price - commission
+        self.book[order.symbol] = next_position(old_qty, old_avg, signed, fill_price)
+        self.marks[order.symbol] = price
+        self.fill_rows.append(
             (
-                self.account_name,
                 order.order_id,
                 order.client_order_id,
                 order.symbol,
@@ -470,18 +685,5 @@ class SimBroker:
                 qty,
                 fill_price,
                 commission,
-                at,
-            ),
-        )
-        fill_id = cur.fetchone()[0]
-        return Fill(
-            fill_id=str(fill_id),
-            order_id=order.order_id,
-            client_order_id=order.client_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            qty_shares=qty,
-            price_usd=fill_price,
-            commission_usd=commission,
-            filled_at=at,
+            )
         )
