@@ -140,8 +140,9 @@ def run_ours(data: dict[str, Any]) -> dict[str, Any]:
         if data["rebalance"][i] and i < len(days) - 1:
             t0 = clock()
             close = dict(zip(names, closes[i], strict=True))
-            positions = {p.symbol: p.qty_shares for p in broker.positions()}
-            cash = broker.account().cash_usd
+            account, held = broker.book()
+            positions = {p.symbol: p.qty_shares for p in held}
+            cash = account.cash_usd
             equity = cash + sum(q * close[s] for s, q in positions.items())
             t1 = clock()
             plan = build_orders(weights, equity_usd=equity, cash_usd=cash, positions=positions,
