@@ -16,7 +16,8 @@ models built once as of the last session: the marts are point in time, so a
 session's rows are the same whichever later session they were built as of.
 The marts the sessions read are then loaded into memory once
 (:class:`quant.db.RelationCache`); the stages' loaders answer from it with the
-frames they would have read from PostgreSQL.
+frames they would have read from PostgreSQL. The stages' connections are
+reused from one stage to the next (:func:`quant.db.reused_connections`).
 
 The baselines go through the same order, check, fill and reconcile path on
 accounts of their own: ``top_k`` through ``solve_portfolio(optimizer="top_k")``
@@ -42,7 +43,7 @@ from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_eq
 from quant.backtest._result import MAIN, BacktestResult, StrategyResult
 from quant.backtest._stats import information_coefficients
 from quant.config import PORTFOLIO_METHODS, PROVIDER_NAMES, Settings, get_settings
-from quant.db import RelationCache, cached_relations
+from quant.db import RelationCache, cached_relations, reused_connections
 from quant.exceptions import BacktestError, ConfigurationError, QuantError
 
 if TYPE_CHECKING:
@@ -506,7 +507,11 @@ def run_backtest(
         conn.commit()
         # a session's matrices are small (names x names): one BLAS thread beats several
         # fighting over two cores with LightGBM's
-        with cached_relations(cache), threadpool_limits(limits=1, user_api="blas"):
+        with (
+            reused_connections(),
+            cached_relations(cache),
+            threadpool_limits(limits=1, user_api="blas"),
+        ):
             _loop(sessions, bid, method, settings, books, conn, clock, retrains, report)
         impact = None
         if costs.impact_coefficient > 0:

@@ -7,6 +7,7 @@ from quant.db._connect import (
     connection_params,
     database_url,
     ensure_database,
+    reused_connections,
     transaction,
 )
 from quant.db._embedded import embedded_status, start_embedded, stop_embedded
@@ -26,6 +27,7 @@ __all__ = [
     "embedded_status",
     "ensure_database",
     "migrate",
+    "reused_connections",
     "start_embedded",
     "stop_embedded",
     "transaction",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from quant.config import Settings, get_settings
@@ -83,14 +85,110 @@ def ensure_database(url: str) -> None:
 
 
 def connect(settings: Settings | None = None) -> PgConnection:
-    """Open a psycopg2 connection to the pipeline's database (not autocommit)."""
+    """Open a psycopg2 connection to the pipeline's database (not autocommit).
+
+    Inside :func:`reused_connections`, a connection closed earlier in the block
+    is handed out again instead of opening a new one.
+    """
     import psycopg2
 
+    pool = _POOL.get()
+    if pool is not None:
+        return pool.connect(settings)
     url = database_url(settings)
     try:
         return psycopg2.connect(url)
     except psycopg2.OperationalError as exc:
         raise DatabaseError(f"cannot connect to {_redact(url)}: {exc}") from exc
+
+
+class _ConnectionPool:
+    """Idle connections by URL; see :func:`reused_connections`."""
+
+    def __init__(self) -> None:
+        self.idle: dict[str, list[Any]] = {}
+        self.urls: dict[int, tuple[Settings, str]] = {}
+        self.open = True
+
+    def connect(self, settings: Settings | None) -> PgConnection:
+        import psycopg2
+
+        known = self.urls.get(id(settings))
+        if known is not None and known[0] is settings:
+            url = known[1]
+        else:
+            url = database_url(settings)
+            if settings is not None:  # held, so its id is not reused while the pool lives
+                self.urls[id(settings)] = (settings, url)
+        idle = self.idle.get(url)
+        if idle:
+            return idle.pop()
+        try:
+            conn = psycopg2.connect(url, connection_factory=_pooled_connection_class())
+        except psycopg2.OperationalError as exc:
+            raise DatabaseError(f"cannot connect to {_redact(url)}: {exc}") from exc
+        conn.pool, conn.url = self, url
+        return conn
+
+    def give_back(self, conn: Any) -> bool:
+        """Keep ``conn`` for the next :meth:`connect`; False when it must really close."""
+        if not self.open or conn.closed:
+            return False
+        try:
+            conn.reset()  # rolls back and RESETs every session setting
+            conn.autocommit = False
+        except Exception:  # a broken connection is not worth keeping
+            return False
+        self.idle.setdefault(conn.url, []).append(conn)
+        return True
+
+    def close(self) -> None:
+        self.open = False
+        for conns in self.idle.values():
+            for conn in conns:
+                conn.pool = None
+                conn.close()
+        self.idle.clear()
+
+
+@functools.cache
+def _pooled_connection_class() -> type:
+    import psycopg2.extensions
+
+    class PooledConnection(psycopg2.extensions.connection):
+        """A connection whose ``close`` gives it back to its pool while the pool is open."""
+
+        pool: _ConnectionPool | None = None
+        url: str = ""
+
+        def close(self) -> None:
+            if self.pool is not None and self.pool.give_back(self):
+                return
+            super().close()
+
+    return PooledConnection
+
+
+_POOL: ContextVar[_ConnectionPool | None] = ContextVar("quant_connection_pool", default=None)
+
+
+@contextmanager
+def reused_connections() -> Iterator[None]:
+    """Within the block, :func:`connect` reuses the connections closed before in it.
+
+    For a process that runs the stages many times over (a backtest): each stage
+    still opens, commits and closes its own connection, but the closing hands
+    the connection back (rolled back and RESET) instead of ending the session,
+    and the next stage gets it without a new login. Every connection ends with
+    the block.
+    """
+    pool = _ConnectionPool()
+    token = _POOL.set(pool)
+    try:
+        yield
+    finally:
+        _POOL.reset(token)
+        pool.close()
 
 
 @contextmanager
