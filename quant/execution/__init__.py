@@ -10,7 +10,7 @@ backfills). The DAG's stages are :func:`generate_orders`,
 """
 
 from quant.execution._alpaca import AlpacaBroker
-from quant.execution._broker import Broker
+from quant.execution._broker import BatchBroker, Broker
 from quant.execution._ibkr import IbkrBroker
 from quant.execution._ids import client_order_id, order_namespace
 from quant.execution._modes import BROKER_NAMES, DEFAULT_SIM_ACCOUNT, BrokerChoice, choose_broker
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_SIM_ACCOUNT",
     "Account",
     "AlpacaBroker",
+    "BatchBroker",
     "Broker",
     "BrokerChoice",
     "BrokerOrder",

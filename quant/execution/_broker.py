@@ -10,16 +10,21 @@ directly. The contract:
 - ``cancel`` and ``cancel_all`` are safe to repeat: cancelling an order that
   is already filled or cancelled is not an error.
 - Positions are signed shares (long > 0); money is USD; times are UTC.
+
+An adapter that can also place and look up many orders at once (the
+simulator) implements :class:`BatchBroker` as well; the submission stage uses
+it when it is there and goes order by order otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from quant.execution._types import Account, BrokerOrder, Fill, Order, Position
 
-__all__ = ["Broker"]
+__all__ = ["BatchBroker", "Broker"]
 
 
 @runtime_checkable
@@ -59,4 +64,22 @@ class Broker(Protocol):
 
     def fills_since(self, since: datetime) -> list[Fill]:
         """Executions at or after ``since`` (UTC), oldest first."""
+        ...
+
+
+@runtime_checkable
+class BatchBroker(Protocol):
+    """Batch calls a :class:`Broker` may offer besides the one-order ones."""
+
+    def submit_many(self, orders: Sequence[Order]) -> list[BrokerOrder]:
+        """Place every order or none: raises BrokerError naming the refused
+        client order ids (duplicates in the batch or at the broker) and places nothing."""
+        ...
+
+    def orders_by_client_ids(self, client_order_ids: Sequence[str]) -> dict[str, BrokerOrder]:
+        """The orders submitted with these client order ids, keyed by id (absent: not there)."""
+        ...
+
+    def cancel_many(self, order_ids: Sequence[str]) -> int:
+        """Cancel several orders; returns how many were live and are now cancelled."""
         ...

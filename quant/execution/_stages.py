@@ -22,7 +22,9 @@ JSON-serialisable summary, and is idempotent per logical date:
     Each order is marked ``submitting`` before it is sent; a rerun looks
     ``submitting`` orders up at the broker by client order id and sends only
     what the broker does not have, so each id is one order at the broker and
-    one row in ``ops.orders``.
+    one row in ``ops.orders``. A broker with batch calls (the simulator,
+    :class:`~quant.execution.BatchBroker`) gets the same steps a statement or
+    a call each for all the run's orders instead of one per order.
 ``reconcile``
     Updates order statuses, records new fills in ``ops.fills``, applies them
     to ``ops.positions`` and compares with the broker's positions. A
@@ -34,7 +36,8 @@ JSON-serialisable summary, and is idempotent per logical date:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,13 +48,14 @@ from quant.exceptions import (
     ReconciliationError,
     TradingHaltedError,
 )
+from quant.execution._broker import BatchBroker
 from quant.execution._ids import client_order_id, order_namespace
 from quant.execution._market import average_daily_volume, session_bars, universe_sectors
 from quant.execution._modes import BrokerChoice, choose_broker
 from quant.execution._orders import build_orders
 from quant.execution._position_math import next_position
 from quant.execution._rewind import has_activity_from, rewind_sim_account
-from quant.execution._types import BrokerOrder, Order, OrderStatus, OrderType, TimeInForce
+from quant.execution._types import BrokerOrder, Fill, Order, OrderStatus, OrderType, TimeInForce
 
 if TYPE_CHECKING:
     from quant.config import Settings
@@ -96,6 +100,23 @@ def _connect(settings: Settings) -> Any:
 def _rows(cur: Any) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _execute_values(
+    cur: Any,
+    sql: str,
+    rows: Sequence[Sequence[Any]],
+    *,
+    template: str | None = None,
+    fetch: bool = False,
+) -> list[tuple[Any, ...]]:
+    """``execute_values`` of all ``rows`` in one statement (``sql`` has one ``VALUES %s``)."""
+    from psycopg2.extras import execute_values
+
+    out = execute_values(
+        cur, sql, rows, template=template, page_size=max(len(rows), 1), fetch=fetch
+    )
+    return out if fetch else []
 
 
 def _run_row(conn: Any, namespace: str, session: date) -> dict[str, Any] | None:
@@ -235,10 +256,15 @@ def settle_simulator(
     volumes = {s: b.volume for s, b in bars.items()}
     at = cal.open_at(session) if auction == "open" else cal.close_at(session)
     fills = broker.fill_auction(prices, at=at, auction=auction, volumes=volumes)
-    expired = 0
-    for order in broker.open_orders():
-        if order.time_in_force in (TimeInForce.DAY, _tif(settings)):
-            expired += int(broker.cancel(order.order_id))
+    expiring = [
+        o.order_id
+        for o in broker.open_orders()
+        if o.time_in_force in (TimeInForce.DAY, _tif(settings))
+    ]
+    if isinstance(broker, BatchBroker):
+        expired = broker.cancel_many(expiring)
+    else:
+        expired = sum(int(broker.cancel(order_id)) for order_id in expiring)
     broker.mark({s: b.close for s, b in bars.items()})
     return {
         "auction": auction,
@@ -488,35 +514,41 @@ def _write_orders(
         )
         if cur.fetchone() is None:
             return  # a concurrent run wrote them first: theirs stand
-        for seq, o in enumerate(plan.orders):
-            cur.execute(
+        rows = [
+            (
+                client_order_id(namespace, session, o.symbol, o.side),
+                namespace,
+                session,
+                run_id,
+                dag_id,
+                o.symbol,
+                o.side,
+                o.qty_shares,
+                o.ref_price_usd,
+                o.notional_usd,
+                str(OrderType.MARKET),
+                tif,
+                o.target_weight,
+                o.target_qty_shares,
+                o.current_qty_shares,
+                o.adv_capped,
+                o.cash_capped,
+                seq,
+                choice.broker,
+                choice.account,
+            )
+            for seq, o in enumerate(plan.orders)
+        ]
+        if rows:
+            _execute_values(
+                cur,
                 "insert into ops.orders (client_order_id, namespace, logical_date, run_id, dag_id, "
                 "symbol, side, qty_shares, ref_price_usd, notional_usd, order_type, time_in_force, "
                 "target_weight, target_qty_shares, current_qty_shares, adv_capped, cash_capped, "
-                "sequence, broker, account, status) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'generated')",
-                (
-                    client_order_id(namespace, session, o.symbol, o.side),
-                    namespace,
-                    session,
-                    run_id,
-                    dag_id,
-                    o.symbol,
-                    o.side,
-                    o.qty_shares,
-                    o.ref_price_usd,
-                    o.notional_usd,
-                    str(OrderType.MARKET),
-                    tif,
-                    o.target_weight,
-                    o.target_qty_shares,
-                    o.current_qty_shares,
-                    o.adv_capped,
-                    o.cash_capped,
-                    seq,
-                    choice.broker,
-                    choice.account,
-                ),
+                "sequence, broker, account, status) values %s",
+                rows,
+                template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s, 'generated')",
             )
 
 
@@ -772,68 +804,149 @@ def submit_orders(
                 "submitted": 0,
                 "statuses": _status_counts(conn, run),
             }
-        submitted = found = refused = 0
-        errors: list[dict[str, str]] = []
-        tif = _tif(settings)
+        out = _Submission()
         if todo:
             with _BrokerHandle(settings, run["broker"], run["account"], broker, credentials) as b:
-                for row in todo:
-                    cid = row["client_order_id"]
-                    if row["status"] == "submitting":
-                        existing = b.order_by_client_id(cid)
-                        if existing is not None:
-                            _mark_submitted(conn, cid, existing)
-                            found += 1
-                            continue
-                    else:
-                        with conn, conn.cursor() as cur:
-                            cur.execute(
-                                "update ops.orders set status = 'submitting', updated_at = now() "
-                                "where client_order_id = %s",
-                                (cid,),
-                            )
-                    order = Order(
-                        client_order_id=cid,
-                        symbol=row["symbol"],
-                        side=row["side"],
-                        qty_shares=float(row["qty_shares"]),
-                        order_type=OrderType(row["order_type"]),
-                        time_in_force=TimeInForce(row["time_in_force"])
-                        if row["time_in_force"]
-                        else tif,
-                        strategy=settings.execution.strategy,
-                    )
-                    try:
-                        placed = b.submit(order)
-                    except BrokerUnavailableError:
-                        raise
-                    except BrokerError as exc:
-                        existing = b.order_by_client_id(cid)
-                        if existing is not None:  # a duplicate: it is there already
-                            _mark_submitted(conn, cid, existing)
-                            found += 1
-                            continue
-                        refused += 1
-                        errors.append({"client_order_id": cid, "error": str(exc)})
-                        with conn, conn.cursor() as cur:
-                            cur.execute(
-                                "update ops.orders set status = 'broker_rejected', "
-                                "reject_details = %s, updated_at = now() "
-                                "where client_order_id = %s",
-                                (json.dumps({"broker_error": str(exc)}), cid),
-                            )
-                        continue
-                    _mark_submitted(conn, cid, placed)
-                    submitted += 1
+                if isinstance(b, BatchBroker):
+                    _submit_batch(conn, b, todo, settings, out)
+                else:
+                    _submit_each(conn, b, todo, settings, out)
         return summary | {
-            "submitted": submitted,
-            "already_at_broker": found,
-            "broker_rejected": refused,
-            "errors": errors,
+            "submitted": out.submitted,
+            "already_at_broker": out.found,
+            "broker_rejected": out.refused,
+            "errors": out.errors,
             "statuses": _status_counts(conn, run),
         }
     finally:
         conn.close()
+
+
+@dataclass
+class _Submission:
+    """What a submission did: orders placed, found at the broker already, refused."""
+
+    submitted: int = 0
+    found: int = 0
+    refused: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+def _order_of(row: Mapping[str, Any], settings: Settings) -> Order:
+    """The broker order for a row of ``ops.orders``."""
+    return Order(
+        client_order_id=row["client_order_id"],
+        symbol=row["symbol"],
+        side=row["side"],
+        qty_shares=float(row["qty_shares"]),
+        order_type=OrderType(row["order_type"]),
+        time_in_force=TimeInForce(row["time_in_force"]) if row["time_in_force"] else _tif(settings),
+        strategy=settings.execution.strategy,
+    )
+
+
+def _submit_each(
+    conn: Any,
+    b: Broker,
+    rows: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    out: _Submission,
+) -> None:
+    """Submit order by order: each is marked ``submitting`` (committed) before it is sent."""
+    for row in rows:
+        cid = row["client_order_id"]
+        if row["status"] == "submitting":
+            existing = b.order_by_client_id(cid)
+            if existing is not None:
+                _mark_submitted(conn, cid, existing)
+                out.found += 1
+                continue
+        else:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "update ops.orders set status = 'submitting', updated_at = now() "
+                    "where client_order_id = %s",
+                    (cid,),
+                )
+        order = _order_of(row, settings)
+        try:
+            placed = b.submit(order)
+        except BrokerUnavailableError:
+            raise
+        except BrokerError as exc:
+            existing = b.order_by_client_id(cid)
+            if existing is not None:  # a duplicate: it is there already
+                _mark_submitted(conn, cid, existing)
+                out.found += 1
+                continue
+            out.refused += 1
+            out.errors.append({"client_order_id": cid, "error": str(exc)})
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "update ops.orders set status = 'broker_rejected', "
+                    "reject_details = %s, updated_at = now() "
+                    "where client_order_id = %s",
+                    (json.dumps({"broker_error": str(exc)}), cid),
+                )
+            continue
+        _mark_submitted(conn, cid, placed)
+        out.submitted += 1
+
+
+def _submit_batch(
+    conn: Any,
+    b: Any,
+    rows: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    out: _Submission,
+) -> None:
+    """Submit in one call to a :class:`BatchBroker`, with the same guarantees as
+    :func:`_submit_each`: orders left ``submitting`` by an interrupted run are
+    looked up first (one call) and only the missing ones are sent; the others are
+    marked ``submitting`` in one committed statement before the batch is sent, and
+    ``submitted`` in one statement after. A batch the broker refuses (it places
+    nothing) is retried order by order, so each refusal is recorded on its order.
+    """
+    inflight = [r["client_order_id"] for r in rows if r["status"] == "submitting"]
+    there = b.orders_by_client_ids(inflight) if inflight else {}
+    _mark_submitted_many(conn, there)
+    out.found += len(there)
+    send = [r for r in rows if r["client_order_id"] not in there]
+    if not send:
+        return
+    orders = [_order_of(r, settings) for r in send]
+    fresh = [r["client_order_id"] for r in send if r["status"] != "submitting"]
+    if fresh:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "update ops.orders set status = 'submitting', updated_at = now() "
+                "where client_order_id = any(%s)",
+                (fresh,),
+            )
+    try:
+        placed = b.submit_many(orders)
+    except BrokerUnavailableError:
+        raise
+    except BrokerError:
+        _submit_each(conn, b, [{**r, "status": "submitting"} for r in send], settings, out)
+        return
+    _mark_submitted_many(conn, {o.client_order_id: o for o in placed})
+    out.submitted += len(placed)
+
+
+def _mark_submitted_many(conn: Any, placed: Mapping[str, BrokerOrder]) -> None:
+    """:func:`_mark_submitted` for many orders, in one statement."""
+    if not placed:
+        return
+    with conn, conn.cursor() as cur:
+        _execute_values(
+            cur,
+            "update ops.orders as o set status = 'submitted', broker_order_id = v.broker_order_id, "
+            "submitted_at = coalesce(o.submitted_at, now()), updated_at = now() "
+            "from (values %s) as v (client_order_id, broker_order_id) "
+            "where o.client_order_id = v.client_order_id",
+            [(cid, bo.order_id) for cid, bo in placed.items()],
+        )
 
 
 # -- reconcile ----------------------------------------------------------------------------------
@@ -846,24 +959,48 @@ _STATUS_OF = {
 }
 
 
-def _apply_fill(
-    cur: Any, broker: str, account: str, symbol: str, signed: float, price: float
-) -> None:
+def _apply_fills(cur: Any, broker: str, account: str, fills: Sequence[Fill]) -> None:
+    """Apply fills, in the order given, to ``ops.positions`` (one read, one upsert)."""
+    symbols = sorted({f.symbol for f in fills})
     cur.execute(
-        "select qty_shares, avg_price_usd from ops.positions "
-        "where broker = %s and account = %s and symbol = %s for update",
-        (broker, account, symbol),
+        "select symbol, qty_shares, avg_price_usd from ops.positions "
+        "where broker = %s and account = %s and symbol = any(%s) for update",
+        (broker, account, symbols),
     )
-    row = cur.fetchone()
-    old_qty, old_avg = (0.0, 0.0) if row is None else (float(row[0]), float(row[1]))
-    new_qty, new_avg = next_position(old_qty, old_avg, signed, price)
-    cur.execute(
+    book = {r[0]: (float(r[1]), float(r[2])) for r in cur.fetchall()}
+    for f in fills:
+        old_qty, old_avg = book.get(f.symbol, (0.0, 0.0))
+        book[f.symbol] = next_position(old_qty, old_avg, f.signed_qty_shares, f.price_usd)
+    _execute_values(
+        cur,
         "insert into ops.positions (broker, account, symbol, qty_shares, avg_price_usd) "
-        "values (%s, %s, %s, %s, %s) on conflict (broker, account, symbol) do update set "
+        "values %s on conflict (broker, account, symbol) do update set "
         "qty_shares = excluded.qty_shares, avg_price_usd = excluded.avg_price_usd, "
         "updated_at = now()",
-        (broker, account, symbol, new_qty, new_avg),
+        [(broker, account, symbol, *book[symbol]) for symbol in symbols],
     )
+
+
+def _refresh_orders(conn: Any, placed: Sequence[BrokerOrder]) -> int:
+    """Copy the broker's status and filled quantity into ``ops.orders`` (one statement,
+    one transaction); returns how many rows changed."""
+    if not placed:
+        return 0
+    with conn, conn.cursor() as cur:
+        _execute_values(
+            cur,
+            "update ops.orders as o set status = v.status, filled_qty_shares = v.filled, "
+            "broker_order_id = v.broker_order_id, updated_at = now() "
+            "from (values %s) as v (client_order_id, status, filled, broker_order_id) "
+            "where o.client_order_id = v.client_order_id "
+            "and (o.status <> v.status or o.filled_qty_shares <> v.filled)",
+            [
+                (bo.client_order_id, _STATUS_OF[bo.status], bo.filled_qty_shares, bo.order_id)
+                for bo in placed
+            ],
+            template="(%s, %s, %s::double precision, %s)",
+        )
+        return cur.rowcount
 
 
 def reconcile(
@@ -906,26 +1043,14 @@ def reconcile(
                     (name, account),
                 )
                 live = [r[0] for r in cur.fetchall()]
-            for cid in live:
-                bo = b.order_by_client_id(cid)
-                if bo is None:
-                    continue
-                status = _STATUS_OF[bo.status]
-                with conn, conn.cursor() as cur:
-                    cur.execute(
-                        "update ops.orders set status = %s, filled_qty_shares = %s, "
-                        "broker_order_id = %s, updated_at = now() where client_order_id = %s "
-                        "and (status <> %s or filled_qty_shares <> %s)",
-                        (
-                            status,
-                            bo.filled_qty_shares,
-                            bo.order_id,
-                            cid,
-                            status,
-                            bo.filled_qty_shares,
-                        ),
-                    )
-                    updated += cur.rowcount
+            if isinstance(b, BatchBroker):
+                found = b.orders_by_client_ids(live)
+                updated = _refresh_orders(conn, [found[cid] for cid in live if cid in found])
+            else:
+                for cid in live:
+                    bo = b.order_by_client_id(cid)
+                    if bo is not None:
+                        updated += _refresh_orders(conn, [bo])
             with conn.cursor() as cur:
                 cur.execute(
                     "select max(filled_at) from ops.fills where broker = %s and account = %s",
@@ -937,37 +1062,53 @@ def reconcile(
             broker_positions = {p.symbol: float(p.qty_shares) for p in b.positions()}
         new_fills = 0
         with conn, conn.cursor() as cur:
+            ordered: list[Fill] = []  # oldest first, each fill id once
+            seen: set[str] = set()
             for f in sorted(fills, key=lambda f: (f.filled_at, f.fill_id)):
-                cur.execute(
-                    "insert into ops.fills (broker, account, fill_id, order_id, client_order_id, "
-                    "symbol, side, qty_shares, price_usd, commission_usd, filled_at) values "
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                    "on conflict (broker, account, fill_id) do nothing returning fill_id",
-                    (
-                        name,
-                        account,
-                        f.fill_id,
-                        f.order_id,
-                        f.client_order_id,
-                        f.symbol,
-                        f.side,
-                        f.qty_shares,
-                        f.price_usd,
-                        f.commission_usd,
-                        f.filled_at,
-                    ),
-                )
-                if cur.fetchone() is not None:
-                    new_fills += 1
-                    _apply_fill(cur, name, account, f.symbol, f.signed_qty_shares, f.price_usd)
-                    cur.execute(
-                        "update ops.orders set avg_fill_price_usd = coalesce(("
-                        "select sum(qty_shares * price_usd) / nullif(sum(qty_shares), 0) "
-                        "from ops.fills where broker = %s and account = %s "
-                        "and client_order_id = %s), avg_fill_price_usd) "
-                        "where client_order_id = %s",
-                        (name, account, f.client_order_id, f.client_order_id),
+                if f.fill_id not in seen:
+                    seen.add(f.fill_id)
+                    ordered.append(f)
+            inserted: set[str] = set()
+            if ordered:
+                inserted = {
+                    r[0]
+                    for r in _execute_values(
+                        cur,
+                        "insert into ops.fills (broker, account, fill_id, order_id, "
+                        "client_order_id, symbol, side, qty_shares, price_usd, commission_usd, "
+                        "filled_at) values %s "
+                        "on conflict (broker, account, fill_id) do nothing returning fill_id",
+                        [
+                            (
+                                name,
+                                account,
+                                f.fill_id,
+                                f.order_id,
+                                f.client_order_id,
+                                f.symbol,
+                                f.side,
+                                f.qty_shares,
+                                f.price_usd,
+                                f.commission_usd,
+                                f.filled_at,
+                            )
+                            for f in ordered
+                        ],
+                        fetch=True,
                     )
+                }
+            new = [f for f in ordered if f.fill_id in inserted]
+            new_fills = len(new)
+            if new:
+                _apply_fills(cur, name, account, new)
+                cur.execute(
+                    "update ops.orders as o set avg_fill_price_usd = coalesce(("
+                    "select sum(f.qty_shares * f.price_usd) / nullif(sum(f.qty_shares), 0) "
+                    "from ops.fills as f where f.broker = %s and f.account = %s "
+                    "and f.client_order_id = o.client_order_id), o.avg_fill_price_usd) "
+                    "where o.client_order_id = any(%s)",
+                    (name, account, sorted({f.client_order_id for f in new})),
+                )
             cur.execute(
                 "select symbol, qty_shares from ops.positions where broker = %s and account = %s",
                 (name, account),
