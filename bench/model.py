@@ -24,7 +24,35 @@ Prints one JSON object:
 Goals: training under 60 s, prediction under 1 s on a 2-core machine. The
 mart source uses its own QUANT_HOME (removed at the end).
 
+``--backtest-sessions N`` measures instead the model stages as a backtest
+calls them: ``retrain_model`` then ``predict`` for each of the last N
+sessions, reading the marts from a :class:`quant.db.RelationCache` filled by
+:func:`quant.model.cache_model_inputs`, with a user's research settings for
+a backtest (``--train-window 252 --folds 1 --rounds 100 --threads 2``,
+weekly retraining; the drift trigger is off with ``--drift-threshold``, the
+drift statistic is still computed every session). It prints:
+
+* ``cache_load_seconds``: :func:`quant.model.cache_model_inputs` (one COPY
+  per mart);
+* ``retrain_seconds``: the retrain stage on a session it retrains
+  (``mean``, ``median``, ``max``, ``count``), ``train_model_seconds`` the
+  training inside it (LightGBM's datasets and boosting, validation, the
+  reference distribution);
+* ``decision_seconds``: the retrain stage on a session it skips (champion
+  lookup, drift statistic over ``drift_window_sessions``, the decision row);
+* ``predict_seconds``: the predict stage (universe, features, scoring,
+  writing ops.predictions);
+* ``sql_*``: the same stages for a few sessions without the cache, to compare;
+* ``projected_model_seconds``: the model side of a 1,260-session backtest at
+  these rates (a retrain a week: 252 retrains, the other sessions a decision,
+  a predict every session).
+
+``--home DIR`` reuses a QUANT_HOME whose marts are built (no ingestion, no
+dbt; the home is kept, but its ops.models, ops.model_promotions,
+ops.retrain_decisions and ops.predictions are emptied first).
+
 Run: ``.venv/bin/python bench/model.py [--source mart|synthetic] [--symbols 500] [--years 5]``
+or ``.venv/bin/python bench/model.py --backtest-sessions 60 [--home DIR] [--symbols 500]``
 """
 
 from __future__ import annotations
@@ -58,21 +86,35 @@ def main() -> int:
         default=0.1,
         help="planted reversal of the synthetic market (0 = none: early stopping ends at once)",
     )
+    parser.add_argument(
+        "--backtest-sessions",
+        type=int,
+        default=0,
+        help="measure retrain_model and predict per session over the last N sessions (cached marts)",
+    )
+    parser.add_argument("--home", type=Path, default=None, help="a QUANT_HOME with built marts")
+    parser.add_argument("--train-window", type=int, default=252)
+    parser.add_argument("--folds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--drift-threshold", type=float, default=1e9)
+    parser.add_argument("--sql-sessions", type=int, default=5)
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="qbench-model-", dir="/tmp"))
+    own_home = args.home is None
+    home = Path(tempfile.mkdtemp(prefix="qbench-model-", dir="/tmp")) if own_home else args.home
     for key in [k for k in os.environ if k.upper().startswith("QUANT_")]:
         del os.environ[key]
     os.environ.pop("DATABASE_URL", None)
     os.environ["QUANT_HOME"] = str(home)
     try:
-        result = _run(args, home)
+        result = _run_backtest_stages(args, home) if args.backtest_sessions else _run(args, home)
     finally:
-        if args.source == "mart":
-            from quant.db import stop_embedded
+        if own_home:
+            if args.source == "mart":
+                from quant.db import stop_embedded
 
-            stop_embedded(home / "pgdata")
-        shutil.rmtree(home, ignore_errors=True)
+                stop_embedded(home / "pgdata")
+            shutil.rmtree(home, ignore_errors=True)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
@@ -197,6 +239,161 @@ def _stages(settings, end: date) -> dict:
         "predict_stage_seconds": round(predict_seconds, 3),
         "predict_rows_written": predicted["rows_written"],
     }
+
+
+def _summary(values: list[float]) -> dict:
+    import statistics
+
+    if not values:
+        return {"count": 0}
+    return {
+        "count": len(values),
+        "mean": round(statistics.fmean(values), 4),
+        "median": round(statistics.median(values), 4),
+        "max": round(max(values), 4),
+    }
+
+
+def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
+    from quant.calendar import get_calendar
+    from quant.config import ModelSettings, load_settings
+    from quant.data import SyntheticProvider
+    from quant.db import RelationCache, cached_relations, connect
+    from quant.model import _train, cache_model_inputs, predict, retrain_model
+
+    model = ModelSettings(
+        train_window_sessions=args.train_window,
+        validation_folds=args.folds,
+        num_boost_round=args.rounds,
+        num_threads=args.threads or 2,
+        retrain_schedule="weekly",
+        drift_threshold=args.drift_threshold,
+    )
+    settings = load_settings(home=home, synthetic={"symbols": args.symbols}, model=model)
+    cal = get_calendar(settings.exchange)
+    end = cal.session_on_or_before(args.end)
+    result: dict = {
+        "mode": "backtest_stages",
+        "symbols": args.symbols,
+        "as_of": end.isoformat(),
+        "settings": {
+            "train_window_sessions": model.train_window_sessions,
+            "validation_folds": model.validation_folds,
+            "num_boost_round": model.num_boost_round,
+            "num_threads": model.num_threads,
+            "retrain_schedule": model.retrain_schedule,
+            "drift_threshold": model.drift_threshold,
+        },
+    }
+    if args.home is None:
+        from quant.data import ingest_bars
+        from quant.db import migrate
+        from quant.transform import dbt_vars, run_dbt
+
+        migrate(settings)
+        history = model.train_window_sessions + model.horizon_sessions + WARMUP_SESSIONS
+        provider = SyntheticProvider(
+            symbols=args.symbols,
+            seed=settings.synthetic.seed,
+            signal_strength=args.signal_strength,
+        )
+        t0 = time.perf_counter()
+        start_bars = cal.shift(end, -(history + args.backtest_sessions))
+        ingest_bars(end, start=start_bars, settings=settings, provider=provider)
+        run_dbt(
+            ["run", "--quiet", "--full-refresh", "--select", "+marts"],
+            settings=settings,
+            vars=dbt_vars(end, settings),
+        )
+        result["ingest_and_dbt_seconds"] = round(time.perf_counter() - t0, 1)
+    sessions = list(cal.sessions(cal.shift(end, -(args.backtest_sessions - 1)), end))
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "truncate ops.predictions, ops.retrain_decisions, ops.model_promotions, ops.models "
+                "restart identity cascade"
+            )
+        t0 = time.perf_counter()
+        cache = RelationCache()
+        loaded = cache_model_inputs(conn, cache, sessions[0], sessions[-1], settings)
+        result["cache_load_seconds"] = round(time.perf_counter() - t0, 2)
+        result["cached"] = {k: [d.isoformat() for d in v] for k, v in loaded.items()}
+    finally:
+        conn.close()
+
+    trainings: list[float] = []
+    real_train = _train.train_model
+
+    def timed_train(*a, **k):
+        t = time.perf_counter()
+        try:
+            return real_train(*a, **k)
+        finally:
+            trainings.append(time.perf_counter() - t)
+
+    retrains: list[float] = []
+    decisions: list[float] = []
+    predicts: list[float] = []
+    reasons: dict[str, int] = {}
+    import quant.model._stages as stages
+
+    stages.train_model = timed_train
+    try:
+        c0 = time.process_time()
+        w0 = time.perf_counter()
+        with cached_relations(cache):
+            for day in sessions:
+                t = time.perf_counter()
+                decision = retrain_model(day, settings=settings)
+                took = time.perf_counter() - t
+                (retrains if decision["action"] == "retrained" else decisions).append(took)
+                reasons[decision["reason"]] = reasons.get(decision["reason"], 0) + 1
+                t = time.perf_counter()
+                predict(day, settings=settings)
+                predicts.append(time.perf_counter() - t)
+        loop_seconds = time.perf_counter() - w0
+        loop_cpu_seconds = time.process_time() - c0
+        # the same stages reading PostgreSQL: a retrain, then sessions without one
+        sql_retrain: list[float] = []
+        sql_decisions: list[float] = []
+        sql_predicts: list[float] = []
+        if args.sql_sessions:
+            t = time.perf_counter()
+            retrain_model(sessions[-1], settings=settings, force=True)
+            sql_retrain.append(time.perf_counter() - t)
+            for day in sessions[-args.sql_sessions:]:
+                t = time.perf_counter()
+                decision = retrain_model(day, settings=settings)
+                if decision["action"] != "retrained":
+                    sql_decisions.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                predict(day, settings=settings)
+                sql_predicts.append(time.perf_counter() - t)
+    finally:
+        stages.train_model = real_train
+    retrain_mean = sum(retrains) / len(retrains) if retrains else 0.0
+    decision_mean = sum(decisions) / len(decisions) if decisions else 0.0
+    predict_mean = sum(predicts) / len(predicts) if predicts else 0.0
+    full, weekly = 1260, 252
+    result.update(
+        sessions=len(sessions),
+        first_session=sessions[0].isoformat(),
+        retrains_by_reason=reasons,
+        loop_seconds=round(loop_seconds, 2),
+        loop_cpu_seconds=round(loop_cpu_seconds, 2),
+        retrain_seconds=_summary(retrains),
+        train_model_seconds=_summary(trainings[: len(retrains)]),
+        decision_seconds=_summary(decisions),
+        predict_seconds=_summary(predicts),
+        sql_retrain_seconds=_summary(sql_retrain),
+        sql_decision_seconds=_summary(sql_decisions),
+        sql_predict_seconds=_summary(sql_predicts),
+        projected_model_seconds=round(
+            weekly * retrain_mean + (full - weekly) * decision_mean + full * predict_mean, 1
+        ),
+    )
+    return result
 
 
 if __name__ == "__main__":

@@ -115,7 +115,10 @@ class DriftReference:
     """A model's reference distribution prepared once, to measure drift session after session.
 
     ``drift(frame)`` equals ``feature_drift(reference, frame)``; the bin
-    edges and floored reference shares are converted to arrays once.
+    edges and floored reference shares are converted to arrays once. The
+    bin counts of a window are the sums of its sessions' counts, so a caller
+    that keeps :meth:`counts` per session (over data that does not change)
+    bins each session once: ``drift_from_counts([counts(d) for d in window])``.
 
     Parameters
     ----------
@@ -133,22 +136,46 @@ class DriftReference:
             )
             for name, ref in reference.items()
         ]
+        self.session_counts: dict[object, list[np.ndarray | None]] = {}
+        """Room for a caller's per-session :meth:`counts` (see the class docstring)."""
 
-    def drift(self, frame: pd.DataFrame) -> dict[str, float]:
-        """PSI of every referenced feature present in ``frame``, largest first (see :func:`feature_drift`)."""
-        out: dict[str, float] = {}
-        for name, edges, expected in self._bins:
+    def counts(self, frame: pd.DataFrame) -> list[np.ndarray | None]:
+        """Per referenced feature: rows of ``frame`` in each bin (None when the column is missing).
+
+        Returns
+        -------
+        list
+            In reference order, an int array of shape (n_bins,) per feature.
+        """
+        out: list[np.ndarray | None] = []
+        for name, edges, _ in self._bins:
             if name not in frame.columns:
-                out[name] = math.inf
+                out.append(None)
                 continue
             values = frame[name].to_numpy(dtype=float)
             values = values[np.isfinite(values)]
-            if values.size == 0:
+            out.append(
+                np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+            )
+        return out
+
+    def drift_from_counts(self, parts: Sequence[list[np.ndarray | None]]) -> dict[str, float]:
+        """PSI of every referenced feature from the bin counts of the window's parts, largest first."""
+        out: dict[str, float] = {}
+        for i, (name, _, expected) in enumerate(self._bins):
+            pieces = [part[i] for part in parts]
+            if not pieces or any(p is None for p in pieces):
                 out[name] = math.inf
                 continue
-            counts = np.bincount(
-                np.searchsorted(edges, values, side="right"), minlength=edges.size + 1
-            )
-            actual = np.maximum(counts / values.size, _FLOOR)
+            counts = pieces[0] if len(pieces) == 1 else np.sum(pieces, axis=0)
+            size = int(counts.sum())
+            if size == 0:
+                out[name] = math.inf
+                continue
+            actual = np.maximum(counts / size, _FLOOR)
             out[name] = float(np.sum((actual - expected) * np.log(actual / expected)))
         return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def drift(self, frame: pd.DataFrame) -> dict[str, float]:
+        """PSI of every referenced feature present in ``frame``, largest first (see :func:`feature_drift`)."""
+        return self.drift_from_counts([self.counts(frame)])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quant.db import CachedRelation, RelationCache, active_cache
+from quant.db import CachedRelation, RelationCache, active_cache, cached_relations
 from quant.exceptions import TrainingDataError
 from quant.model._train import KEY_COLUMNS, label_columns
 
@@ -136,10 +136,10 @@ def _tradable_rows(features: CachedRelation, universe: CachedRelation) -> np.nda
 def _cached_features(
     start: date, end: date, columns: Sequence[str], symbols: Sequence[str] | None, schema: str
 ) -> pd.DataFrame | None:
-    features = _held_for(_relation(schema, FEATURES), start, end)
-    universe = _held_for(_relation(schema, UNIVERSE), start, end)
-    if features is None or universe is None or "is_tradable" not in universe.frame.columns:
+    source = cached_feature_source(start, end, schema)
+    if source is None:
         return None
+    features, universe = source
     wanted = ["symbol", "session_date", *columns]
     if any(c not in features.frame.columns for c in wanted):
         return None
@@ -198,6 +198,35 @@ def _cached_history_start(session: date, sessions: int, schema: str) -> date | N
     if sessions < 1 or known < sessions:
         return None  # sessions before the cached range may be among the last ``sessions``
     return pd.Timestamp(dates[known - sessions]).date()
+
+
+def cached_feature_sessions(start: date, end: date, schema: str = "marts") -> np.ndarray | None:
+    """Sessions of the cached feature mart in ``[start, end]`` when the cache serves that range.
+
+    ``None`` when :func:`load_features` over the range would read
+    PostgreSQL. The identity of the cached relations is part of the answer
+    (``cached_feature_source``), so that a caller can keep per-session
+    results for as long as the same cached rows are read.
+    """
+    source = cached_feature_source(start, end, schema)
+    if source is None:
+        return None
+    features = source[0]
+    dates = _derived(features, "session_dates", features.session_dates)
+    lo = np.searchsorted(dates, np.datetime64(start, "ns"), side="left")
+    hi = np.searchsorted(dates, np.datetime64(end, "ns"), side="right")
+    return dates[lo:hi]
+
+
+def cached_feature_source(
+    start: date, end: date, schema: str = "marts"
+) -> tuple[CachedRelation, CachedRelation] | None:
+    """The cached feature and universe marts :func:`load_features` reads for the range, or None."""
+    features = _held_for(_relation(schema, FEATURES), start, end)
+    universe = _held_for(_relation(schema, UNIVERSE), start, end)
+    if features is None or universe is None or "is_tradable" not in universe.frame.columns:
+        return None
+    return features, universe
 
 
 # --- the loaders -----------------------------------------------------------------------------
@@ -436,4 +465,6 @@ def cache_model_inputs(
         relation = _relation(schema, name)
         held = cache.load(conn, relation, first, end, columns=columns)
         loaded[relation] = (held.start, held.end)
+    with cached_relations(cache):
+        feature_columns(conn, schema)  # the catalogue, read once for the cached mart
     return loaded

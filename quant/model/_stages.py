@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import math
 import time
+import weakref
 from collections import OrderedDict
 from datetime import date
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
 
 from quant.calendar import get_calendar
 from quant.config import ModelSettings, Settings, get_settings
@@ -20,6 +24,8 @@ from quant.db import transaction
 from quant.exceptions import ModelError, NoChampionError, TrainingDataError
 from quant.model._drift import DriftReference
 from quant.model._marts import (
+    cached_feature_sessions,
+    cached_feature_source,
     feature_columns,
     history_start,
     load_features,
@@ -129,8 +135,30 @@ def _drift(
     start = history_start(conn, session, cfg.drift_window_sessions, schema)
     if start is None:
         return {name: math.inf for name in champion.reference}
-    frame = load_features(conn, start, session, columns, schema=schema)
-    return _drift_reference(champion).drift(frame)
+    prepared = _drift_reference(champion)
+    source = cached_feature_source(start, session, schema)
+    if source is None:
+        return prepared.drift(load_features(conn, start, session, columns, schema=schema))
+    # cached marts do not change: each session's bin counts are computed once per champion
+    memo = prepared.session_counts
+    held = memo.get("source")
+    if held is None or held[0]() is not source[0] or held[1]() is not source[1] or (
+        held[2] != tuple(columns)
+    ):
+        memo.clear()
+        memo["source"] = (weakref.ref(source[0]), weakref.ref(source[1]), tuple(columns))
+    window = [pd.Timestamp(d).date() for d in cached_feature_sessions(start, session, schema)]
+    missing = [d for d in window if d not in memo]
+    if missing:
+        frame = load_features(conn, missing[0], missing[-1], columns, schema=schema)
+        days = frame["session_date"].to_numpy()
+        for day in window:
+            if missing[0] <= day <= missing[-1]:
+                lo, hi = np.searchsorted(days, np.datetime64(day), side="left"), np.searchsorted(
+                    days, np.datetime64(day), side="right"
+                )
+                memo[day] = prepared.counts(frame.iloc[lo:hi])
+    return prepared.drift_from_counts([memo[d] for d in window])
 
 
 def _drift_statistic(drift: dict[str, float], statistic: str) -> float | None:
@@ -355,8 +383,6 @@ def predict(
     ModelError
         D's universe is empty (the marts are not built for D).
     """
-    from psycopg2.extras import execute_values
-
     settings = settings or get_settings()
     get_calendar(settings.exchange).require_session(session)
     started = time.perf_counter()
@@ -377,16 +403,18 @@ def predict(
         scored = score_cross_section(booster, champion.features, frame, universe)
         with conn.cursor() as cur:
             cur.execute("delete from ops.predictions where session_date = %s", (session,))
-            execute_values(
-                cur,
+            # one statement for the cross-section (arrays of names and scores)
+            cur.execute(
                 "insert into ops.predictions (session_date, symbol, score, model_id, run_id) "
-                "values %s",
-                [
-                    (session, symbol, float(score), champion.model_id, run_id)
-                    for symbol, score in zip(
-                        scored.scores["symbol"], scored.scores["score"], strict=True
-                    )
-                ],
+                "select %s, s.symbol, s.score, %s, %s "
+                "from unnest(%s::text[], %s::double precision[]) as s (symbol, score)",
+                (
+                    session,
+                    champion.model_id,
+                    run_id,
+                    [str(symbol) for symbol in scored.scores["symbol"]],
+                    [float(score) for score in scored.scores["score"]],
+                ),
             )
     by_reason: dict[str, int] = {}
     for why in scored.skipped.values():

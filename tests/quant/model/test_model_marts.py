@@ -142,3 +142,207 @@ def test_retrain_when_marts_rebuilt_as_of_session_then_same_model_as_from_later_
     assert from_own_build["train_rows"] == from_later_build["train_rows"]
     assert from_own_build["artifact_checksum"] == from_later_build["artifact_checksum"]
     assert own_scores == later_scores
+
+
+# --- the loaders and the stages reading a RelationCache instead of PostgreSQL ---------------
+
+
+def _connect(settings: Settings):
+    from quant.db import connect
+
+    return connect(settings)
+
+
+def _loader_calls(cal, conn) -> list[tuple[str, Any]]:
+    """Every loader the model stages use, over ranges inside the cached one."""
+    from quant.model._marts import (
+        feature_columns,
+        history_start,
+        load_features,
+        load_labels,
+        load_universe,
+    )
+
+    day = cal.shift(END, -30)
+    earlier = cal.shift(END, -200)
+    weekend = date(2016, 12, 3)  # a Saturday: no row
+    columns = feature_columns(conn)
+    universe = load_universe(conn, day)
+    return [
+        ("feature_columns", lambda: feature_columns(conn)),
+        ("history_start 20", lambda: history_start(conn, day, 20)),
+        ("history_start on a weekend", lambda: history_start(conn, weekend, 5)),
+        ("universe", lambda: load_universe(conn, day)),
+        ("universe on a weekend", lambda: load_universe(conn, weekend)),
+        ("features of a range", lambda: load_features(conn, earlier, day, columns)),
+        ("features of a session", lambda: load_features(conn, day, day, columns[:7])),
+        (
+            "features of the universe",
+            lambda: load_features(conn, day, day, columns, symbols=universe[::2]),
+        ),
+        ("features of no name", lambda: load_features(conn, day, day, columns, symbols=[])),
+        ("features on a weekend", lambda: load_features(conn, weekend, weekend, columns)),
+        ("features without columns", lambda: load_features(conn, earlier, day, [])),
+        ("labels h5", lambda: load_labels(conn, earlier, day, 5)),
+        ("labels up to the last session", lambda: load_labels(conn, earlier, END, 5)),
+        ("labels on a weekend", lambda: load_labels(conn, weekend, weekend, 5)),
+    ]
+
+
+def _assert_same(name: str, expected: Any, got: Any) -> None:
+    import pandas as pd
+    from pandas.testing import assert_frame_equal
+
+    if isinstance(expected, pd.DataFrame):
+        assert_frame_equal(got, expected, check_exact=True, obj=name)
+    else:
+        assert got == expected, name
+        assert type(got) is type(expected), name
+
+
+def test_loaders_when_cache_holds_marts_then_frames_equal_postgres_reads(
+    marts: dict[str, Any],
+) -> None:
+    from quant.db import RelationCache, cached_relations
+    from quant.model import cache_model_inputs
+
+    settings: Settings = marts["settings"]
+    cal = marts["calendar"]
+    conn = _connect(settings)
+    try:
+        calls = _loader_calls(cal, conn)
+        expected = {name: call() for name, call in calls}
+        cache = RelationCache()
+        cache_model_inputs(conn, cache, cal.shift(END, -200), END, settings)
+        conn.rollback()
+        with cached_relations(cache):
+            with conn.cursor() as cur:
+                # nothing may read the marts while the cache answers: take them away
+                cur.execute("alter schema marts rename to marts_hidden")
+            try:
+                got = {name: call() for name, call in calls}
+            finally:
+                conn.rollback()
+    finally:
+        conn.close()
+    assert len(expected["features of a range"]) > 100 * 20
+    assert expected["features on a weekend"].empty
+    assert expected["history_start on a weekend"] is not None
+    for name, _ in calls:
+        _assert_same(name, expected[name], got[name])
+
+
+def test_loaders_when_cache_misses_range_then_read_postgres(marts: dict[str, Any]) -> None:
+    from quant.db import RelationCache, cached_relations
+    from quant.model._marts import history_start, load_features, load_labels
+
+    settings: Settings = marts["settings"]
+    cal = marts["calendar"]
+    conn = _connect(settings)
+    try:
+        cache = RelationCache()
+        late = cal.shift(END, -10)
+        for relation in ("marts.features", "marts.universe"):
+            cache.load(conn, relation, late, END)
+        cache.load(conn, "marts.labels", cal.shift(END, -60), END,
+                   columns=["forward_return_5d", "label_end_date_5d"])
+        day = cal.shift(END, -30)
+        calls = [
+            ("features before the cache", lambda: load_features(conn, day, END, ["momentum_21d"])),
+            ("labels before the cache", lambda: load_labels(conn, day, END, 5)),
+            ("history longer than the cache", lambda: history_start(conn, END, 40)),
+            ("labels of a horizon not cached", lambda: load_labels(conn, late, END, 1)),
+        ]
+        expected = {name: call() for name, call in calls}
+        with cached_relations(cache):
+            got = {name: call() for name, call in calls}
+    finally:
+        conn.close()
+    assert expected["history longer than the cache"] == cal.shift(END, -39)
+    for name, _ in calls:
+        _assert_same(name, expected[name], got[name])
+
+
+def test_cache_model_inputs_when_called_then_holds_lookback_before_start(
+    marts: dict[str, Any],
+) -> None:
+    from quant.db import RelationCache
+    from quant.model import cache_model_inputs
+
+    settings: Settings = marts["settings"]
+    cal = marts["calendar"]
+    cfg = settings.model.model_copy(update={"train_window_sessions": 100, "drift_window_sessions": 20})
+    start = cal.shift(END, -50)
+    cache = RelationCache()
+    conn = _connect(settings)
+    try:
+        loaded = cache_model_inputs(
+            conn, cache, start, END, settings.model_copy(update={"model": cfg})
+        )
+    finally:
+        conn.close()
+    # the training window plus the horizon before the first session, through the last one
+    first = cal.shift(start, -(100 + cfg.horizon_sessions - 1))
+    assert loaded == {
+        "marts.features": (first, END),
+        "marts.universe": (first, END),
+        "marts.labels": (first, END),
+    }
+    labels = cache.get("marts.labels").frame
+    assert {"forward_return_5d", "label_end_date_5d"} <= set(labels.columns)
+    assert cache.get("marts.features").frame["session_date"].min().date() == first
+
+
+def _stage_run(settings: Settings, days: list[date]) -> tuple[list[dict], list[tuple]]:
+    from quant.model import predict, retrain_model
+
+    decisions = []
+    for day in days:
+        decision = retrain_model(day, settings=settings)
+        decision.pop("seconds")
+        decisions.append(decision)
+        predict(day, settings=settings)
+    rows = _query(
+        settings,
+        "select p.session_date, p.symbol, p.score, m.artifact_checksum from ops.predictions p "
+        "join ops.models m using (model_id) order by p.session_date, p.symbol",
+    )
+    return decisions, rows
+
+
+def test_retrain_and_predict_when_cache_active_then_same_decisions_and_predictions(
+    marts: dict[str, Any],
+) -> None:
+    from quant.db import RelationCache, cached_relations
+    from quant.model import cache_model_inputs
+
+    cal = marts["calendar"]
+    # drift is measured every session but never triggers (the Tuesday must skip)
+    cfg = marts["settings"].model.model_copy(
+        update={"retrain_schedule": "weekly", "drift_threshold": 1e9}
+    )
+    settings = marts["settings"].model_copy(update={"model": cfg})
+    # a Friday, the Monday after it (weekly retrain), then two sessions of drift checks only
+    friday = date(2016, 11, 25)
+    days = [friday, cal.next_session(friday), cal.shift(friday, 2), cal.shift(friday, 3)]
+
+    _clear_ops(settings)
+    from_postgres = _stage_run(settings, days)
+
+    _clear_ops(settings)
+    cache = RelationCache()
+    conn = _connect(settings)
+    try:
+        cache_model_inputs(conn, cache, days[0], days[-1], settings)
+    finally:
+        conn.close()
+    with cached_relations(cache):
+        from_cache = _stage_run(settings, days)
+    _clear_ops(settings)
+
+    actions = [d["action"] for d in from_postgres[0]]
+    assert actions == ["retrained", "retrained", "skipped", "skipped"]
+    assert from_postgres[0][3]["drift_psi"] is not None
+    assert len(from_postgres[1]) > 4 * 40
+    assert from_cache[0] == from_postgres[0]
+    assert from_cache[1] == from_postgres[1]
