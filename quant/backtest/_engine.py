@@ -29,6 +29,7 @@ and ``ops.portfolio_diagnostics``, as a backfill of the DAG would.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from quant.backtest._baselines import Baselines
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
 from quant.backtest._result import MAIN, BacktestResult, StrategyResult
 from quant.backtest._stats import information_coefficients
@@ -59,6 +61,7 @@ ProgressCallback = Callable[[int, int, str], None]
 
 EQUAL_WEIGHT = "equal_weight"
 TOP_K = "top_k"
+BASELINES = (EQUAL_WEIGHT, TOP_K)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -327,15 +330,16 @@ def _loop(
     bid: str,
     method: str,
     settings: Settings,
-    books: dict[str, _Book],
+    book: _Book,
     conn: Any,
     clock: _Clock,
     retrains: list[tuple[date, str, str, int | None]],
     report: ProgressCallback,
+    baselines: Baselines | None,
 ) -> None:
-    """Each session's stages, in order, for the strategy and the baselines."""
+    """Each session's model stages and the strategy's; D goes to the baselines once scored."""
     from quant.model import predict, retrain_model
-    from quant.portfolio import optimize_portfolio, solve_portfolio
+    from quant.portfolio import optimize_portfolio
 
     total = len(sessions) + 1
     for i, day in enumerate(sessions):
@@ -345,36 +349,60 @@ def _loop(
         retrains.append((day, decision["action"], decision["reason"],
                          decision.get("champion_model_id")))
         clock.run("predict", day, predict, day, settings=settings, run_id=run_id)
-        for name, book in books.items():
-            strategy_run = f"{run_id}__{name}"
-            if name == EQUAL_WEIGHT:
-                weights = _equal_weights(conn, day, settings)
-                conn.commit()
-                book.weights += [(day, s, w) for s, w in weights.items()]
-                _execute(book, day, strategy_run, settings, clock, weights)
-                continue
-            if name == TOP_K:
-                # the baseline's weights are not written: ops.target_weights is the strategy's
-                solved = clock.run("optimize_portfolio", day, solve_portfolio, conn, day,
-                                   settings=settings, optimizer=TOP_K,
-                                   current_weights=book.previous_weights)
-                weights = solved.target_weights()
-            else:
-                clock.run("optimize_portfolio", day, optimize_portfolio, day, settings=settings,
-                          run_id=strategy_run, optimizer=method)
-                weights = _read_weights(conn, day)
-            conn.commit()
-            book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
-            book.weights += [(day, s, w) for s, w in weights.items()]
-            # the strategy reads ops.target_weights, as the DAG's generate_orders does;
-            # a baseline passes its weights (the strategy's rows replace them next)
-            _execute(book, day, strategy_run, settings, clock,
-                     None if name == MAIN else weights)
+        if baselines is not None:
+            baselines.send(day, run_id)
+        clock.run("optimize_portfolio", day, optimize_portfolio, day, settings=settings,
+                  run_id=f"{run_id}__{MAIN}", optimizer=method)
+        weights = _read_weights(conn, day)
+        conn.commit()
+        book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
+        book.weights += [(day, s, w) for s, w in weights.items()]
+        # the strategy reads ops.target_weights, as the DAG's generate_orders does
+        _execute(book, day, f"{run_id}__{MAIN}", settings, clock, None)
         report(i + 2, total, f"session {day}")
 
 
-def _relation_cache(conn: Any, sessions: list[date], settings: Settings) -> RelationCache:
-    """The marts every session of the range reads, loaded once (see :mod:`quant.db._cache`)."""
+def _baseline_session(
+    books: dict[str, _Book], day: date, run_id: str, conn: Any, settings: Settings, clock: _Clock
+) -> None:
+    """D's equal-weight and top_k books: weights, then orders, checks, fills and reconcile."""
+    from quant.portfolio import solve_portfolio
+
+    for name, book in books.items():
+        if name == EQUAL_WEIGHT:
+            weights = _equal_weights(conn, day, settings)
+        else:
+            # solve_portfolio writes nothing: ops.target_weights is the strategy's
+            solved = clock.run("optimize_portfolio", day, solve_portfolio, conn, day,
+                               settings=settings, optimizer=TOP_K,
+                               current_weights=book.previous_weights)
+            weights = solved.target_weights()
+            book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
+        conn.commit()
+        book.weights += [(day, s, w) for s, w in weights.items()]
+        _execute(book, day, f"{run_id}__{name}", settings, clock, weights)
+
+
+def _session_context(cache: RelationCache) -> contextlib.ExitStack:
+    """What the session loops run in: reused connections, the marts in memory, one BLAS thread.
+
+    A session's matrices are small (names x names): one BLAS thread beats
+    several fighting over two cores with LightGBM's and the other process's.
+    """
+    stack = contextlib.ExitStack()
+    stack.enter_context(reused_connections())
+    stack.enter_context(cached_relations(cache))
+    stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+    return stack
+
+
+def _relation_cache(
+    conn: Any, sessions: list[date], settings: Settings, *, model: bool = True
+) -> RelationCache:
+    """The marts every session of the range reads, loaded once (see :mod:`quant.db._cache`).
+
+    ``model``: with the model stages' marts (the baselines' process does without).
+    """
     from quant.calendar import get_calendar
 
     cal = get_calendar(settings.exchange)
@@ -387,7 +415,8 @@ def _relation_cache(conn: Any, sessions: list[date], settings: Settings) -> Rela
     from quant.model import cache_model_inputs
 
     cache = RelationCache()
-    cache_model_inputs(conn, cache, sessions[0], sessions[-1], settings)
+    if model:
+        cache_model_inputs(conn, cache, sessions[0], sessions[-1], settings)
     cache.load(conn, p.returns_relation, returns_start, sessions[-1], columns=["total_return"])
     cache.load(conn, p.universe_relation, sessions[0], sessions[-1],
                columns=["sector", "is_tradable"])
@@ -498,34 +527,39 @@ def run_backtest(
                   vars=dbt_vars(sessions[-1], settings))
     report(1, total, "sessions")
 
-    names = [EQUAL_WEIGHT, TOP_K, MAIN] if run_baselines else [MAIN]
-    books = {name: _Book(name, bid, settings, sessions[-1]) for name in names}
+    names = [MAIN, *BASELINES] if run_baselines else [MAIN]
+    book = _Book(MAIN, bid, settings, sessions[-1])
+    books = {MAIN: book}
     conn = connect(settings)
     retrains: list[tuple[date, str, str, int | None]] = []
+    baselines = Baselines(bid, settings, sessions) if run_baselines else None
     try:
         cache = clock.run("cache_marts", sessions[0], _relation_cache, conn, sessions, settings)
         conn.commit()
-        # a session's matrices are small (names x names): one BLAS thread beats several
-        # fighting over two cores with LightGBM's
-        with (
-            reused_connections(),
-            cached_relations(cache),
-            threadpool_limits(limits=1, user_api="blas"),
-        ):
-            _loop(sessions, bid, method, settings, books, conn, clock, retrains, report)
+        with _session_context(cache):
+            _loop(sessions, bid, method, settings, book, conn, clock, retrains, report, baselines)
+        if baselines is not None:
+            states, seconds = baselines.finish()
+            for stage, spent in seconds.items():
+                clock.seconds[stage] = clock.seconds.get(stage, 0.0) + spent
+            for name in BASELINES:
+                books[name] = _Book(name, bid, settings, sessions[-1])
+                books[name].equity, books[name].weights, books[name].run_ids = states[name]
         impact = None
         if costs.impact_coefficient > 0:
             impact = _impact_inputs(conn, sessions, settings, costs.impact_sessions)
         strategies = {
-            name: _strategy_result(conn, book, sessions, settings, costs, impact)
-            for name, book in books.items()
+            name: _strategy_result(conn, books[name], sessions, settings, costs, impact)
+            for name in names
         }
         ic = _ic_frame(conn, sessions, settings)
         conn.commit()
     finally:
+        if baselines is not None:
+            baselines.stop()
         conn.close()
-        for book in books.values():
-            book.close()
+        for opened in books.values():
+            opened.close()
     return BacktestResult(
         backtest_id=bid,
         sessions=sessions,
@@ -534,7 +568,7 @@ def run_backtest(
         n_trials=n_trials,
         costs=costs,
         periods_per_year=settings.backtest.periods_per_year,
-        strategies={name: strategies[name] for name in ([MAIN] + [n for n in names if n != MAIN])},
+        strategies=strategies,
         ic=ic,
         retrains=pd.DataFrame(retrains, columns=["session", "action", "reason", "champion_model_id"]),
         stage_seconds=clock.seconds,
