@@ -97,9 +97,12 @@ _FILL = {
 }
 
 
-def _unnest(columns: Mapping[str, str]) -> str:
-    """``unnest(%(a)s::type[], ...)`` over the named array parameters of ``columns``."""
-    return "unnest(" + ", ".join(f"%({c})s::{t}[]" for c, t in columns.items()) + ")"
+def _unnest(columns: Mapping[str, str], prefix: str) -> str:
+    """``unnest(%(prefix_a)s::type[], ...)`` over the array parameters of ``columns``
+    (named as :func:`_arrays` names them), as ``v (a, ..., n)`` with ``n`` the
+    position in the batch (1, 2, ...)."""
+    arrays = ", ".join(f"%({prefix}_{c})s::{t}[]" for c, t in columns.items())
+    return f"unnest({arrays}) with ordinality as v ({', '.join(columns)}, n)"
 
 
 def _sql_array(values: Sequence[Any], sql_type: str) -> str:
@@ -134,14 +137,16 @@ def _sql_array(values: Sequence[Any], sql_type: str) -> str:
     raise ValueError(f"no array form for SQL type {sql_type!r}")
 
 
-def _arrays(columns: Mapping[str, str], rows: Sequence[Sequence[Any]]) -> dict[str, str]:
-    """Rows (tuples in the order of ``columns``) as one array text per column, for
-    :func:`_unnest`."""
+def _arrays(
+    columns: Mapping[str, str], rows: Sequence[Sequence[Any]], prefix: str
+) -> dict[str, str]:
+    """Rows (tuples in the order of ``columns``) as one array text per column, the
+    parameters of :func:`_unnest` with the same ``prefix``."""
     lists = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
     if len(lists) != len(columns):
         raise ValueError(f"rows of {len(lists)} values for {len(columns)} columns")
     return {
-        name: _sql_array(values, sql_type)
+        f"{prefix}_{name}": _sql_array(values, sql_type)
         for (name, sql_type), values in zip(columns.items(), lists, strict=True)
     }
 
@@ -437,18 +442,14 @@ class SimBroker:
                     f"duplicate client_order_id {named} in sim account {self.account_name!r}"
                 )
             cur.execute(
-                "insert into ops.sim_orders (order_id, account, client_order_id, symbol, side, "
-                "qty_shares, order_type, time_in_force, limit_price_usd, reduce_only, strategy, "
-                "status, submitted_at, updated_at) "
-                "select order_id, %(account)s, client_order_id, symbol, side, qty_shares, "
-                "order_type, time_in_force, limit_price_usd, reduce_only, strategy, 'open', at, at "
-                "from (select *, %(now)s::timestamptz + (n - 1) * interval '1 microsecond' as at "
-                f"from {_unnest(_NEW_ORDER)} with ordinality as v ({', '.join(_NEW_ORDER)}, n)) "
-                f"as v returning {_ORDER_COLUMNS}",
+                f"insert into ops.sim_orders (account, {', '.join(_NEW_ORDER)}, status, "
+                f"submitted_at, updated_at) select %(account)s, {', '.join(_NEW_ORDER)}, 'open', "
+                "at, at from (select *, %(now)s::timestamptz + (n - 1) * interval '1 microsecond' "
+                f"as at from {_unnest(_NEW_ORDER, 'new')}) as v returning {_ORDER_COLUMNS}",
                 {
                     "account": self.account_name,
                     "now": datetime.now(UTC),
-                    **_arrays(_NEW_ORDER, rows),
+                    **_arrays(_NEW_ORDER, rows, "new"),
                 },
             )
             placed = cur.fetchall()
@@ -588,39 +589,41 @@ class SimBroker:
         return run.fills
 
     def _write_auction(self, cur: Any, run: _Auction) -> None:
-        """Write an auction's outcome: orders, cash, positions and fills, one statement each."""
-        if run.order_updates:
-            cur.execute(
-                "update ops.sim_orders as o set filled_qty_shares = v.filled_qty_shares, "
-                "status = v.status, status_reason = v.status_reason, updated_at = now() "
-                f"from {_unnest(_ORDER_FILL_STATE)} as v ({', '.join(_ORDER_FILL_STATE)}) "
-                "where o.account = %(account)s and o.status in ('open', 'partially_filled') "
-                "and o.order_id = v.order_id",
-                {"account": self.account_name, **_arrays(_ORDER_FILL_STATE, run.order_updates)},
-            )
-        if not run.fill_rows:
+        """Write an auction's outcome in one statement: the orders' fill state, the cash,
+        the positions of the symbols that traded and the fills (whose ids it returns)."""
+        params = {
+            "account": self.account_name,
+            "cash": run.cash,
+            "at": run.at,
+            **_arrays(_ORDER_FILL_STATE, run.order_updates, "o"),
+            **_arrays(_POSITION, [(s, *run.book[s], p) for s, p in run.marks.items()], "p"),
+            **_arrays(_FILL, run.fill_rows, "f"),
+        }
+        update_orders = (
+            "update ops.sim_orders as o set filled_qty_shares = v.filled_qty_shares, "
+            "status = v.status, status_reason = v.status_reason, updated_at = now() "
+            f"from {_unnest(_ORDER_FILL_STATE, 'o')} where o.account = %(account)s "
+            "and o.status in ('open', 'partially_filled') and o.order_id = v.order_id"
+        )
+        if not run.fill_rows:  # reduce-only orders cancelled, nothing traded
+            if run.order_updates:
+                cur.execute(update_orders, params)
             return
         cur.execute(
-            "update ops.sim_accounts set cash_usd = %s, updated_at = now() where account = %s",
-            (run.cash, self.account_name),
-        )
-        positions = [(s, *run.book[s], price) for s, price in run.marks.items()]
-        cur.execute(
-            "insert into ops.sim_positions (account, symbol, qty_shares, avg_price_usd, "
-            "market_price_usd, updated_at) "
-            f"select %(account)s, v.*, now() from {_unnest(_POSITION)} as v "
+            f"with orders as ({update_orders}), "
+            "cash as (update ops.sim_accounts set cash_usd = %(cash)s, updated_at = now() "
+            "where account = %(account)s), "
+            "positions as (insert into ops.sim_positions (account, symbol, qty_shares, "
+            "avg_price_usd, market_price_usd, updated_at) "
+            f"select %(account)s, {', '.join(_POSITION)}, now() from {_unnest(_POSITION, 'p')} "
             "on conflict (account, symbol) do update set qty_shares = excluded.qty_shares, "
             "avg_price_usd = excluded.avg_price_usd, market_price_usd = excluded.market_price_usd, "
-            "updated_at = excluded.updated_at",
-            {"account": self.account_name, **_arrays(_POSITION, positions)},
-        )
-        cur.execute(
+            "updated_at = excluded.updated_at) "
             "insert into ops.sim_fills (account, order_id, client_order_id, symbol, side, "
             "qty_shares, price_usd, commission_usd, filled_at) "
-            f"select %(account)s, {', '.join(_FILL)}, %(at)s "
-            f"from {_unnest(_FILL)} with ordinality as v ({', '.join(_FILL)}, n) "
+            f"select %(account)s, {', '.join(_FILL)}, %(at)s from {_unnest(_FILL, 'f')} "
             "order by n returning order_id, fill_id",
-            {"account": self.account_name, "at": run.at, **_arrays(_FILL, run.fill_rows)},
+            params,
         )
         fill_ids = dict(cur.fetchall())  # an order fills at most once per auction
         run.fills = [
