@@ -151,6 +151,11 @@ def _arrays(
     }
 
 
+_STATUS = {s.value: s for s in OrderStatus}
+_TYPE = {t.value: t for t in OrderType}
+_TIF = {t.value: t for t in TimeInForce}
+
+
 def _order_from_row(row: tuple[Any, ...]) -> BrokerOrder:
     return BrokerOrder(
         order_id=row[0],
@@ -159,9 +164,9 @@ def _order_from_row(row: tuple[Any, ...]) -> BrokerOrder:
         side=row[3],
         qty_shares=row[4],
         filled_qty_shares=row[5],
-        status=OrderStatus(row[6]),
-        order_type=OrderType(row[7]),
-        time_in_force=TimeInForce(row[8]),
+        status=_STATUS[row[6]],
+        order_type=_TYPE[row[7]],
+        time_in_force=_TIF[row[8]],
         limit_price_usd=row[9],
         reduce_only=row[10],
         strategy=row[11],
