@@ -30,14 +30,17 @@ sessions, reading the marts from a :class:`quant.db.RelationCache` filled by
 :func:`quant.model.cache_model_inputs`, with a user's research settings for
 a backtest (``--train-window 252 --folds 1 --rounds 100 --threads 2``,
 weekly retraining; the drift trigger is off with ``--drift-threshold``, the
-drift statistic is still computed every session). It prints:
+drift statistic is still computed every session; ``--bin-sample-rows``
+sets ``QUANT_MODEL__BIN_SAMPLE_ROWS``). It prints:
 
 * ``cache_load_seconds``: :func:`quant.model.cache_model_inputs` (one COPY
   per mart);
 * ``retrain_seconds``: the retrain stage on a session it retrains
-  (``mean``, ``median``, ``max``, ``count``), ``train_model_seconds`` the
-  training inside it (LightGBM's datasets and boosting, validation, the
-  reference distribution);
+  (``mean``, ``median``, ``max``, ``count``; ``retrain_cpu_seconds`` its CPU
+  time, which other work on the machine disturbs less), ``train_model_seconds``
+  the training inside it (LightGBM's datasets and boosting, validation, the
+  reference distribution); ``final_rounds`` and ``fold_rounds`` the boosting
+  rounds of each model (early stopping decides them);
 * ``decision_seconds``: the retrain stage on a session it skips (champion
   lookup, drift statistic over ``drift_window_sessions``, the decision row);
 * ``predict_seconds``: the predict stage (universe, features, scoring,
@@ -97,6 +100,12 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--drift-threshold", type=float, default=1e9)
+    parser.add_argument(
+        "--bin-sample-rows",
+        type=int,
+        default=None,
+        help="QUANT_MODEL__BIN_SAMPLE_ROWS (default: the setting's, every training row)",
+    )
     parser.add_argument("--sql-sessions", type=int, default=5)
     args = parser.parse_args()
 
@@ -269,6 +278,8 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
         retrain_schedule="weekly",
         drift_threshold=args.drift_threshold,
     )
+    if args.bin_sample_rows is not None:
+        model = model.model_copy(update={"bin_sample_rows": args.bin_sample_rows})
     settings = load_settings(home=home, synthetic={"symbols": args.symbols}, model=model)
     cal = get_calendar(settings.exchange)
     end = cal.session_on_or_before(args.end)
@@ -283,6 +294,7 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
             "num_threads": model.num_threads,
             "retrain_schedule": model.retrain_schedule,
             "drift_threshold": model.drift_threshold,
+            "bin_sample_rows": model.bin_sample_rows,
         },
     }
     if args.home is None:
@@ -333,6 +345,7 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
             trainings.append(time.perf_counter() - t)
 
     retrains: list[float] = []
+    retrain_cpu: list[float] = []
     decisions: list[float] = []
     predicts: list[float] = []
     reasons: dict[str, int] = {}
@@ -344,10 +357,12 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
         w0 = time.perf_counter()
         with cached_relations(cache):
             for day in sessions:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 decision = retrain_model(day, settings=settings)
                 took = time.perf_counter() - t
                 (retrains if decision["action"] == "retrained" else decisions).append(took)
+                if decision["action"] == "retrained":
+                    retrain_cpu.append(time.process_time() - c)
                 reasons[decision["reason"]] = reasons.get(decision["reason"], 0) + 1
                 t = time.perf_counter()
                 predict(day, settings=settings)
@@ -372,6 +387,15 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
                 sql_predicts.append(time.perf_counter() - t)
     finally:
         stages.train_model = real_train
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "select num_boost_round, metrics -> 'folds' from ops.models order by model_id"
+            )
+            fitted = cur.fetchall()
+    finally:
+        conn.close()
     retrain_mean = sum(retrains) / len(retrains) if retrains else 0.0
     decision_mean = sum(decisions) / len(decisions) if decisions else 0.0
     predict_mean = sum(predicts) / len(predicts) if predicts else 0.0
@@ -383,7 +407,10 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
         loop_seconds=round(loop_seconds, 2),
         loop_cpu_seconds=round(loop_cpu_seconds, 2),
         retrain_seconds=_summary(retrains),
+        retrain_cpu_seconds=_summary(retrain_cpu),
         train_model_seconds=_summary(trainings[: len(retrains)]),
+        final_rounds=[int(r) for r, _ in fitted],
+        fold_rounds=[int(f["best_iteration"]) for _, folds in fitted for f in folds],
         decision_seconds=_summary(decisions),
         predict_seconds=_summary(predicts),
         sql_retrain_seconds=_summary(sql_retrain),

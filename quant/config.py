@@ -226,6 +226,14 @@ class ModelSettings(_Section):
     bagging_fraction: float = Field(0.8, gt=0, le=1, description="share of rows each tree sees")
     lambda_l2: float = Field(1.0, ge=0, description="LightGBM L2 regularisation")
     max_bin: int = Field(63, ge=4, le=1023, description="LightGBM histogram bins per feature")
+    bin_sample_rows: int = Field(
+        200_000,
+        ge=1_000,
+        description=(
+            "rows LightGBM samples to place the histogram bins (bin_construct_sample_cnt); "
+            "fewer than the training rows builds datasets faster and changes the model"
+        ),
+    )
     num_threads: int = Field(
         1, ge=1, le=64, description="LightGBM threads (fixed: part of what makes training repeatable)"
     )

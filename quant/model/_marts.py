@@ -141,8 +141,11 @@ def _cached_features(
         return None
     features, universe = source
     wanted = ["symbol", "session_date", *columns]
-    if any(c not in features.frame.columns for c in wanted):
+    held = features.frame
+    if any(c not in held.columns for c in wanted):
         return None
+    if not all(_plain_number(held[c].dtype) for c in columns):
+        return None  # text or booleans: PostgreSQL's reading (and its errors) decide
     memo = _derived(features, "tradable", dict)
     if memo.get("universe") is None or memo["universe"]() is not universe:
         memo["universe"] = weakref.ref(universe)
@@ -151,14 +154,25 @@ def _cached_features(
     lo, hi = _bounds(features, start, end)
     positions = np.flatnonzero(mask[lo:hi]) + lo
     if symbols is not None:
-        names = features.frame["symbol"].iloc[positions]
-        positions = positions[names.isin(list(symbols)).to_numpy()]
-    at = [features.frame.columns.get_loc(c) for c in wanted]
+        names = _derived(features, "symbol_objects", lambda: held["symbol"].to_numpy(dtype=object))
+        chosen = set(symbols)
+        keep = np.fromiter((n in chosen for n in names[positions]), dtype=bool, count=positions.size)
+        positions = positions[keep]
     if positions.size == 0:
         return _feature_types(_empty(wanted), columns)
-    frame = features.frame.iloc[positions, at].reset_index(drop=True)
-    frame["session_date"] = _as_dates(frame["session_date"])
-    return _feature_types(frame, columns, dates=False)
+    data: dict[str, Any] = {
+        "symbol": held["symbol"].take(positions).reset_index(drop=True),
+        "session_date": pd.Series(features.dates[positions]).astype(_date_dtype()),
+    }
+    for name in columns:
+        values = _derived(features, ("float64", name), lambda n=name: held[n].to_numpy(dtype=float))
+        data[name] = values[positions]
+    return pd.DataFrame(data)
+
+
+def _plain_number(dtype: Any) -> bool:
+    """int or float numpy dtype (what PostgreSQL's numbers read as), not bool."""
+    return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
 
 
 def _cached_labels(

@@ -165,11 +165,11 @@ def training_set(
     cutoff = pd.Timestamp(as_of)
     names = candidate_features(features, settings)
 
-    feats = features[[*KEY_COLUMNS, *names]].copy()
+    feats = features[[*KEY_COLUMNS, *names]]  # a new frame (copy-on-write)
     feats["session_date"] = _as_timestamps(feats["session_date"])
     feats = feats[feats["session_date"] <= cutoff]
 
-    labs = labels[[*KEY_COLUMNS, ret_col, end_col]].copy()
+    labs = labels[[*KEY_COLUMNS, ret_col, end_col]]
     labs["session_date"] = _as_timestamps(labs["session_date"])
     labs[end_col] = _as_timestamps(labs[end_col])
     known = (
@@ -292,6 +292,7 @@ def lightgbm_params(settings: ModelSettings) -> dict[str, Any]:
         "bagging_freq": 1 if settings.bagging_fraction < 1 else 0,
         "lambda_l2": settings.lambda_l2,
         "max_bin": settings.max_bin,
+        "bin_construct_sample_cnt": settings.bin_sample_rows,
         "num_threads": settings.num_threads,
         "seed": settings.seed,
         "deterministic": True,
@@ -345,7 +346,12 @@ def _dataset(
         label=label,
         group=group,
         feature_name=list(features),
-        params={"max_bin": params["max_bin"], "verbosity": -1, "data_random_seed": params["seed"]},
+        params={
+            "max_bin": params["max_bin"],
+            "bin_construct_sample_cnt": params["bin_construct_sample_cnt"],
+            "verbosity": -1,
+            "data_random_seed": params["seed"],
+        },
         reference=reference,
         free_raw_data=True,
     )
@@ -451,7 +457,8 @@ def train_model(
         oos_dates.append(dates)
         oos_scores.append(scores)
         oos_returns.append(returns)
-        record = summarise_metrics(daily_metrics(dates, scores, returns))
+        fold_daily = daily_metrics(dates, scores, returns)
+        record = summarise_metrics(fold_daily)
         record.update(
             fold=fold.number,
             train_start=fold.train_start.isoformat(),
@@ -464,11 +471,14 @@ def train_model(
         )
         fold_records.append(record)
 
-    overall = summarise_metrics(
-        daily_metrics(
-            np.concatenate(oos_dates), np.concatenate(oos_scores), np.concatenate(oos_returns)
+    if len(folds) == 1:
+        overall = summarise_metrics(fold_daily)  # the one fold's rows are all the rows
+    else:
+        overall = summarise_metrics(
+            daily_metrics(
+                np.concatenate(oos_dates), np.concatenate(oos_scores), np.concatenate(oos_returns)
+            )
         )
-    )
     rounds = max(1, int(round(float(np.median(best_rounds)))))
     final = lgb.train(params, _dataset(frame, data.features, params, x=x), num_boost_round=rounds)
     text = final.model_to_string()
