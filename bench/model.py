@@ -407,6 +407,7 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
         loop_seconds=round(loop_seconds, 2),
         loop_cpu_seconds=round(loop_cpu_seconds, 2),
         retrain_seconds=_summary(retrains),
+        retrain_seconds_each=[round(t, 3) for t in retrains],
         retrain_cpu_seconds=_summary(retrain_cpu),
         train_model_seconds=_summary(trainings[: len(retrains)]),
         final_rounds=[int(r) for r, _ in fitted],

@@ -52,6 +52,8 @@ def score_cross_section(
 
     names = list(features)
     wanted = sorted(set(frame["symbol"]) if symbols is None else set(symbols))
+    if _plain_frame(frame, names):
+        return _score_plain(model_text, names, frame, wanted)
     rows = frame[frame["symbol"].isin(wanted)].drop_duplicates("symbol")
     missing_columns = [n for n in names if n not in rows.columns]
     skipped: dict[str, str] = {}
@@ -77,4 +79,45 @@ def score_cross_section(
         )
         scores = booster.predict(rows[names].to_numpy(dtype=np.float64))
     out = pd.DataFrame({"symbol": rows["symbol"].astype(str).to_numpy(), "score": scores})
+    return Scores(scores=out, skipped=dict(sorted(skipped.items())))
+
+
+def _plain_frame(frame: pd.DataFrame, names: list[str]) -> bool:
+    """Text symbols and int or float inputs: :func:`_score_plain` gives the general path's result."""
+    if not pd.api.types.is_string_dtype(frame["symbol"].dtype):
+        return False
+    for name in names:
+        if name not in frame.columns:
+            return False
+        dtype = frame[name].dtype
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
+            return False
+    return frame["symbol"].notna().all()
+
+
+def _score_plain(model: str | Any, names: list[str], frame: pd.DataFrame, wanted: list) -> Scores:
+    """:func:`score_cross_section` on arrays: the first row of each wanted name, by name."""
+    import lightgbm as lgb
+
+    chosen = set(wanted)
+    first: dict[str, int] = {}
+    for i, symbol in enumerate(frame["symbol"].to_numpy(dtype=object)):
+        if symbol in chosen and symbol not in first:
+            first[symbol] = i
+    skipped = {name: "no_feature_row" for name in wanted if name not in first}
+    order = sorted(first)
+    at = np.fromiter((first[s] for s in order), dtype=np.intp, count=len(order))
+    x = np.empty((at.size, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        x[:, j] = frame[name].to_numpy(dtype=np.float64)[at]
+    complete = ~np.isnan(x).any(axis=1)
+    for i in np.flatnonzero(~complete):
+        skipped[order[i]] = "missing_features"
+    kept = [order[i] for i in np.flatnonzero(complete)]
+    if kept:
+        booster = lgb.Booster(model_str=model) if isinstance(model, str) else model
+        scores = booster.predict(x[complete])
+    else:
+        scores = np.empty(0)
+    out = pd.DataFrame({"symbol": np.array(kept, dtype=object), "score": scores})
     return Scores(scores=out, skipped=dict(sorted(skipped.items())))

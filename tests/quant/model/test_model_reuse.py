@@ -115,3 +115,36 @@ def test_drift_reference_when_any_sample_then_equals_feature_drift(
     assert list(prepared.drift(frame)) == list(expected)  # largest first, same order
     if ref:
         assert expected["gone"] == math.inf
+
+
+_BOOSTER_TEXT = _model_text(3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    symbols=st.lists(st.sampled_from(["AAA", "BBB", "CCC", "DDD", "EEE", "b", "Zz"]), max_size=12),
+    universe=st.one_of(
+        st.none(), st.lists(st.sampled_from(["AAA", "BBB", "CCC", "FFF", "b"]), max_size=6)
+    ),
+    data=st.data(),
+)
+def test_score_cross_section_when_numeric_frame_then_same_as_general_path(
+    symbols: list[str], universe: list[str] | None, data: st.DataObject
+) -> None:
+    from pandas.testing import assert_frame_equal
+
+    from quant.model import score_cross_section
+
+    value = st.one_of(st.just(np.nan), st.floats(-3, 3))
+    columns = {
+        name: data.draw(st.lists(value, min_size=len(symbols), max_size=len(symbols)))
+        for name in ("f0", "f1", "f2")
+    }
+    frame = pd.DataFrame({"symbol": pd.Series(symbols, dtype=str), **columns})
+    frame = frame.astype({name: float for name in columns})
+    general = frame.astype({"f2": object})  # an object column takes the general path
+    fast = score_cross_section(_BOOSTER_TEXT, ["f0", "f1", "f2"], frame, universe)
+    slow = score_cross_section(_BOOSTER_TEXT, ["f0", "f1", "f2"], general, universe)
+    assert fast.skipped == slow.skipped
+    assert list(fast.skipped) == list(slow.skipped)
+    assert_frame_equal(fast.scores, slow.scores, check_exact=True)
