@@ -412,6 +412,7 @@ def _relation_cache(
         returns_start = cal.shift(sessions[0], -margin)
     except QuantError:
         returns_start = cal.first_session
+    from quant.execution import cache_market_inputs
     from quant.model import cache_model_inputs
 
     cache = RelationCache()
@@ -420,6 +421,8 @@ def _relation_cache(
     cache.load(conn, p.returns_relation, returns_start, sessions[-1], columns=["total_return"])
     cache.load(conn, p.universe_relation, sessions[0], sessions[-1],
                columns=["sector", "is_tradable"])
+    cache_market_inputs(conn, cache, sessions[0], sessions[-1], settings.providers,
+                        settings.execution.adv_sessions)
     return cache
 
 

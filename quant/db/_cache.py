@@ -15,7 +15,7 @@ after the build, never ``ops.*``.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -91,6 +91,15 @@ class RelationCache:
 
     def __init__(self) -> None:
         self._relations: dict[str, CachedRelation] = {}
+        self._derived: dict[Hashable, Any] = {}
+
+    def remember(self, key: Hashable, value: Any) -> None:
+        """Keep a table derived from cached data (e.g. a rolling mean per session) under ``key``."""
+        self._derived[key] = value
+
+    def recall(self, key: Hashable) -> Any | None:
+        """What :meth:`remember` kept under ``key``, or None."""
+        return self._derived.get(key)
 
     def load(
         self,

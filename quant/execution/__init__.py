@@ -13,6 +13,7 @@ from quant.execution._alpaca import AlpacaBroker
 from quant.execution._broker import BatchBroker, Broker
 from quant.execution._ibkr import IbkrBroker
 from quant.execution._ids import client_order_id, order_namespace
+from quant.execution._market import cache_market_inputs
 from quant.execution._modes import BROKER_NAMES, DEFAULT_SIM_ACCOUNT, BrokerChoice, choose_broker
 from quant.execution._open import open_broker
 from quant.execution._orders import OrderPlan, ProposedOrder, build_orders
@@ -59,6 +60,7 @@ __all__ = [
     "SimBroker",
     "TimeInForce",
     "build_orders",
+    "cache_market_inputs",
     "choose_broker",
     "client_order_id",
     "generate_orders",
