@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from quant.testing.scratch_home import scratch_home
 
 
 def main() -> int:
@@ -37,18 +37,8 @@ def main() -> int:
     parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 11, 20))
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="qbench-dbt-", dir="/tmp"))
-    for key in [k for k in os.environ if k.upper().startswith("QUANT_")]:
-        del os.environ[key]
-    os.environ.pop("DATABASE_URL", None)
-    os.environ["QUANT_HOME"] = str(home)
-    try:
+    with scratch_home("qbench-dbt-") as home:
         return _run(args, home)
-    finally:
-        from quant.db import stop_embedded
-
-        stop_embedded(home / "pgdata")
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def _run(args: argparse.Namespace, home: Path) -> int:

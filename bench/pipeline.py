@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from quant.testing.scratch_home import scratch_environment
 
 BENCH_ENV = {"QUANT_QUALITY__WARN_ONLY": '["raw_bars.no_unexplained_jump"]'}
 """Settings of the timed runs: the synthetic market's rare fat-tailed days would otherwise
@@ -96,16 +97,14 @@ def run_one(symbols: int) -> dict[str, Any]:
 
 def run_child(symbols: int) -> dict[str, Any]:
     """``run_one`` in a child process with a throwaway QUANT_HOME; removed afterwards."""
-    home = Path(tempfile.mkdtemp(prefix="qbench-", dir="/tmp"))
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(("QUANT_", "AIRFLOW", "DBT_")) and k != "DATABASE_URL"}
-    env |= {
-        "QUANT_HOME": str(home),
-        "QUANT_SYNTHETIC__SYMBOLS": str(symbols),
-        "QUANT_SIDECAR_URL": f"http://127.0.0.1:{_free_port()}",
-        "QUANT_SIDECAR_TOKEN": TOKEN,
+    home = Path(tempfile.mkdtemp(prefix="qbench-"))
+    env = scratch_environment(
+        home,
+        QUANT_SYNTHETIC__SYMBOLS=str(symbols),
+        QUANT_SIDECAR_URL=f"http://127.0.0.1:{_free_port()}",
+        QUANT_SIDECAR_TOKEN=TOKEN,
         **BENCH_ENV,
-    }
+    )
     try:
         out = home / "figures.json"
         proc = subprocess.run(
