@@ -6,7 +6,9 @@ on each of 1,260 sessions, by default):
 * **ours**: :class:`quant.execution.SimBroker` (the simulator of backfills and
   backtests, state in PostgreSQL: a throwaway embedded server) with
   :func:`quant.execution.build_orders` turning the weights into orders, no
-  model and no optimiser;
+  model and no optimiser; each rebalance reads the book once (``book``), sends
+  its orders as one batch (``submit_many``) and the next session's opening
+  auction fills them (``fill_auction``), a transaction each;
 * **backtrader** (installed for this benchmark only: ``pip install backtrader``
   when it is missing; skipped with a message when that fails).
 
