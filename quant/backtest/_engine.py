@@ -18,6 +18,9 @@ The marts the sessions read are then loaded into memory once
 (:class:`quant.db.RelationCache`); the stages' loaders answer from it with the
 frames they would have read from PostgreSQL. The stages' connections are
 reused from one stage to the next (:func:`quant.db.reused_connections`).
+The models of the calendar's retrains are fitted ahead in a process of their
+own (:mod:`quant.backtest._trainer`): ``retrain_model`` registers them instead
+of fitting them again, the same models since the fit is deterministic.
 
 The baselines go through the same order, check, fill and reconcile path on
 accounts of their own: ``top_k`` through ``solve_portfolio(optimizer="top_k")``
@@ -44,6 +47,7 @@ from quant.backtest._baselines import Baselines
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
 from quant.backtest._result import MAIN, BacktestResult, StrategyResult
 from quant.backtest._stats import information_coefficients
+from quant.backtest._trainer import Trainer
 from quant.config import PORTFOLIO_METHODS, PROVIDER_NAMES, Settings, get_settings
 from quant.db import RelationCache, cached_relations, reused_connections
 from quant.exceptions import BacktestError, ConfigurationError, QuantError
@@ -482,6 +486,7 @@ def run_backtest(
     """
     from quant.calendar import get_calendar
     from quant.db import connect, migrate
+    from quant.model import pretrained_models
 
     started = time.perf_counter()
     settings = _with_provider(settings or get_settings(), provider)
@@ -535,11 +540,12 @@ def run_backtest(
     books = {MAIN: book}
     conn = connect(settings)
     retrains: list[tuple[date, str, str, int | None]] = []
+    trainer = Trainer(settings, sessions)
     baselines = Baselines(bid, settings, sessions) if run_baselines else None
     try:
         cache = clock.run("cache_marts", sessions[0], _relation_cache, conn, sessions, settings)
         conn.commit()
-        with _session_context(cache):
+        with _session_context(cache), pretrained_models(trainer):
             _loop(sessions, bid, method, settings, book, conn, clock, retrains, report, baselines)
         if baselines is not None:
             states, seconds = baselines.finish()
@@ -558,6 +564,7 @@ def run_backtest(
         ic = _ic_frame(conn, sessions, settings)
         conn.commit()
     finally:
+        trainer.stop()
         if baselines is not None:
             baselines.stop()
         conn.close()

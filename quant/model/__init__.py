@@ -13,7 +13,15 @@ from quant.model._marts import cache_model_inputs, load_features, load_labels, l
 from quant.model._metrics import daily_metrics, score_metrics, summarise_metrics
 from quant.model._registry import ModelRecord, champion_as_of, get_model, load_artifact
 from quant.model._score import Scores, score_cross_section
-from quant.model._stages import RETRAIN_REASONS, predict, retrain_due, retrain_model, schedule_due
+from quant.model._stages import (
+    RETRAIN_REASONS,
+    fit_model,
+    predict,
+    pretrained_models,
+    retrain_due,
+    retrain_model,
+    schedule_due,
+)
 from quant.model._train import (
     Fold,
     TrainedModel,
@@ -38,6 +46,7 @@ __all__ = [
     "daily_metrics",
     "feature_drift",
     "feature_hash",
+    "fit_model",
     "forward_labels",
     "get_model",
     "label_columns",
@@ -48,6 +57,7 @@ __all__ = [
     "load_universe",
     "population_stability_index",
     "predict",
+    "pretrained_models",
     "price_features",
     "reference_distribution",
     "retrain_due",

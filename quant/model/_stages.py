@@ -12,6 +12,9 @@ import math
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +46,7 @@ from quant.model._registry import (
     save_artifact,
 )
 from quant.model._score import score_cross_section
-from quant.model._train import train_model
+from quant.model._train import TrainedModel, train_model
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -281,6 +284,50 @@ def retrain_model(
     return summary
 
 
+PretrainedSource = Callable[[date, Settings], TrainedModel | None]
+"""``source(D, settings)``: the model :func:`fit_model` gives for D and these settings, or None."""
+
+_PRETRAINED: ContextVar[PretrainedSource | None] = ContextVar(
+    "quant_pretrained_models", default=None
+)
+
+
+def fit_model(conn: PgConnection, session: date, settings: Settings) -> TrainedModel:
+    """What a retrain at D trains: the training window's features and labels up to D, fitted.
+
+    Raises
+    ------
+    TrainingDataError
+        The marts cannot train a model at D.
+    """
+    cfg = settings.model
+    schema = cfg.marts_schema
+    columns = list(cfg.features) if cfg.features else feature_columns(conn, schema)
+    start = history_start(conn, session, cfg.train_window_sessions + cfg.horizon_sessions, schema)
+    if start is None:
+        raise TrainingDataError(f"{schema}.features has no row on or before {session}")
+    features = load_features(conn, start, session, columns, schema=schema)
+    labels = load_labels(conn, start, session, cfg.horizon_sessions, schema)
+    return train_model(features, labels, as_of=session, settings=cfg)
+
+
+@contextmanager
+def pretrained_models(source: PretrainedSource) -> Iterator[None]:
+    """Inside the block, a retrain at D registers ``source(D, settings)`` when it is a model.
+
+    For a run that knows its retrain dates ahead (a backtest) and fits their
+    models elsewhere with :func:`fit_model`, which is deterministic: the
+    source must give exactly what :func:`fit_model` would, or None (then the
+    retrain fits the model itself). Everything after the fit (registration,
+    promotion, the decision record) is unchanged.
+    """
+    token = _PRETRAINED.set(source)
+    try:
+        yield
+    finally:
+        _PRETRAINED.reset(token)
+
+
 def _retrain(
     conn: PgConnection,
     session: date,
@@ -289,15 +336,11 @@ def _retrain(
     settings: Settings,
 ) -> dict[str, Any]:
     cfg = settings.model
-    schema = cfg.marts_schema
-    columns = list(cfg.features) if cfg.features else feature_columns(conn, schema)
-    start = history_start(conn, session, cfg.train_window_sessions + cfg.horizon_sessions, schema)
     try:
-        if start is None:
-            raise TrainingDataError(f"{schema}.features has no row on or before {session}")
-        features = load_features(conn, start, session, columns, schema=schema)
-        labels = load_labels(conn, start, session, cfg.horizon_sessions, schema)
-        model = train_model(features, labels, as_of=session, settings=cfg)
+        source = _PRETRAINED.get()
+        model = None if source is None else source(session, settings)
+        if model is None:
+            model = fit_model(conn, session, settings)
     except TrainingDataError as exc:
         if champion is None:
             raise

@@ -302,3 +302,93 @@ def test_stages_when_rows_after_session_perturbed_then_same_model_and_prediction
 def test_predict_when_no_champion_then_raises(stage_settings: Settings) -> None:
     with pytest.raises(NoChampionError):
         predict(WEDNESDAY, settings=stage_settings)
+
+
+def test_retrain_model_when_pretrained_model_given_then_registered_without_fitting(
+    stage_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quant.model import _stages as stages
+    from quant.model import fit_model, pretrained_models
+
+    conn = connect(stage_settings)
+    try:
+        fitted = fit_model(conn, TUESDAY, stage_settings)
+    finally:
+        conn.close()
+    asked: list[date] = []
+
+    def source(day: date, settings: Settings):
+        asked.append(day)
+        return fitted
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the retrain fitted a model although one was given")
+
+    monkeypatch.setattr(stages, "fit_model", no_fit)
+    with pretrained_models(source):
+        decision = retrain_model(TUESDAY, settings=stage_settings, run_id="r1")
+
+    assert asked == [TUESDAY]
+    assert decision["action"] == "retrained"
+    assert decision["artifact_checksum"] == fitted.checksum
+    assert decision["champion_changed"] is True
+
+
+def test_retrain_model_when_source_has_no_model_then_fits_the_same_model_itself(
+    stage_settings: Settings,
+) -> None:
+    from quant.model import fit_model, pretrained_models
+
+    conn = connect(stage_settings)
+    try:
+        expected = fit_model(conn, TUESDAY, stage_settings).checksum
+    finally:
+        conn.close()
+    with pretrained_models(lambda day, settings: None):
+        decision = retrain_model(TUESDAY, settings=stage_settings, run_id="r1")
+
+    assert decision["action"] == "retrained"
+    assert decision["artifact_checksum"] == expected
+
+
+def test_trainer_when_dates_planned_then_fits_equal_inline_fits(stage_settings: Settings) -> None:
+    from quant.backtest._trainer import Trainer
+    from quant.model import fit_model
+
+    settings = stage_settings.model_copy(
+        update={"model": stage_settings.model.model_copy(update={"retrain_schedule": "daily"})}
+    )
+    conn = connect(settings)
+    try:
+        expected = {day: fit_model(conn, day, settings).checksum for day in (MONDAY, TUESDAY)}
+    finally:
+        conn.close()
+    trainer = Trainer(settings, [MONDAY, TUESDAY])
+    try:
+        assert trainer.dates == [MONDAY, TUESDAY]
+        assert trainer(TUESDAY, settings).checksum == expected[TUESDAY]
+        assert trainer(MONDAY, settings).checksum == expected[MONDAY]
+        assert trainer(TUESDAY + timedelta(days=1), settings) is None  # not planned
+        other = settings.model_copy(
+            update={"model": settings.model.model_copy(update={"num_leaves": 7})}
+        )
+        assert trainer(MONDAY, other) is None  # fitted for other settings
+    finally:
+        trainer.stop()
+
+
+def test_trainer_when_child_fails_then_backtest_error_names_training(
+    stage_settings: Settings,
+) -> None:
+    from quant.backtest._trainer import Trainer
+    from quant.exceptions import BacktestError
+
+    broken = stage_settings.model_copy(
+        update={"model": stage_settings.model.model_copy(update={"marts_schema": "no_such_schema"})}
+    )
+    trainer = Trainer(broken, [MONDAY, TUESDAY])
+    try:
+        with pytest.raises(BacktestError, match=r"^training: "):
+            trainer(MONDAY, broken)
+    finally:
+        trainer.stop()
