@@ -21,7 +21,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from quant.exceptions import BrokerError
@@ -424,7 +424,7 @@ class SimBroker:
                 str(o.order_type),
                 str(o.time_in_force),
                 o.limit_price_usd,
-                o.reduce_only,
+                bool(o.reduce_only),
                 o.strategy,
             )
             for o in orders
@@ -446,20 +446,38 @@ class SimBroker:
                 raise BrokerError(
                     f"duplicate client_order_id {named} in sim account {self.account_name!r}"
                 )
+            now = datetime.now(UTC)
             cur.execute(
                 f"insert into ops.sim_orders (account, {', '.join(_NEW_ORDER)}, status, "
                 f"submitted_at, updated_at) select %(account)s, {', '.join(_NEW_ORDER)}, 'open', "
                 "at, at from (select *, %(now)s::timestamptz + (n - 1) * interval '1 microsecond' "
-                f"as at from {_unnest(_NEW_ORDER, 'new')}) as v returning {_ORDER_COLUMNS}",
-                {
-                    "account": self.account_name,
-                    "now": datetime.now(UTC),
-                    **_arrays(_NEW_ORDER, rows, "new"),
-                },
+                f"as at from {_unnest(_NEW_ORDER, 'new')}) as v",
+                {"account": self.account_name, "now": now, **_arrays(_NEW_ORDER, rows, "new")},
             )
-            placed = cur.fetchall()
-        by_id = {r[1]: _order_from_row(r) for r in placed}
-        return [by_id[o.client_order_id] for o in orders]
+            if cur.rowcount != len(rows):
+                raise BrokerError(
+                    f"sim account {self.account_name!r} stored {cur.rowcount} of {len(rows)} orders"
+                )
+        # the rows as stored: nothing in them is computed by the database
+        return [
+            BrokerOrder(
+                order_id=r[0],
+                client_order_id=r[1],
+                symbol=r[2],
+                side=r[3],
+                qty_shares=r[4],
+                filled_qty_shares=0.0,
+                status=OrderStatus.OPEN,
+                order_type=o.order_type,
+                time_in_force=o.time_in_force,
+                limit_price_usd=None if r[7] is None else float(r[7]),
+                reduce_only=r[8],
+                strategy=r[9],
+                submitted_at=now + timedelta(microseconds=i),
+                updated_at=now + timedelta(microseconds=i),
+            )
+            for i, (o, r) in enumerate(zip(orders, rows, strict=True))
+        ]
 
     def cancel(self, order_id: str) -> bool:
         return self.cancel_many([order_id]) == 1

@@ -71,6 +71,10 @@ def test_submit_many_when_batch_then_all_placed_open_in_the_order_given(broker: 
     # resting in the batch's order (not in order-id or client-id order)
     assert [o.client_order_id for o in broker.open_orders()] == ["z-1", "a-2", "m-3"]
     assert placed[0].submitted_at < placed[1].submitted_at < placed[2].submitted_at
+    # what the call returns is what the account stores
+    stored = broker.orders_by_client_ids(["z-1", "a-2", "m-3"])
+    assert placed == [stored["z-1"], stored["a-2"], stored["m-3"]]
+    assert placed == [broker.order_by_client_id(c) for c in ("z-1", "a-2", "m-3")]
     assert broker.submit_many([]) == []
 
 
