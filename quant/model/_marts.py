@@ -144,7 +144,8 @@ def _cached_features(
     held = features.frame
     if any(c not in held.columns for c in wanted):
         return None
-    if not all(_plain_number(held[c].dtype) for c in columns):
+    dtypes = _derived(features, "dtypes", lambda: held.dtypes.to_dict())
+    if not all(_plain_number(dtypes[c]) for c in columns):
         return None  # text or booleans: PostgreSQL's reading (and its errors) decide
     memo = _derived(features, "tradable", dict)
     if memo.get("universe") is None or memo["universe"]() is not universe:

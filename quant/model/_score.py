@@ -84,15 +84,14 @@ def score_cross_section(
 
 def _plain_frame(frame: pd.DataFrame, names: list[str]) -> bool:
     """Text symbols and int or float inputs: :func:`_score_plain` gives the general path's result."""
-    if not pd.api.types.is_string_dtype(frame["symbol"].dtype):
+    dtypes = frame.dtypes.to_dict()
+    if not pd.api.types.is_string_dtype(dtypes["symbol"]) or not frame.columns.is_unique:
         return False
     for name in names:
-        if name not in frame.columns:
-            return False
-        dtype = frame[name].dtype
+        dtype = dtypes.get(name)
         if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
             return False
-    return frame["symbol"].notna().all()
+    return bool(frame["symbol"].notna().all())
 
 
 def _score_plain(model: str | Any, names: list[str], frame: pd.DataFrame, wanted: list) -> Scores:
@@ -107,9 +106,7 @@ def _score_plain(model: str | Any, names: list[str], frame: pd.DataFrame, wanted
     skipped = {name: "no_feature_row" for name in wanted if name not in first}
     order = sorted(first)
     at = np.fromiter((first[s] for s in order), dtype=np.intp, count=len(order))
-    x = np.empty((at.size, len(names)), dtype=np.float64)
-    for j, name in enumerate(names):
-        x[:, j] = frame[name].to_numpy(dtype=np.float64)[at]
+    x = frame[names].to_numpy(dtype=np.float64)[at] if names else np.empty((at.size, 0))
     complete = ~np.isnan(x).any(axis=1)
     for i in np.flatnonzero(~complete):
         skipped[order[i]] = "missing_features"
