@@ -297,3 +297,44 @@ def test_sql_array_when_text_holds_nul_then_refused() -> None:
         _sql_array(["a\x00b"], "text")
     with pytest.raises(ValueError, match="no array form"):
         _sql_array([1], "integer")
+
+
+# -- transactions --------------------------------------------------------------------------------
+def test_sim_transaction_when_a_statement_fails_then_all_rolled_back_and_connection_reusable(
+    broker: SimBroker, db_conn
+) -> None:  # noqa: ANN001
+    from psycopg2.extensions import STATUS_READY
+
+    with pytest.raises(BrokerError, match="division by zero"):
+        with broker._locked() as (cur, cash):
+            assert cash == 100_000.0
+            cur.execute(
+                "update ops.sim_accounts set cash_usd = 1 where account = %s",
+                (broker.account_name,),
+            )
+            cur.execute("select 1 / 0")
+    assert not db_conn.autocommit and db_conn.status == STATUS_READY
+    assert broker.account().cash_usd == 100_000.0
+    with pytest.raises(ValueError, match="NUL"):  # fails in Python, mid-transaction
+        broker.submit_many(
+            [order("n-1", "AAA", "buy", 1), order("n-2", "BBB", "buy", 1, strategy="a\x00b")]
+        )
+    assert broker.open_orders() == [] and db_conn.status == STATUS_READY
+    assert broker.submit(order("n-1", "AAA", "buy", 1)).client_order_id == "n-1"
+
+
+def test_sim_call_when_caller_transaction_open_then_it_runs_inside_and_commits_it(
+    broker: SimBroker, db_conn
+) -> None:  # noqa: ANN001
+    from psycopg2.extensions import STATUS_READY
+
+    with db_conn.cursor() as cur:
+        cur.execute(
+            "update ops.sim_accounts set cash_usd = 5 where account = %s", (broker.account_name,)
+        )
+    assert db_conn.status != STATUS_READY  # the caller's transaction is open
+    broker.submit(order("c-1", "AAA", "buy", 1))
+    assert db_conn.status == STATUS_READY and not db_conn.autocommit
+    db_conn.rollback()  # nothing left to roll back: the broker committed it
+    assert broker.account().cash_usd == 5.0
+    assert [o.client_order_id for o in broker.open_orders()] == ["c-1"]
