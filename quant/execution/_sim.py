@@ -50,12 +50,12 @@ _ORDER_COLUMNS = (
     "updated_at, status_reason"
 )
 _LIVE = ("open", "partially_filled")
-# Orders of the account by a list of client order ids (parameters: the ids, the account):
-# one probe of the (account, client_order_id) index per id, whatever the planner's
+# Orders of the account by a list of client order ids (named parameters: the ids' array
+# text, and ``account``): one probe of the (account, client_order_id) index per id, whatever the planner's
 # statistics say about the account's size.
 _BY_CLIENT_ID = (
-    "unnest(%s::text[]) as k (client_order_id) cross join lateral ("
-    "select {columns} from ops.sim_orders as s where s.account = %s "
+    "unnest(%({ids})s::text[]) as k (client_order_id) cross join lateral ("
+    "select {columns} from ops.sim_orders as s where s.account = %(account)s "
     "and s.client_order_id = k.client_order_id limit 1) as o"
 )
 
@@ -301,17 +301,22 @@ class SimBroker:
                 conn.autocommit = False
 
     @contextmanager
-    def _locked(self) -> Iterator[tuple[Any, float]]:
-        """A transaction holding the account's row lock (which serialises the account's
-        writes); yields the cursor and the account's cash, USD."""
-        with self._tx(
-            "select cash_usd from ops.sim_accounts where account = %s for update",
-            (self.account_name,),
-        ) as cur:
-            row = cur.fetchone()
-            if row is None:
-                raise BrokerError(f"sim account {self.account_name!r} does not exist")
-            yield cur, row[0]
+    def _locked(
+        self, then: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> Iterator[Any]:
+        """A transaction holding the account's row lock, which serialises the account's
+        writes. The lock and ``then``, a query run right after it (with a snapshot of
+        its own, so it sees what the lock waited for), travel with the BEGIN in one
+        round trip; the cursor holds the rows of ``then`` (named parameters; the
+        account is ``%(account)s``), or without it the account's cash, USD.
+        """
+        lock = "select cash_usd from ops.sim_accounts where account = %(account)s for update"
+        sql = lock if then is None else f"{lock}; {then}"
+        with self._tx(sql, {"account": self.account_name, **(params or {})}) as cur:
+            yield cur
+
+    def _missing(self) -> BrokerError:
+        return BrokerError(f"sim account {self.account_name!r} does not exist")
 
     @classmethod
     def open(cls, settings: Settings | None = None, **kwargs: Any) -> SimBroker:
@@ -401,8 +406,11 @@ class SimBroker:
             return {}
         with self._read() as cur:
             cur.execute(
-                f"select o.* from {_BY_CLIENT_ID.format(columns=_ORDER_COLUMNS)}",
-                (_sql_array(list(dict.fromkeys(client_order_ids)), "text"), self.account_name),
+                f"select o.* from {_BY_CLIENT_ID.format(columns=_ORDER_COLUMNS, ids='ids')}",
+                {
+                    "ids": _sql_array(list(dict.fromkeys(client_order_ids)), "text"),
+                    "account": self.account_name,
+                },
             )
             return {r[1]: _order_from_row(r) for r in cur.fetchall()}
 
@@ -486,12 +494,16 @@ class SimBroker:
             )
             for o in orders
         ]
-        with self._locked() as (cur, _):
-            cur.execute(
-                f"select o.client_order_id from {_BY_CLIENT_ID.format(columns='client_order_id')}",
-                (_sql_array(sorted(seen), "text"), self.account_name),
-            )
-            stored = {r[0] for r in cur.fetchall()}
+        stored_ids = _BY_CLIENT_ID.format(columns="client_order_id", ids="ids")
+        with self._locked(
+            "select (select cash_usd from ops.sim_accounts where account = %(account)s), "
+            f"array(select o.client_order_id from {stored_ids})",
+            {"ids": _sql_array(sorted(seen), "text")},
+        ) as cur:
+            cash, stored_list = cur.fetchone()
+            if cash is None:
+                raise self._missing()
+            stored = set(stored_list)
             duplicates = repeated + [
                 o.client_order_id
                 for o in orders
@@ -549,7 +561,9 @@ class SimBroker:
         if not order_ids:
             return 0
         ids = list(dict.fromkeys(order_ids))
-        with self._locked() as (cur, _):
+        with self._locked() as cur:
+            if cur.fetchone() is None:
+                raise self._missing()
             cur.execute(
                 "select order_id from ops.sim_orders where account = %s and order_id = any(%s)",
                 (self.account_name, ids),
@@ -567,7 +581,9 @@ class SimBroker:
             return cur.rowcount
 
     def cancel_all(self) -> int:
-        with self._locked() as (cur, _):
+        with self._locked() as cur:
+            if cur.fetchone() is None:
+                raise self._missing()
             cur.execute(
                 "update ops.sim_orders set status = 'cancelled', status_reason = 'cancel_all', "
                 "updated_at = now() where account = %s and status in %s",
@@ -636,20 +652,23 @@ class SimBroker:
             capacity = {
                 s.upper(): float(math.floor(self.max_participation * v)) for s, v in volumes.items()
             }
-        with self._locked() as (cur, cash):
-            cur.execute(  # the live orders, each with the position in its symbol
-                "select o.order_id, o.client_order_id, o.symbol, o.side, o.qty_shares, "
-                "o.filled_qty_shares, o.order_type, o.limit_price_usd, o.reduce_only, "
-                "p.qty_shares, p.avg_price_usd from ops.sim_orders as o "
-                "left join ops.sim_positions as p on p.account = o.account and p.symbol = o.symbol "
-                "where o.account = %s and o.status in %s and o.time_in_force in %s "
-                "order by o.submitted_at, o.order_id",
-                (self.account_name, _LIVE, tifs),
-            )
+        with self._locked(  # the cash, and the live orders with the positions in their symbols
+            "select o.order_id, o.client_order_id, o.symbol, o.side, o.qty_shares, "
+            "o.filled_qty_shares, o.order_type, o.limit_price_usd, o.reduce_only, "
+            "p.qty_shares, p.avg_price_usd, a.cash_usd from ops.sim_accounts as a "
+            "left join ops.sim_orders as o on o.account = a.account "
+            "and o.status in ('open', 'partially_filled') and o.time_in_force in %(tifs)s "
+            "left join ops.sim_positions as p on p.account = o.account and p.symbol = o.symbol "
+            "where a.account = %(account)s order by o.submitted_at, o.order_id",
+            {"tifs": tifs},
+        ) as cur:
             rows = cur.fetchall()
             if not rows:
+                raise self._missing()
+            cash = rows[0][11]
+            orders = [_Resting(*r[:9]) for r in rows if r[0] is not None]
+            if not orders:
                 return []
-            orders = [_Resting(*r[:9]) for r in rows]
             book = {r[2]: (r[9], r[10]) for r in rows if r[9] is not None}
             run = _Auction(
                 self,

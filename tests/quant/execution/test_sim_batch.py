@@ -306,8 +306,8 @@ def test_sim_transaction_when_a_statement_fails_then_all_rolled_back_and_connect
     from psycopg2.extensions import STATUS_READY
 
     with pytest.raises(BrokerError, match="division by zero"):
-        with broker._locked() as (cur, cash):
-            assert cash == 100_000.0
+        with broker._locked() as cur:
+            assert cur.fetchone() == (100_000.0,)  # the account's cash, locked
             cur.execute(
                 "update ops.sim_accounts set cash_usd = 1 where account = %s",
                 (broker.account_name,),
@@ -338,3 +338,65 @@ def test_sim_call_when_caller_transaction_open_then_it_runs_inside_and_commits_i
     db_conn.rollback()  # nothing left to roll back: the broker committed it
     assert broker.account().cash_usd == 5.0
     assert [o.client_order_id for o in broker.open_orders()] == ["c-1"]
+
+
+def test_sim_calls_when_account_row_missing_then_refused_as_unknown_account(db_conn) -> None:  # noqa: ANN001
+    gone = SimBroker(db_conn, account=f"g-{uuid.uuid4().hex[:8]}")
+    with db_conn, db_conn.cursor() as cur:
+        cur.execute("delete from ops.sim_accounts where account = %s", (gone.account_name,))
+    for call in (
+        lambda: gone.submit_many([order("x", "AAA", "buy", 1)]),
+        lambda: gone.fill_auction({"AAA": 1.0}, at=T0),
+        lambda: gone.cancel_all(),
+        lambda: gone.cancel_many(["sim-x"]),
+    ):
+        with pytest.raises(BrokerError, match="does not exist"):
+            call()
+
+
+def test_fill_auction_when_waiting_for_the_lock_then_fills_orders_committed_meanwhile(
+    pg_settings,  # noqa: ANN001
+) -> None:
+    import threading
+    import time
+
+    from quant.db import connect
+
+    account = f"w-{uuid.uuid4().hex[:8]}"
+    holder, waiter, watcher = connect(pg_settings), connect(pg_settings), connect(pg_settings)
+    try:
+        first = SimBroker(holder, account=account)
+        second = SimBroker(waiter, account=account)
+        with holder.cursor() as cur:  # a transaction of the first process holds the lock
+            cur.execute("select 1 from ops.sim_accounts where account = %s for update", (account,))
+        result: dict[str, object] = {}
+
+        def auction() -> None:
+            try:
+                result["fills"] = second.fill_auction({"AAA": 10.0}, at=T0)
+            except BaseException as exc:  # handed to the test's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=auction)
+        thread.start()
+        deadline = time.monotonic() + 10
+        waiting = False
+        while not waiting and time.monotonic() < deadline:
+            with watcher, watcher.cursor() as cur:
+                cur.execute(
+                    "select count(*) from pg_stat_activity where pid = %s "
+                    "and wait_event_type = 'Lock'",
+                    (waiter.get_backend_pid(),),
+                )
+                waiting = cur.fetchone()[0] == 1
+            time.sleep(0.02)
+        assert waiting, "the auction never waited for the account lock"
+        # inside the open transaction, then committed: the lock is released
+        first.submit_many([order("late", "AAA", "buy", 5)])
+        thread.join(timeout=30)
+        assert "error" not in result, result.get("error")
+        fills = result["fills"]
+        assert [(f.client_order_id, f.qty_shares) for f in fills] == [("late", 5)]  # type: ignore[union-attr]
+    finally:
+        for conn in (holder, waiter, watcher):
+            conn.close()
