@@ -12,7 +12,10 @@ process that opens the same account sees the same book. Each method is one
 transaction, serialised per account by a row lock. The batch methods
 (:meth:`SimBroker.submit_many`, :meth:`SimBroker.cancel_many`,
 :meth:`SimBroker.orders_by_client_ids`) and :meth:`SimBroker.fill_auction`
-are set-based: a few statements per call whatever the number of orders.
+are set-based: a few statements per call whatever the number of orders, a
+batch travelling as one array text per column. A backtest calls the broker
+thousands of times, so round trips are counted too: the lock travels with
+the BEGIN and the query after it, and single reads skip BEGIN and COMMIT.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ _ORDER_COLUMNS = (
 )
 _LIVE = ("open", "partially_filled")
 # Orders of the account by a list of client order ids (named parameters: the ids' array
-# text, and ``account``): one probe of the (account, client_order_id) index per id, whatever the planner's
-# statistics say about the account's size.
+# text, and ``account``): one probe of the (account, client_order_id) index per id,
+# whatever the planner's statistics say about the account's size.
 _BY_CLIENT_ID = (
     "unnest(%({ids})s::text[]) as k (client_order_id) cross join lateral ("
     "select {columns} from ops.sim_orders as s where s.account = %(account)s "
@@ -366,7 +369,7 @@ class SimBroker:
             )
             rows = cur.fetchall()
         if not rows:
-            raise BrokerError(f"sim account {self.account_name!r} does not exist")
+            raise self._missing()
         cash, positions_value = rows[0][0], rows[0][1]
         account = Account(equity_usd=cash + positions_value, cash_usd=cash)
         return account, [
@@ -618,11 +621,11 @@ class SimBroker:
     ) -> list[Fill]:
         """Execute the live orders that take part in this auction.
 
-        One transaction: the orders and the positions of their symbols are
-        read once, the auction runs in memory (orders by submission time,
-        each seeing the positions left by the ones before it), and the
-        orders, cash, positions and fills are written back in a few
-        statements.
+        One transaction: the cash, the orders and the positions of their
+        symbols are read in one query, the auction runs in memory (orders by
+        submission time, each seeing the positions left by the ones before
+        it), and the orders, cash, positions and fills are written back in
+        one statement.
 
         Parameters
         ----------
