@@ -161,14 +161,14 @@ def _cached_features(
         positions = positions[keep]
     if positions.size == 0:
         return _feature_types(_empty(wanted), columns)
-    data: dict[str, Any] = {
-        "symbol": held["symbol"].take(positions).reset_index(drop=True),
-        "session_date": pd.Series(features.dates[positions]).astype(_date_dtype()),
-    }
-    for name in columns:
+    matrix = np.empty((positions.size, len(columns)), dtype=np.float64, order="F")
+    for j, name in enumerate(columns):
         values = _derived(features, ("float64", name), lambda n=name: held[n].to_numpy(dtype=float))
-        data[name] = values[positions]
-    return pd.DataFrame(data)
+        matrix[:, j] = values[positions]
+    frame = pd.DataFrame(matrix, columns=list(columns), copy=False)
+    frame.insert(0, "session_date", pd.Series(features.dates[positions]).astype(_date_dtype()))
+    frame.insert(0, "symbol", held["symbol"].take(positions).reset_index(drop=True))
+    return frame
 
 
 def _plain_number(dtype: Any) -> bool:
