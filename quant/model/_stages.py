@@ -157,10 +157,10 @@ def _drift(
         days = frame["session_date"].to_numpy()
         for day in window:
             if missing[0] <= day <= missing[-1]:
-                lo, hi = np.searchsorted(days, np.datetime64(day), side="left"), np.searchsorted(
-                    days, np.datetime64(day), side="right"
-                )
-                memo[day] = prepared.counts(frame.iloc[lo:hi])
+                at = np.datetime64(day)
+                lo = np.searchsorted(days, at, side="left")
+                hi = np.searchsorted(days, at, side="right")
+                memo[day] = prepared.counts(frame.iloc[lo:hi])  # a day with no row counts zeros
     return prepared.drift_from_counts([memo[d] for d in window])
 
 
