@@ -36,11 +36,14 @@ sets ``QUANT_MODEL__BIN_SAMPLE_ROWS``). It prints:
 * ``cache_load_seconds``: :func:`quant.model.cache_model_inputs` (one COPY
   per mart);
 * ``retrain_seconds``: the retrain stage on a session it retrains
-  (``mean``, ``median``, ``max``, ``count``; ``retrain_cpu_seconds`` its CPU
+  (``mean``, ``median``, ``min``, ``max``, ``count``; ``retrain_cpu_seconds`` its CPU
   time, which other work on the machine disturbs less), ``train_model_seconds``
   the training inside it (LightGBM's datasets and boosting, validation, the
   reference distribution); ``final_rounds`` and ``fold_rounds`` the boosting
-  rounds of each model (early stopping decides them);
+  rounds of each model (early stopping decides them). LightGBM's threads wait
+  for each other: when another process keeps a core busy, a 2-thread fit
+  takes several times longer (``OMP_WAIT_POLICY=PASSIVE`` in the environment
+  limits that; one thread does not suffer from it);
 * ``decision_seconds``: the retrain stage on a session it skips (champion
   lookup, drift statistic over ``drift_window_sessions``, the decision row);
 * ``predict_seconds``: the predict stage (universe, features, scoring,
@@ -259,6 +262,7 @@ def _summary(values: list[float]) -> dict:
         "count": len(values),
         "mean": round(statistics.fmean(values), 4),
         "median": round(statistics.median(values), 4),
+        "min": round(min(values), 4),
         "max": round(max(values), 4),
     }
 
