@@ -90,6 +90,7 @@ _POSITION = {
     "market_price_usd": "double precision",
 }
 _FILL = {
+    "fill_id": "bigint",
     "order_id": "text",
     "client_order_id": "text",
     "symbol": "text",
@@ -135,6 +136,8 @@ def _sql_array(values: Sequence[Any], sql_type: str) -> str:
         if None in values:
             return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in values) + "}"
         return "{" + ",".join(map(repr, map(float, values))) + "}"
+    if sql_type == "bigint":
+        return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
     if sql_type == "boolean":
         return "{" + ",".join("NULL" if v is None else ("t" if v else "f") for v in values) + "}"
     raise ValueError(f"no array form for SQL type {sql_type!r}")
@@ -226,6 +229,7 @@ class SimBroker:
         if not (0 < max_participation <= 1):
             raise ValueError(f"max_participation must be in (0, 1], got {max_participation}")
         self._conn = conn
+        self._by_hand = self._committed = False  # the state of :meth:`_tx`
         self.account_name = account
         self.slippage_bps = slippage_bps
         self.commission_per_share_usd = commission_per_share_usd
@@ -266,21 +270,33 @@ class SimBroker:
                     yield cur
                 return
             conn.autocommit = True
+            self._by_hand, self._committed = True, False
             try:
                 with conn.cursor() as cur:
                     try:
                         cur.execute("begin" if first is None else f"begin; {first}", params)
                         yield cur
-                        cur.execute("commit")
+                        if not self._committed:
+                            cur.execute("commit")
                     except BaseException:
                         with suppress(psycopg2.Error):  # the failure being raised says more
                             cur.execute("rollback")
                         raise
             finally:
+                self._by_hand = False
                 if not conn.closed:
                     conn.autocommit = False
         except psycopg2.Error as exc:
             raise BrokerError(f"sim broker ({self.account_name}): {exc}".strip()) from exc
+
+    def _finish(self, cur: Any, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> None:
+        """Run ``sql`` as the last statement of the :meth:`_tx` transaction; delimited
+        by hand, the COMMIT travels with it (its rows are not kept)."""
+        if self._by_hand:
+            cur.execute(f"{sql}; commit", params)
+            self._committed = True
+        else:
+            cur.execute(sql, params)
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
@@ -518,17 +534,14 @@ class SimBroker:
                     f"duplicate client_order_id {named} in sim account {self.account_name!r}"
                 )
             now = datetime.now(UTC)
-            cur.execute(
+            self._finish(  # one row per order or an error: the transaction is all or nothing
+                cur,
                 f"insert into ops.sim_orders (account, {', '.join(_NEW_ORDER)}, status, "
                 f"submitted_at, updated_at) select %(account)s, {', '.join(_NEW_ORDER)}, 'open', "
                 "at, at from (select *, %(now)s::timestamptz + (n - 1) * interval '1 microsecond' "
                 f"as at from {_unnest(_NEW_ORDER, 'new')}) as v",
                 {"account": self.account_name, "now": now, **_arrays(_NEW_ORDER, rows, "new")},
             )
-            if cur.rowcount != len(rows):
-                raise BrokerError(
-                    f"sim account {self.account_name!r} stored {cur.rowcount} of {len(rows)} orders"
-                )
         # the rows as stored: nothing in them is computed by the database
         return [
             BrokerOrder(
@@ -655,10 +668,17 @@ class SimBroker:
             capacity = {
                 s.upper(): float(math.floor(self.max_participation * v)) for s, v in volumes.items()
             }
-        with self._locked(  # the cash, and the live orders with the positions in their symbols
+        # the cash; the live orders with the positions in their symbols; a fill id drawn
+        # for each order (the ones that do not fill leave a gap in the sequence), so that
+        # the writes need not return them and can travel with the COMMIT
+        with self._locked(
             "select o.order_id, o.client_order_id, o.symbol, o.side, o.qty_shares, "
             "o.filled_qty_shares, o.order_type, o.limit_price_usd, o.reduce_only, "
-            "p.qty_shares, p.avg_price_usd, a.cash_usd from ops.sim_accounts as a "
+            "p.qty_shares, p.avg_price_usd, a.cash_usd, "
+            "case when o.order_id is not null then nextval(f.seq) end "
+            "from ops.sim_accounts as a "
+            "cross join (select pg_get_serial_sequence('ops.sim_fills', 'fill_id')::regclass"
+            " as seq) as f "
             "left join ops.sim_orders as o on o.account = a.account "
             "and o.status in ('open', 'partially_filled') and o.time_in_force in %(tifs)s "
             "left join ops.sim_positions as p on p.account = o.account and p.symbol = o.symbol "
@@ -683,12 +703,16 @@ class SimBroker:
             )
             for order in orders:
                 run.execute(order)
+            fill_ids = sorted(r[12] for r in rows if r[12] is not None)  # in execution order
+            run.fill_rows = [
+                (fill_id, *row) for fill_id, row in zip(fill_ids, run.fill_rows, strict=False)
+            ]
             self._write_auction(cur, run)
         return run.fills
 
     def _write_auction(self, cur: Any, run: _Auction) -> None:
-        """Write an auction's outcome in one statement: the orders' fill state, the cash,
-        the positions of the symbols that traded and the fills (whose ids it returns)."""
+        """Write an auction's outcome in one statement, with the COMMIT: the orders' fill
+        state, the cash, the positions of the symbols that traded and the fills."""
         params = {
             "account": self.account_name,
             "cash": run.cash,
@@ -705,9 +729,10 @@ class SimBroker:
         )
         if not run.fill_rows:  # reduce-only orders cancelled, nothing traded
             if run.order_updates:
-                cur.execute(update_orders, params)
+                self._finish(cur, update_orders, params)
             return
-        cur.execute(
+        self._finish(
+            cur,
             f"with orders as ({update_orders}), "
             "cash as (update ops.sim_accounts set cash_usd = %(cash)s, updated_at = now() "
             "where account = %(account)s), "
@@ -717,23 +742,20 @@ class SimBroker:
             "on conflict (account, symbol) do update set qty_shares = excluded.qty_shares, "
             "avg_price_usd = excluded.avg_price_usd, market_price_usd = excluded.market_price_usd, "
             "updated_at = excluded.updated_at) "
-            "insert into ops.sim_fills (account, order_id, client_order_id, symbol, side, "
-            "qty_shares, price_usd, commission_usd, filled_at) "
-            f"select %(account)s, {', '.join(_FILL)}, %(at)s from {_unnest(_FILL, 'f')} "
-            "order by n returning order_id, fill_id",
+            f"insert into ops.sim_fills ({', '.join(_FILL)}, account, filled_at) "
+            f"select {', '.join(_FILL)}, %(account)s, %(at)s from {_unnest(_FILL, 'f')}",
             params,
         )
-        fill_ids = dict(cur.fetchall())  # an order fills at most once per auction
         run.fills = [
             Fill(
-                fill_id=str(fill_ids[r[0]]),
-                order_id=r[0],
-                client_order_id=r[1],
-                symbol=r[2],
-                side=r[3],
-                qty_shares=r[4],
-                price_usd=r[5],
-                commission_usd=r[6],
+                fill_id=str(r[0]),
+                order_id=r[1],
+                client_order_id=r[2],
+                symbol=r[3],
+                side=r[4],
+                qty_shares=r[5],
+                price_usd=r[6],
+                commission_usd=r[7],
                 filled_at=run.at,
             )
             for r in run.fill_rows
@@ -759,7 +781,7 @@ class _Auction:
 
     ``order_updates`` holds the new fill state of every order touched (columns of
     ``_ORDER_FILL_STATE``), ``fill_rows`` the fills in execution order (columns of
-    ``_FILL``), ``book`` the positions ``symbol -> (qty_shares, avg_price_usd)``,
+    ``_FILL`` but the fill id, which the caller puts first), ``book`` the positions ``symbol -> (qty_shares, avg_price_usd)``,
     ``marks`` the auction price of every symbol that traded and ``cash`` the
     account's cash after the fills, USD.
     """
@@ -783,7 +805,7 @@ class _Auction:
         self.at = at
         self.marks: dict[str, float] = {}
         self.order_updates: list[tuple[str, float, str, str | None]] = []
-        self.fill_rows: list[tuple[str, str, str, str, float, float, float]] = []
+        self.fill_rows: list[tuple[Any, ...]] = []
         self.fills: list[Fill] = []
 
     def execute(self, order: _Resting) -> None:

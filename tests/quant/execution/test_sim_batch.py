@@ -400,3 +400,35 @@ def test_fill_auction_when_waiting_for_the_lock_then_fills_orders_committed_mean
     finally:
         for conn in (holder, waiter, watcher):
             conn.close()
+
+
+def test_batch_calls_when_connection_idle_then_a_fixed_number_of_round_trips(pg_settings) -> None:  # noqa: ANN001
+    import psycopg2.extensions
+
+    from quant.db import connect
+
+    sent: list[str] = []
+
+    class Counting(psycopg2.extensions.cursor):
+        def execute(self, sql, params=None):  # noqa: ANN001, ANN202
+            sent.append(sql if isinstance(sql, str) else sql.decode())
+            return super().execute(sql, params)
+
+    conn = connect(pg_settings)
+    conn.cursor_factory = Counting
+    try:
+        broker = SimBroker(conn, account=f"r-{uuid.uuid4().hex[:8]}")
+        for n in (3, 300):  # whatever the number of orders
+            batch = [order(f"{n}-{i}", f"S{i:03d}", "buy", 10) for i in range(n)]
+            sent.clear()
+            broker.submit_many(batch)
+            assert len(sent) == 2  # BEGIN, lock and duplicate check; insert and COMMIT
+            sent.clear()
+            fills = broker.fill_auction({f"S{i:03d}": 10.0 for i in range(n)}, at=T0)
+            assert len(fills) == n
+            assert len(sent) == 2  # BEGIN, lock and read; writes and COMMIT
+            sent.clear()
+            broker.book()
+            assert len(sent) == 1
+    finally:
+        conn.close()
