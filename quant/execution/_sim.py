@@ -712,13 +712,17 @@ class SimBroker:
 
     def _write_auction(self, cur: Any, run: _Auction) -> None:
         """Write an auction's outcome in one statement, with the COMMIT: the orders' fill
-        state, the cash, the positions of the symbols that traded and the fills."""
+        state, the cash, the positions of the symbols that traded (rows updated, or
+        inserted for symbols the account had no row for) and the fills."""
+        held = [(s, p) for s, p in run.marks.items() if s in run.had_rows]
+        opened = [(s, p) for s, p in run.marks.items() if s not in run.had_rows]
         params = {
             "account": self.account_name,
             "cash": run.cash,
             "at": run.at,
             **_arrays(_ORDER_FILL_STATE, run.order_updates, "o"),
-            **_arrays(_POSITION, [(s, *run.book[s], p) for s, p in run.marks.items()], "p"),
+            **_arrays(_POSITION, [(s, *run.book[s], p) for s, p in held], "p"),
+            **_arrays(_POSITION, [(s, *run.book[s], p) for s, p in opened], "q"),
             **_arrays(_FILL, run.fill_rows, "f"),
         }
         update_orders = (
@@ -736,12 +740,13 @@ class SimBroker:
             f"with orders as ({update_orders}), "
             "cash as (update ops.sim_accounts set cash_usd = %(cash)s, updated_at = now() "
             "where account = %(account)s), "
-            "positions as (insert into ops.sim_positions (account, symbol, qty_shares, "
+            "held as (update ops.sim_positions as h set qty_shares = v.qty_shares, "
+            "avg_price_usd = v.avg_price_usd, market_price_usd = v.market_price_usd, "
+            f"updated_at = now() from {_unnest(_POSITION, 'p')} "
+            "where h.account = %(account)s and h.symbol = v.symbol), "
+            "opened as (insert into ops.sim_positions (account, symbol, qty_shares, "
             "avg_price_usd, market_price_usd, updated_at) "
-            f"select %(account)s, {', '.join(_POSITION)}, now() from {_unnest(_POSITION, 'p')} "
-            "on conflict (account, symbol) do update set qty_shares = excluded.qty_shares, "
-            "avg_price_usd = excluded.avg_price_usd, market_price_usd = excluded.market_price_usd, "
-            "updated_at = excluded.updated_at) "
+            f"select %(account)s, {', '.join(_POSITION)}, now() from {_unnest(_POSITION, 'q')}) "
             f"insert into ops.sim_fills ({', '.join(_FILL)}, account, filled_at) "
             f"select {', '.join(_FILL)}, %(account)s, %(at)s from {_unnest(_FILL, 'f')}",
             params,
@@ -801,6 +806,7 @@ class _Auction:
         self.prices = prices
         self.capacity = capacity
         self.book = book
+        self.had_rows = set(book)  # symbols with a row in ops.sim_positions
         self.cash = cash_usd
         self.at = at
         self.marks: dict[str, float] = {}
