@@ -3,7 +3,7 @@
 The equal-weight and ``top_k`` books are independent of the strategy's
 (accounts, run ids and weights of their own) and need only D's scores, which
 the strategy's process has written to ``ops.predictions`` before it sends D.
-So the baselines run a session behind at most, on the machine's other core.
+So the baselines work through the sessions as they are handed over, on another core.
 
 Protocol (:class:`quant.backtest._process.WorkerProcess`): the child receives
 the backtest (id, settings, sessions), then each session ``(D, run_id)``, then

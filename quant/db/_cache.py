@@ -19,7 +19,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ _ACTIVE: ContextVar[RelationCache | None] = ContextVar("quant_relation_cache", d
 
 
 _TEXT = ("text", "character varying", "character")
+_CHUNK = timedelta(days=120)
 
 
 def _column_types(conn: Any, relation: str) -> dict[str, str]:
@@ -136,23 +137,37 @@ class RelationCache:
         if missing:
             raise KeyError(f"{relation} has no column {', '.join(missing)}")
         selected = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
-        with conn.cursor() as cur:
-            query = cur.mogrify(
-                f"select {selected} from {_identifier(relation)} "
-                "where session_date between %s and %s order by session_date, symbol",
-                (start, end),
-            ).decode()
-            buffer = io.StringIO()
-            cur.copy_expert(f"copy ({query}) to stdout with (format csv, header true)", buffer)
-        buffer.seek(0)
         text = [c for c in wanted if types[c] in _TEXT or types[c] == "boolean"]
-        frame = pd.read_csv(
-            buffer,
-            dtype=dict.fromkeys(text, str),
-            keep_default_na=False,
-            na_values={c: [""] for c in wanted},
-            low_memory=False,
-        )
+        chunks = []
+        with conn.cursor() as cur:
+            # a few months a COPY: the CSV text of a whole range would take ten times the frame
+            lo = start
+            while lo <= end:
+                hi = min(lo + _CHUNK - timedelta(days=1), end)
+                query = cur.mogrify(
+                    f"select {selected} from {_identifier(relation)} "
+                    "where session_date between %s and %s order by session_date, symbol",
+                    (lo, hi),
+                ).decode()
+                buffer = io.StringIO()
+                cur.copy_expert(f"copy ({query}) to stdout with (format csv, header true)", buffer)
+                buffer.seek(0)
+                chunk = pd.read_csv(
+                    buffer,
+                    dtype=dict.fromkeys(text, str),
+                    keep_default_na=False,
+                    na_values={c: [""] for c in wanted},
+                    low_memory=False,
+                )
+                del buffer
+                if len(chunk) or not chunks:
+                    chunks.append(chunk)
+                lo = hi + timedelta(days=1)
+        nonempty = [c for c in chunks if len(c)]
+        if len(nonempty) > 1:
+            frame = pd.concat(nonempty, ignore_index=True)
+        else:
+            frame = nonempty[0] if nonempty else chunks[0]
         for name in wanted:
             kind = types[name]
             if kind == "boolean":

@@ -136,3 +136,44 @@ def test_load_returns_when_cache_starts_inside_lookback_then_database_answers(
 
     pd.testing.assert_frame_equal(got, expected)
     assert len(got) == 5
+
+
+def test_load_when_range_spans_many_copies_then_same_frame_as_one_copy(
+    db_conn, monkeypatch
+):
+    """Rows read a few months at a time, with gaps and columns null in whole stretches."""
+    from quant.db import _cache
+
+    days = [date(2022, 1, 3) + timedelta(days=3 * i) for i in range(150)]
+    days = [d for d in days if not date(2022, 6, 1) <= d <= date(2022, 11, 30)]  # a long gap
+    with db_conn.cursor() as cur:
+        cur.execute(f"drop schema if exists {SCHEMA} cascade")
+        cur.execute(f"create schema {SCHEMA}")
+        cur.execute(
+            f"create table {SCHEMA}.wide (session_date date, symbol text, n bigint, "
+            "x double precision, flag boolean, label text)"
+        )
+        for i, day in enumerate(days):
+            for name in NAMES:
+                n = None if day.year == 2022 and day.month < 4 else i  # null for months
+                flag = None if i % 50 == 0 else i % 2 == 0
+                cur.execute(
+                    f"insert into {SCHEMA}.wide values (%s, %s, %s, %s, %s, %s)",
+                    (day, name, n, i / 7, flag, None if i % 3 else f"L{i}"),
+                )
+    db_conn.commit()
+    relation = f"{SCHEMA}.wide"
+    try:
+        chunked = RelationCache().load(db_conn, relation, days[0], days[-1])
+        monkeypatch.setattr(_cache, "_CHUNK", timedelta(days=10_000))
+        whole = RelationCache().load(db_conn, relation, days[0], days[-1])
+        empty = RelationCache().load(db_conn, relation, date(2022, 7, 1), date(2022, 8, 1))
+    finally:
+        with db_conn.cursor() as cur:
+            cur.execute(f"drop schema if exists {SCHEMA} cascade")
+        db_conn.commit()
+
+    assert len(whole.frame) == len(days) * len(NAMES)
+    pd.testing.assert_frame_equal(chunked.frame, whole.frame)
+    assert (chunked.dates == whole.dates).all()
+    assert empty.frame.empty
