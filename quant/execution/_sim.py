@@ -670,8 +670,12 @@ class SimBroker:
             }
         # the cash; the live orders with the positions in their symbols; a fill id drawn
         # for each order (the ones that do not fill leave a gap in the sequence), so that
-        # the writes need not return them and can travel with the COMMIT
+        # the writes need not return them and can travel with the COMMIT. The live orders
+        # are found by plain index scans, which mark the index entries of filled orders
+        # dead as they pass: a bitmap scan would visit every order the account ever had
+        # until the next vacuum (4 ms an auction after 50,000 orders).
         with self._locked(
+            "set local enable_bitmapscan = off; "
             "select o.order_id, o.client_order_id, o.symbol, o.side, o.qty_shares, "
             "o.filled_qty_shares, o.order_type, o.limit_price_usd, o.reduce_only, "
             "p.qty_shares, p.avg_price_usd, a.cash_usd, "
