@@ -35,21 +35,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-HOME = Path(tempfile.mkdtemp(prefix="qbench-bt-", dir="/tmp"))
-for _key in [k for k in os.environ if k.upper().startswith("QUANT_")]:
-    del os.environ[_key]
-os.environ.pop("DATABASE_URL", None)
-os.environ["QUANT_HOME"] = str(HOME)
+from quant.testing.scratch_home import scratch_home
 
 INITIAL_CASH_USD = 1_000_000.0
 COMMISSION_PER_SHARE_USD = 0.005
@@ -246,56 +238,57 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    try:
-        data = market(args.symbols, args.sessions, args.end)
-        bt, why = ensure_backtrader()
-        ours_runs, their_runs = [], []
-        for _ in range(args.repeat):
-            ours_runs.append(run_ours(data))
-            if bt is not None:
-                their_runs.append(run_backtrader(bt, data))
-        ours = _median_run(ours_runs)
-        figures: dict[str, Any] = {
-            "symbols": len(data["names"]),
-            "sessions": len(data["days"]),
-            "rebalances": sum(data["rebalance"][:-1]),
-            "commission_per_share_usd": COMMISSION_PER_SHARE_USD,
-            "repeat": args.repeat,
-            "ours_s": round(ours["seconds"], 2),
-            "ours_runs_s": [round(r["seconds"], 2) for r in ours_runs],
-            "ours_final_equity_usd": round(ours["final_equity_usd"], 2),
-            "ours_orders": ours["orders"],
-            "ours_fills": ours["fills"],
-            "ours_split_s": ours["split_s"],
-        }
-        if bt is None:
-            figures |= {"backtrader_s": None, "skipped": why}
-            print(f"backtrader skipped: {why}", file=sys.stderr)
-        else:
-            theirs = _median_run(their_runs)
-            diff = ours["final_equity_usd"] / theirs["final_equity_usd"] - 1.0
-            speedup = theirs["seconds"] / ours["seconds"]
-            figures |= {
-                "backtrader_version": getattr(bt, "__version__", None),
-                "backtrader_s": round(theirs["seconds"], 2),
-                "backtrader_runs_s": [round(r["seconds"], 2) for r in their_runs],
-                "backtrader_final_equity_usd": round(theirs["final_equity_usd"], 2),
-                "backtrader_orders": theirs["orders"],
-                "backtrader_fills": theirs["fills"],
-                "speedup": round(speedup, 2),
-                "final_equity_rel_diff": diff,
-                "goal_speedup": 10.0,
-                "goal_equity_rel_diff": 0.01,
-                "meets_speed_goal": speedup >= 10.0,
-                "meets_equity_goal": abs(diff) <= 0.01,
-            }
-        print(json.dumps(figures))
-        return 0
-    finally:
-        from quant.db import stop_embedded
+    with scratch_home("qbench-bt-"):
+        figures = _compare(args)
+    print(json.dumps(figures))
+    return 0
 
-        stop_embedded(HOME / "pgdata")
-        shutil.rmtree(HOME, ignore_errors=True)
+
+def _compare(args: argparse.Namespace) -> dict[str, Any]:
+    """Both loops ``args.repeat`` times, alternating; the figures of the medians."""
+    data = market(args.symbols, args.sessions, args.end)
+    bt, why = ensure_backtrader()
+    ours_runs, their_runs = [], []
+    for _ in range(args.repeat):
+        ours_runs.append(run_ours(data))
+        if bt is not None:
+            their_runs.append(run_backtrader(bt, data))
+    ours = _median_run(ours_runs)
+    figures: dict[str, Any] = {
+        "symbols": len(data["names"]),
+        "sessions": len(data["days"]),
+        "rebalances": sum(data["rebalance"][:-1]),
+        "commission_per_share_usd": COMMISSION_PER_SHARE_USD,
+        "repeat": args.repeat,
+        "ours_s": round(ours["seconds"], 2),
+        "ours_runs_s": [round(r["seconds"], 2) for r in ours_runs],
+        "ours_final_equity_usd": round(ours["final_equity_usd"], 2),
+        "ours_orders": ours["orders"],
+        "ours_fills": ours["fills"],
+        "ours_split_s": ours["split_s"],
+    }
+    if bt is None:
+        figures |= {"backtrader_s": None, "skipped": why}
+        print(f"backtrader skipped: {why}", file=sys.stderr)
+    else:
+        theirs = _median_run(their_runs)
+        diff = ours["final_equity_usd"] / theirs["final_equity_usd"] - 1.0
+        speedup = theirs["seconds"] / ours["seconds"]
+        figures |= {
+            "backtrader_version": getattr(bt, "__version__", None),
+            "backtrader_s": round(theirs["seconds"], 2),
+            "backtrader_runs_s": [round(r["seconds"], 2) for r in their_runs],
+            "backtrader_final_equity_usd": round(theirs["final_equity_usd"], 2),
+            "backtrader_orders": theirs["orders"],
+            "backtrader_fills": theirs["fills"],
+            "speedup": round(speedup, 2),
+            "final_equity_rel_diff": diff,
+            "goal_speedup": 10.0,
+            "goal_equity_rel_diff": 0.01,
+            "meets_speed_goal": speedup >= 10.0,
+            "meets_equity_goal": abs(diff) <= 0.01,
+        }
+    return figures
 
 
 if __name__ == "__main__":
