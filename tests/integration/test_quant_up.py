@@ -49,6 +49,25 @@ def _post(url: str, token: str, body: dict) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def _command_lines(processes: list[psutil.Process]) -> list[str]:
+    """The command lines of those still running (a child may exit while it is listed)."""
+    lines = []
+    for process in processes:
+        try:
+            lines.append(" ".join(process.cmdline()))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess included
+            continue
+    return lines
+
+
+def _running(process: psutil.Process) -> bool:
+    """Still running and not a zombie (one that ends while it is asked counts as ended)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
     airflow_db: Settings, quant_home: Path
 ) -> None:
@@ -74,7 +93,7 @@ def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
             time.sleep(1)
         assert status == 200, "API server did not come up"
         children = psutil.Process(proc.pid).children(recursive=True)
-        names = " ".join(" ".join(c.cmdline()) for c in children)
+        names = " ".join(_command_lines(children))
         for component in ("scheduler", "dag-processor", "triggerer", "sidecar"):
             assert component in names
 
@@ -131,5 +150,5 @@ def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
     assert "login admin /" in out
     assert proc.returncode == 0, out
     time.sleep(1)
-    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], f"left running: {[c.cmdline() for c in alive]}"
+    alive = [c for c in children if _running(c)]
+    assert alive == [], f"left running: {_command_lines(alive)}"
