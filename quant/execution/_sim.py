@@ -182,6 +182,22 @@ def _order_from_row(row: tuple[Any, ...]) -> BrokerOrder:
     )
 
 
+def _fill_from_row(row: Sequence[Any], filled_at: datetime) -> Fill:
+    """A fill from its columns ``fill_id, order_id, client_order_id, symbol, side,
+    qty_shares, price_usd, commission_usd`` (in that order)."""
+    return Fill(
+        fill_id=str(row[0]),
+        order_id=row[1],
+        client_order_id=row[2],
+        symbol=row[3],
+        side=row[4],
+        qty_shares=row[5],
+        price_usd=row[6],
+        commission_usd=row[7],
+        filled_at=filled_at,
+    )
+
+
 class SimBroker:
     """A simulated broker account persisted in PostgreSQL; implements :class:`Broker`.
 
@@ -444,20 +460,7 @@ class SimBroker:
                 (self.account_name, since),
             )
             rows = cur.fetchall()
-        return [
-            Fill(
-                fill_id=str(r[0]),
-                order_id=r[1],
-                client_order_id=r[2],
-                symbol=r[3],
-                side=r[4],
-                qty_shares=r[5],
-                price_usd=r[6],
-                commission_usd=r[7],
-                filled_at=r[8],
-            )
-            for r in rows
-        ]
+        return [_fill_from_row(r[:8], r[8]) for r in rows]
 
     # -- writes ---------------------------------------------------------------------------
     def _order_id(self, client_order_id: str) -> str:
@@ -755,20 +758,7 @@ class SimBroker:
             f"select {', '.join(_FILL)}, %(account)s, %(at)s from {_unnest(_FILL, 'f')}",
             params,
         )
-        run.fills = [
-            Fill(
-                fill_id=str(r[0]),
-                order_id=r[1],
-                client_order_id=r[2],
-                symbol=r[3],
-                side=r[4],
-                qty_shares=r[5],
-                price_usd=r[6],
-                commission_usd=r[7],
-                filled_at=run.at,
-            )
-            for r in run.fill_rows
-        ]
+        run.fills = [_fill_from_row(r, run.at) for r in run.fill_rows]
 
 
 class _Resting(NamedTuple):
