@@ -103,9 +103,8 @@ class Trainer:
 
 def work(receive: Connection, send: Connection) -> None:
     """The child: fit each date's model in order and send it."""
-    from threadpoolctl import threadpool_limits
-
-    from quant.db import RelationCache, cached_relations, connect, reused_connections
+    from quant.backtest._engine import _session_context
+    from quant.db import RelationCache, connect
     from quant.exceptions import TrainingDataError
     from quant.model import cache_model_inputs, fit_model
 
@@ -115,11 +114,7 @@ def work(receive: Connection, send: Connection) -> None:
         cache = RelationCache()
         cache_model_inputs(conn, cache, sessions[0], sessions[-1], settings)
         conn.commit()
-        with (
-            reused_connections(),
-            cached_relations(cache),
-            threadpool_limits(limits=1, user_api="blas"),
-        ):
+        with _session_context(cache):
             for day in dates:
                 try:
                     send.send(("model", day, fit_model(conn, day, settings)))
