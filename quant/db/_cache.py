@@ -14,6 +14,7 @@ after the build, never ``ops.*``.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,8 +50,12 @@ def _column_types(conn: Any, relation: str) -> dict[str, str]:
     return types
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _identifier(relation: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in relation.split(".", 1))
+    return ".".join(_quote(part) for part in relation.split(".", 1))
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,13 @@ class CachedRelation:
         hi = np.searchsorted(self.dates, np.datetime64(end, "ns"), side="right")
         return self.frame.iloc[lo:hi]
 
-    def session_dates(self) -> np.ndarray:
-        """The distinct session dates held, ascending (datetime64[ns])."""
+    @functools.cached_property
+    def _distinct_dates(self) -> np.ndarray:
         return np.unique(self.dates)
+
+    def session_dates(self) -> np.ndarray:
+        """The distinct session dates held, ascending (datetime64[ns]); found once."""
+        return self._distinct_dates
 
 
 class RelationCache:
@@ -136,7 +145,7 @@ class RelationCache:
         missing = [c for c in wanted if c not in types]
         if missing:
             raise KeyError(f"{relation} has no column {', '.join(missing)}")
-        selected = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
+        selected = ", ".join(_quote(c) for c in wanted)
         text = [c for c in wanted if types[c] in _TEXT or types[c] == "boolean"]
         chunks = []
         with conn.cursor() as cur:
