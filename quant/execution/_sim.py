@@ -467,6 +467,27 @@ class SimBroker:
         digest = hashlib.sha256(f"{self.account_name}\0{client_order_id}".encode()).hexdigest()
         return "sim-" + digest[:20]
 
+    def _duplicate_ids(self, cur: Any, orders: Sequence[Order], repeated: list[str]) -> list[str]:
+        """The ids a batch repeats, then the ones the account already has (read with
+        ``cur``), each once."""
+        cur.execute(
+            f"select o.client_order_id from "
+            f"{_BY_CLIENT_ID.format(columns='client_order_id', ids='ids')}",
+            {
+                "ids": _sql_array(list({o.client_order_id for o in orders}), "text"),
+                "account": self.account_name,
+            },
+        )
+        stored = {r[0] for r in cur.fetchall()}
+        again = [o.client_order_id for o in orders if o.client_order_id in stored]
+        return list(dict.fromkeys(repeated + again))
+
+    def _refusal(self, duplicate_ids: list[str]) -> BrokerError:
+        return BrokerError(
+            f"duplicate client_order_id {', '.join(map(repr, duplicate_ids))} "
+            f"in sim account {self.account_name!r}"
+        )
+
     def submit(self, order: Order) -> BrokerOrder:
         return self.submit_many([order])[0]
 
@@ -516,36 +537,33 @@ class SimBroker:
             )
             for o in orders
         ]
-        stored_ids = _BY_CLIENT_ID.format(columns="client_order_id", ids="ids")
-        with self._locked(
-            "select (select cash_usd from ops.sim_accounts where account = %(account)s), "
-            f"array(select o.client_order_id from {stored_ids})",
-            {"ids": _sql_array(sorted(seen), "text")},
-        ) as cur:
-            cash, stored_list = cur.fetchone()
-            if cash is None:
-                raise self._missing()
-            stored = set(stored_list)
-            duplicates = repeated + [
-                o.client_order_id
-                for o in orders
-                if o.client_order_id in stored and o.client_order_id not in repeated
-            ]
-            if duplicates:
-                named = ", ".join(repr(c) for c in dict.fromkeys(duplicates))
-                raise BrokerError(
-                    f"duplicate client_order_id {named} in sim account {self.account_name!r}"
+        from psycopg2.errors import UniqueViolation
+
+        now = datetime.now(UTC)
+        try:
+            with self._locked() as cur:
+                if cur.fetchone() is None:
+                    raise self._missing()
+                if repeated:
+                    raise self._refusal(self._duplicate_ids(cur, orders, repeated))
+                self._finish(  # the unique keys refuse an id the account already has
+                    cur,
+                    f"insert into ops.sim_orders (account, {', '.join(_NEW_ORDER)}, status, "
+                    f"submitted_at, updated_at) select %(account)s, {', '.join(_NEW_ORDER)}, "
+                    "'open', at, at from (select *, %(now)s::timestamptz + (n - 1) * "
+                    f"interval '1 microsecond' as at from {_unnest(_NEW_ORDER, 'new')}) as v",
+                    {"account": self.account_name, "now": now, **_arrays(_NEW_ORDER, rows, "new")},
                 )
-            now = datetime.now(UTC)
-            self._finish(  # one row per order or an error: the transaction is all or nothing
-                cur,
-                f"insert into ops.sim_orders (account, {', '.join(_NEW_ORDER)}, status, "
-                f"submitted_at, updated_at) select %(account)s, {', '.join(_NEW_ORDER)}, 'open', "
-                "at, at from (select *, %(now)s::timestamptz + (n - 1) * interval '1 microsecond' "
-                f"as at from {_unnest(_NEW_ORDER, 'new')}) as v",
-                {"account": self.account_name, "now": now, **_arrays(_NEW_ORDER, rows, "new")},
-            )
+        except BrokerError as exc:
+            if not isinstance(exc.__cause__, UniqueViolation):
+                raise
+            with self._read() as cur:
+                duplicate_ids = self._duplicate_ids(cur, orders, [])
+            if not duplicate_ids:
+                raise
+            raise self._refusal(duplicate_ids) from exc.__cause__
         # the rows as stored: nothing in them is computed by the database
+        stamps = [now + timedelta(microseconds=i) for i in range(len(rows))]
         return [
             BrokerOrder(
                 order_id=r[0],
@@ -560,10 +578,10 @@ class SimBroker:
                 limit_price_usd=None if r[7] is None else float(r[7]),
                 reduce_only=r[8],
                 strategy=r[9],
-                submitted_at=now + timedelta(microseconds=i),
-                updated_at=now + timedelta(microseconds=i),
+                submitted_at=at,
+                updated_at=at,
             )
-            for i, (o, r) in enumerate(zip(orders, rows, strict=True))
+            for o, r, at in zip(orders, rows, stamps, strict=True)
         ]
 
     def cancel(self, order_id: str) -> bool:
@@ -673,7 +691,7 @@ class SimBroker:
             }
         # the cash; the live orders with the positions in their symbols; a fill id drawn
         # for each order (the ones that do not fill leave a gap in the sequence), so that
-        # the writes need not return them and can travel with the COMMIT. The live orders
+        # the write need not return them. The live orders
         # are found by plain index scans, which mark the index entries of filled orders
         # dead as they pass: a bitmap scan would visit every order the account ever had
         # until the next vacuum (4 ms an auction after 50,000 orders).
@@ -718,9 +736,9 @@ class SimBroker:
         return run.fills
 
     def _write_auction(self, cur: Any, run: _Auction) -> None:
-        """Write an auction's outcome in one statement, with the COMMIT: the orders' fill
-        state, the cash, the positions of the symbols that traded (rows updated, or
-        inserted for symbols the account had no row for) and the fills."""
+        """Write an auction's outcome in one statement: the orders' fill state, the cash,
+        the positions of the symbols that traded (rows updated, or inserted for symbols
+        the account had no row for) and the fills, which it counts."""
         held = [(s, p) for s, p in run.marks.items() if s in run.had_rows]
         opened = [(s, p) for s, p in run.marks.items() if s not in run.had_rows]
         params = {
@@ -742,9 +760,11 @@ class SimBroker:
             if run.order_updates:
                 self._finish(cur, update_orders, params)
             return
-        self._finish(
-            cur,
-            f"with orders as ({update_orders}), "
+        # each fill joins the order it fills among the ones updated here: a fill without
+        # its order in this account would be lost from the count, and fails the auction
+        fill_columns = ", ".join(f"v.{c}" for c in _FILL)
+        cur.execute(
+            f"with orders as ({update_orders} returning o.order_id), "
             "cash as (update ops.sim_accounts set cash_usd = %(cash)s, updated_at = now() "
             "where account = %(account)s), "
             "held as (update ops.sim_positions as h set qty_shares = v.qty_shares, "
@@ -753,11 +773,20 @@ class SimBroker:
             "where h.account = %(account)s and h.symbol = v.symbol), "
             "opened as (insert into ops.sim_positions (account, symbol, qty_shares, "
             "avg_price_usd, market_price_usd, updated_at) "
-            f"select %(account)s, {', '.join(_POSITION)}, now() from {_unnest(_POSITION, 'q')}) "
-            f"insert into ops.sim_fills ({', '.join(_FILL)}, account, filled_at) "
-            f"select {', '.join(_FILL)}, %(account)s, %(at)s from {_unnest(_FILL, 'f')}",
+            f"select %(account)s, {', '.join(_POSITION)}, now() from {_unnest(_POSITION, 'q')}), "
+            f"fills as (insert into ops.sim_fills ({', '.join(_FILL)}, account, filled_at) "
+            f"select {fill_columns}, %(account)s, %(at)s from {_unnest(_FILL, 'f')} "
+            "join orders as u on u.order_id = v.order_id returning 1) "
+            "select count(*) from fills",
             params,
         )
+        (written,) = cur.fetchone()
+        if written != len(run.fill_rows):
+            raise BrokerError(
+                f"sim broker ({self.account_name}): {len(run.fill_rows) - written} of the "
+                f"auction's {len(run.fill_rows)} fills match no order it fills; "
+                "the auction is rolled back"
+            )
         run.fills = [_fill_from_row(r, run.at) for r in run.fill_rows]
 
 

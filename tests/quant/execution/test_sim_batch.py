@@ -111,6 +111,21 @@ def test_submit_many_when_ids_already_stored_then_refused_naming_them_and_nothin
         broker.submit(order("old-1", "AAA", "buy", 1))
 
 
+def test_submit_many_when_ids_repeated_and_stored_then_all_named_and_nothing_placed(
+    broker: SimBroker, db_conn
+) -> None:  # noqa: ANN001
+    broker.submit(order("old", "AAA", "buy", 1))
+    batch = [
+        order("new", "AAA", "buy", 1),
+        order("twice", "BBB", "buy", 1),
+        order("old", "CCC", "buy", 1),
+        order("twice", "DDD", "buy", 1),
+    ]
+    with pytest.raises(BrokerError, match=r"client_order_id 'twice', 'old' in sim account"):
+        broker.submit_many(batch)
+    assert set(_stored(db_conn, broker.account_name)) == {"old"}
+
+
 def test_orders_by_client_ids_when_some_unknown_then_only_known_returned(broker: SimBroker) -> None:
     broker.submit_many([order("k-1", "AAA", "buy", 1), order("k-2", "BBB", "buy", 2)])
     found = broker.orders_by_client_ids(["k-2", "nope", "k-1", "k-2"])
@@ -340,6 +355,36 @@ def test_sim_call_when_caller_transaction_open_then_it_runs_inside_and_commits_i
     assert [o.client_order_id for o in broker.open_orders()] == ["c-1"]
 
 
+def test_fill_auction_when_a_fill_matches_no_order_it_fills_then_rolled_back(
+    broker: SimBroker, db_conn, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    from quant.execution import _sim
+
+    broker.submit_many([order("f-1", "AAA", "buy", 10), order("f-2", "BBB", "buy", 10)])
+    other = SimBroker(db_conn, account=f"o-{uuid.uuid4().hex[:8]}")
+    (foreign,) = other.submit_many([order("f-1", "AAA", "buy", 10)])
+    execute = _sim._Auction.execute
+
+    def misattributed(self: _sim._Auction, resting: _sim._Resting) -> None:
+        execute(self, resting)
+        if resting.client_order_id == "f-2":  # its fill names an order of another account
+            self.fill_rows[-1] = (foreign.order_id, *self.fill_rows[-1][1:])
+
+    monkeypatch.setattr(_sim._Auction, "execute", misattributed)
+    with pytest.raises(BrokerError, match="1 of the auction's 2 fills match no order"):
+        broker.fill_auction({"AAA": 10.0, "BBB": 20.0}, at=T0)
+    monkeypatch.undo()
+    assert broker.account().cash_usd == 100_000.0
+    assert broker.positions() == [] and broker.fills_since(T0) == []
+    assert {c: v[1] for c, v in _stored(db_conn, broker.account_name).items()} == {
+        "f-1": "open",
+        "f-2": "open",
+    }
+    assert other.orders_by_client_ids(["f-1"])["f-1"].status is OrderStatus.OPEN
+    # the same auction, untouched, fills both
+    assert len(broker.fill_auction({"AAA": 10.0, "BBB": 20.0}, at=T0)) == 2
+
+
 def test_sim_calls_when_account_row_missing_then_refused_as_unknown_account(db_conn) -> None:  # noqa: ANN001
     gone = SimBroker(db_conn, account=f"g-{uuid.uuid4().hex[:8]}")
     with db_conn, db_conn.cursor() as cur:
@@ -422,11 +467,11 @@ def test_batch_calls_when_connection_idle_then_a_fixed_number_of_round_trips(pg_
             batch = [order(f"{n}-{i}", f"S{i:03d}", "buy", 10) for i in range(n)]
             sent.clear()
             broker.submit_many(batch)
-            assert len(sent) == 2  # BEGIN, lock and duplicate check; insert and COMMIT
+            assert len(sent) == 2  # BEGIN and lock; insert and COMMIT
             sent.clear()
             fills = broker.fill_auction({f"S{i:03d}": 10.0 for i in range(n)}, at=T0)
             assert len(fills) == n
-            assert len(sent) == 2  # BEGIN, lock and read; writes and COMMIT
+            assert len(sent) == 3  # BEGIN, lock and read; writes, counting the fills; COMMIT
             sent.clear()
             broker.book()
             assert len(sent) == 1
