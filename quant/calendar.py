@@ -44,6 +44,7 @@ class TradingCalendar:
         index = self._cal.sessions
         self._sessions: list[date] = [ts.date() for ts in index]
         self._positions = {d: i for i, d in enumerate(self._sessions)}
+        self._times: dict[tuple[str, date], datetime] = {}  # (open|close, session) -> UTC
 
     # -- queries ------------------------------------------------------------------------
     @property
@@ -97,15 +98,23 @@ class TradingCalendar:
             raise NotASessionError(f"{sessions} sessions from {day} is outside the calendar")
         return self._sessions[i]
 
+    def _time(self, which: str, day: date) -> datetime:
+        """The UTC time of ``day``'s open or close, looked up once per session (a backtest
+        asks for every session's times several times)."""
+        known = self._times.get((which, day))
+        if known is None:
+            ts = pd.Timestamp(self.require_session(day))
+            at = self._cal.session_open(ts) if which == "open" else self._cal.session_close(ts)
+            known = self._times[which, day] = at.to_pydatetime().astimezone(timezone.utc)
+        return known
+
     def close_at(self, day: date) -> datetime:
         """UTC time of the close of session ``day`` (early closes included)."""
-        close = self._cal.session_close(pd.Timestamp(self.require_session(day)))
-        return close.to_pydatetime().astimezone(timezone.utc)
+        return self._time("close", day)
 
     def open_at(self, day: date) -> datetime:
         """UTC time of the open of session ``day``."""
-        opened = self._cal.session_open(pd.Timestamp(self.require_session(day)))
-        return opened.to_pydatetime().astimezone(timezone.utc)
+        return self._time("open", day)
 
     def latest_closed_session(self, now: datetime | None = None) -> date:
         """The most recent session whose close is at or before ``now`` (UTC, default: now)."""

@@ -102,8 +102,10 @@ class Order:
         q = self.qty_shares
         if not (q > 0 and math.isfinite(q) and q == int(q)):
             raise ValueError(f"qty_shares must be a positive whole number, got {q!r}")
-        object.__setattr__(self, "order_type", OrderType(self.order_type))
-        object.__setattr__(self, "time_in_force", TimeInForce(self.time_in_force))
+        if type(self.order_type) is not OrderType:  # a string ("limit") becomes the member
+            object.__setattr__(self, "order_type", OrderType(self.order_type))
+        if type(self.time_in_force) is not TimeInForce:
+            object.__setattr__(self, "time_in_force", TimeInForce(self.time_in_force))
         if self.order_type is OrderType.LIMIT:
             lp = self.limit_price_usd
             if lp is None or not (lp > 0 and math.isfinite(lp)):
