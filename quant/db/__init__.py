@@ -1,6 +1,12 @@
 """Database access: the embedded server, connections and schema migrations."""
 
-from quant.db._cache import CachedRelation, RelationCache, active_cache, cached_relations
+from quant.db._cache import (
+    CachedRelation,
+    RelationCache,
+    active_cache,
+    cached_relations,
+    quote_identifier,
+)
 from quant.db._connect import (
     airflow_database_url,
     connect,
@@ -27,6 +33,7 @@ __all__ = [
     "embedded_status",
     "ensure_database",
     "migrate",
+    "quote_identifier",
     "reused_connections",
     "start_embedded",
     "stop_embedded",

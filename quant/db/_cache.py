@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CachedRelation", "RelationCache", "active_cache", "cached_relations"]
+__all__ = [
+    "CachedRelation",
+    "RelationCache",
+    "active_cache",
+    "cached_relations",
+    "quote_identifier",
+]
 
 _ACTIVE: ContextVar[RelationCache | None] = ContextVar("quant_relation_cache", default=None)
 
@@ -50,12 +56,13 @@ def _column_types(conn: Any, relation: str) -> dict[str, str]:
     return types
 
 
-def _quote(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier (``"a""b"`` for ``a"b``)."""
     return '"' + name.replace('"', '""') + '"'
 
 
 def _identifier(relation: str) -> str:
-    return ".".join(_quote(part) for part in relation.split(".", 1))
+    return ".".join(quote_identifier(part) for part in relation.split(".", 1))
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,7 @@ class RelationCache:
         missing = [c for c in wanted if c not in types]
         if missing:
             raise KeyError(f"{relation} has no column {', '.join(missing)}")
-        selected = ", ".join(_quote(c) for c in wanted)
+        selected = ", ".join(quote_identifier(c) for c in wanted)
         text = [c for c in wanted if types[c] in _TEXT or types[c] == "boolean"]
         chunks = []
         with conn.cursor() as cur:

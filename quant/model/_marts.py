@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quant.db import CachedRelation, RelationCache, active_cache, cached_relations
+from quant.db import (
+    CachedRelation,
+    RelationCache,
+    active_cache,
+    cached_relations,
+    quote_identifier,
+)
 from quant.exceptions import TrainingDataError
 from quant.model._train import KEY_COLUMNS, label_columns
 
@@ -45,7 +51,7 @@ _NUMERIC_TYPES = ("double precision", "real", "numeric", "integer", "bigint", "s
 
 
 def _table(schema: str, name: str) -> str:
-    return f"{_quote(schema)}.{_quote(name)}"
+    return f"{quote_identifier(schema)}.{quote_identifier(name)}"
 
 
 def _relation(schema: str, name: str) -> str:
@@ -107,7 +113,7 @@ def _as_dates(values: pd.Series) -> pd.Series:
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:
     """The frame the SQL path reads from a CSV with a header and no row."""
-    header = ",".join('"' + c.replace('"', '""') + '"' for c in columns)
+    header = ",".join('"' + c.replace('"', '""') + '"' for c in columns)  # CSV quoting
     return _read_csv(io.StringIO(header + "\n"))
 
 
@@ -281,10 +287,6 @@ def _feature_columns(conn: PgConnection, schema: str) -> list[str]:
     return [c for c, t in rows if t in _NUMERIC_TYPES and c not in KEY_COLUMNS]
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _copy_frame(conn: PgConnection, query: str, params: Sequence) -> pd.DataFrame:
     with conn.cursor() as cur:
         sql = cur.mogrify(query, tuple(params)).decode()
@@ -358,7 +360,7 @@ def load_features(
     cached = _cached_features(start, end, columns, symbols, schema)
     if cached is not None:
         return cached
-    selected = ", ".join(f"f.{_quote(c)}" for c in columns)
+    selected = ", ".join(f"f.{quote_identifier(c)}" for c in columns)
     query = f"""
         select f.symbol, f.session_date{", " + selected if selected else ""}
         from {_table(schema, FEATURES)} f
@@ -404,11 +406,11 @@ def load_labels(
             f"{schema}.{LABELS} has no label for a {horizon_sessions}-session horizon; it has {horizons}"
         )
     query = f"""
-        select symbol, session_date, {_quote(ret_col)}, {_quote(end_col)}
+        select symbol, session_date, {quote_identifier(ret_col)}, {quote_identifier(end_col)}
         from {_table(schema, LABELS)}
         where session_date between %s and %s
-          and {_quote(end_col)} <= %s
-          and {_quote(ret_col)} is not null
+          and {quote_identifier(end_col)} <= %s
+          and {quote_identifier(ret_col)} is not null
         order by session_date, symbol
     """
     return _label_types(_copy_frame(conn, query, [start, end, end]), ret_col, end_col)
