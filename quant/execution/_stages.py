@@ -609,20 +609,27 @@ def pretrade_check(
                 settings, pending, account, positions, marks, universe, session, strategy
             )
         reasons: dict[str, int] = {}
-        with conn, conn.cursor() as cur:
-            for cid, approved, codes, details in verdicts:
-                for code in codes:
-                    reasons[code] = reasons.get(code, 0) + 1
-                cur.execute(
-                    "update ops.orders set status = %s, reject_reasons = %s, reject_details = %s, "
-                    "checked_at = now(), updated_at = now() "
-                    "where client_order_id = %s and status = 'generated'",
-                    (
-                        "approved" if approved else "rejected",
-                        list(codes) if not approved else [],
-                        json.dumps(details) if details else None,
-                        cid,
-                    ),
+        for _, _, codes, _ in verdicts:
+            for code in codes:
+                reasons[code] = reasons.get(code, 0) + 1
+        if verdicts:
+            with conn, conn.cursor() as cur:  # every verdict in one statement
+                _execute_values(
+                    cur,
+                    "update ops.orders as o set status = v.status, reject_reasons = v.reasons, "
+                    "reject_details = v.details, checked_at = now(), updated_at = now() "
+                    "from (values %s) as v (client_order_id, status, reasons, details) "
+                    "where o.client_order_id = v.client_order_id and o.status = 'generated'",
+                    [
+                        (
+                            cid,
+                            "approved" if approved else "rejected",
+                            list(codes) if not approved else [],
+                            json.dumps(details) if details else None,
+                        )
+                        for cid, approved, codes, details in verdicts
+                    ],
+                    template="(%s, %s, %s::text[], %s::jsonb)",
                 )
         approved_n = sum(1 for v in verdicts if v[1])
         return summary | {
