@@ -63,6 +63,15 @@ _BY_CLIENT_ID = (
 )
 
 
+# ``ops.sim_require(ok, code, message)``: a check inside a statement, failing it with
+# SQLSTATE ``code`` unless ``ok``, so that a write and the check of what it did can
+# travel with the COMMIT. The codes (class QS) are the simulator's own.
+_REQUIRE = "ops.sim_require"
+_NO_ACCOUNT = "QSA01"  # the account has no row
+_FILL_WITHOUT_ORDER = "QSA02"  # a fill whose order is not among the ones its auction fills
+_CHECKS = (_NO_ACCOUNT, _FILL_WITHOUT_ORDER)
+
+
 # Columns passed as one array each (``unnest``): a new order, an order's fill state, a
 # position, a fill. Set-based statements take a batch as parallel arrays.
 _NEW_ORDER = {
@@ -250,12 +259,11 @@ class SimBroker:
         self.slippage_bps = slippage_bps
         self.commission_per_share_usd = commission_per_share_usd
         self.max_participation = max_participation
-        with self._tx() as cur:
-            cur.execute(
-                "insert into ops.sim_accounts (account, cash_usd) values (%s, %s) "
-                "on conflict (account) do nothing",
-                (account, float(initial_cash_usd)),
-            )
+        self._single(
+            "insert into ops.sim_accounts (account, cash_usd) values (%s, %s) "
+            "on conflict (account) do nothing",
+            (account, float(initial_cash_usd)),
+        )
 
     def _idle(self) -> bool:
         """No transaction open on the connection, and it is not in autocommit mode."""
@@ -264,16 +272,20 @@ class SimBroker:
         return not self._conn.autocommit and self._conn.status == STATUS_READY
 
     @contextmanager
-    def _tx(self, first: str | None = None, params: Sequence[Any] = ()) -> Iterator[Any]:
+    def _tx(
+        self, first: str | None = None, params: Any = (), *, commit: bool = False
+    ) -> Iterator[Any]:
         """One transaction, whose first statement is ``first`` (run before the body).
 
         On an idle connection the transaction is delimited by hand (the
         connection in autocommit meanwhile) so that the BEGIN travels with the
-        first statement: one round trip fewer per call, which counts when a
-        backtest makes thousands of them. Otherwise (a caller's transaction is
-        open) the connection's own handling is used, which commits it as any
+        first statement, and with ``commit`` the COMMIT too (``first`` is then
+        the whole transaction): round trips saved, which count when a backtest
+        makes thousands of calls. Otherwise (a caller's transaction is open)
+        the connection's own handling is used, which commits it as any
         psycopg2 ``with conn`` block does. Database failures surface as
-        BrokerError; any failure rolls the transaction back.
+        BrokerError (a failed :data:`_REQUIRE` check as its message); any
+        failure rolls the transaction back.
         """
         import psycopg2
 
@@ -290,7 +302,11 @@ class SimBroker:
             try:
                 with conn.cursor() as cur:
                     try:
-                        cur.execute("begin" if first is None else f"begin; {first}", params)
+                        if first is None:
+                            cur.execute("begin")
+                        else:
+                            cur.execute(f"begin; {first}{'; commit' if commit else ''}", params)
+                            self._committed = commit
                         yield cur
                         if not self._committed:
                             cur.execute("commit")
@@ -303,7 +319,18 @@ class SimBroker:
                 if not conn.closed:
                     conn.autocommit = False
         except psycopg2.Error as exc:
+            if exc.pgcode == _NO_ACCOUNT:
+                raise self._missing() from exc
+            if exc.pgcode in _CHECKS:
+                message = exc.diag.message_primary
+                raise BrokerError(f"sim broker ({self.account_name}): {message}") from exc
             raise BrokerError(f"sim broker ({self.account_name}): {exc}".strip()) from exc
+
+    def _single(self, sql: str, params: Any) -> None:
+        """``sql`` as a transaction of its own: on an idle connection the BEGIN, the
+        statement and the COMMIT in one round trip."""
+        with self._tx(sql, params, commit=True):
+            pass
 
     def _finish(self, cur: Any, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> None:
         """Run ``sql`` as the last statement of the :meth:`_tx` transaction; delimited
@@ -542,21 +569,27 @@ class SimBroker:
         ]
         from psycopg2.errors import UniqueViolation
 
+        if repeated:
+            with self._tx() as cur:  # rolled back: only names the ids
+                raise self._refusal(self._duplicate_ids(cur, orders, repeated))
         now = datetime.now(UTC)
+        # one round trip: the rows go in under the account's row lock, taken by the
+        # insert's source, and none go in when the account has no row; the unique keys
+        # refuse an id the account already has
+        insert = (
+            f"with placed as (insert into ops.sim_orders (account, {', '.join(_NEW_ORDER)}, "
+            f"status, submitted_at, updated_at) select a.account, {', '.join(_NEW_ORDER)}, "
+            "'open', at, at from (select account from ops.sim_accounts "
+            "where account = %(account)s for update) as a cross join (select *, "
+            "%(now)s::timestamptz + (n - 1) * interval '1 microsecond' as at "
+            f"from {_unnest(_NEW_ORDER, 'new')}) as v returning 1) "
+            f"select {_REQUIRE}(count(*) > 0, '{_NO_ACCOUNT}', 'no account row') from placed"
+        )
         try:
-            with self._locked() as cur:
-                if cur.fetchone() is None:
-                    raise self._missing()
-                if repeated:
-                    raise self._refusal(self._duplicate_ids(cur, orders, repeated))
-                self._finish(  # the unique keys refuse an id the account already has
-                    cur,
-                    f"insert into ops.sim_orders (account, {', '.join(_NEW_ORDER)}, status, "
-                    f"submitted_at, updated_at) select %(account)s, {', '.join(_NEW_ORDER)}, "
-                    "'open', at, at from (select *, %(now)s::timestamptz + (n - 1) * "
-                    f"interval '1 microsecond' as at from {_unnest(_NEW_ORDER, 'new')}) as v",
-                    {"account": self.account_name, "now": now, **_arrays(_NEW_ORDER, rows, "new")},
-                )
+            self._single(
+                insert,
+                {"account": self.account_name, "now": now, **_arrays(_NEW_ORDER, rows, "new")},
+            )
         except BrokerError as exc:
             if not isinstance(exc.__cause__, UniqueViolation):
                 raise
@@ -636,17 +669,16 @@ class SimBroker:
         marks = {s.upper(): float(p) for s, p in prices.items() if p > 0 and math.isfinite(p)}
         if not marks:
             return
-        with self._tx() as cur:
-            cur.execute(
-                "update ops.sim_positions as p set market_price_usd = v.price, updated_at = now() "
-                "from unnest(%s::text[], %s::double precision[]) as v (symbol, price) "
-                "where p.account = %s and p.symbol = v.symbol",
-                (
-                    _sql_array(list(marks), "text"),
-                    _sql_array(list(marks.values()), "double precision"),
-                    self.account_name,
-                ),
-            )
+        self._single(
+            "update ops.sim_positions as p set market_price_usd = v.price, updated_at = now() "
+            "from unnest(%s::text[], %s::double precision[]) as v (symbol, price) "
+            "where p.account = %s and p.symbol = v.symbol",
+            (
+                _sql_array(list(marks), "text"),
+                _sql_array(list(marks.values()), "double precision"),
+                self.account_name,
+            ),
+        )
 
     def fill_auction(
         self,
@@ -739,9 +771,9 @@ class SimBroker:
         return run.fills
 
     def _write_auction(self, cur: Any, run: _Auction) -> None:
-        """Write an auction's outcome in one statement: the orders' fill state, the cash,
-        the positions of the symbols that traded (rows updated, or inserted for symbols
-        the account had no row for) and the fills, which it counts."""
+        """Write an auction's outcome in one statement, with the COMMIT: the orders' fill
+        state, the cash, the positions of the symbols that traded (rows updated, or
+        inserted for symbols the account had no row for) and the fills, which it counts."""
         held = [(s, p) for s, p in run.marks.items() if s in run.had_rows]
         opened = [(s, p) for s, p in run.marks.items() if s not in run.had_rows]
         params = {
@@ -766,7 +798,8 @@ class SimBroker:
         # each fill joins the order it fills among the ones updated here: a fill without
         # its order in this account would be lost from the count, and fails the auction
         fill_columns = ", ".join(f"v.{c}" for c in _FILL)
-        cur.execute(
+        self._finish(
+            cur,
             f"with orders as ({update_orders} returning o.order_id), "
             "cash as (update ops.sim_accounts set cash_usd = %(cash)s, updated_at = now() "
             "where account = %(account)s), "
@@ -780,16 +813,11 @@ class SimBroker:
             f"fills as (insert into ops.sim_fills ({', '.join(_FILL)}, account, filled_at) "
             f"select {fill_columns}, %(account)s, %(at)s from {_unnest(_FILL, 'f')} "
             "join orders as u on u.order_id = v.order_id returning 1) "
-            "select count(*) from fills",
-            params,
+            f"select {_REQUIRE}(count(*) = %(fills)s, '{_FILL_WITHOUT_ORDER}', format("
+            "'%%s of the auction''s %%s fills match no order it fills; "
+            "the auction is rolled back', %(fills)s - count(*), %(fills)s)) from fills",
+            params | {"fills": len(run.fill_rows)},
         )
-        (written,) = cur.fetchone()
-        if written != len(run.fill_rows):
-            raise BrokerError(
-                f"sim broker ({self.account_name}): {len(run.fill_rows) - written} of the "
-                f"auction's {len(run.fill_rows)} fills match no order it fills; "
-                "the auction is rolled back"
-            )
         run.fills = [_fill_from_row(r, run.at) for r in run.fill_rows]
 
 

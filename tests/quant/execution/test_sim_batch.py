@@ -467,13 +467,16 @@ def test_batch_calls_when_connection_idle_then_a_fixed_number_of_round_trips(pg_
             batch = [order(f"{n}-{i}", f"S{i:03d}", "buy", 10) for i in range(n)]
             sent.clear()
             broker.submit_many(batch)
-            assert len(sent) == 2  # BEGIN and lock; insert and COMMIT
+            assert len(sent) == 1  # BEGIN, the insert under the lock and COMMIT
             sent.clear()
             fills = broker.fill_auction({f"S{i:03d}": 10.0 for i in range(n)}, at=T0)
             assert len(fills) == n
-            assert len(sent) == 3  # BEGIN, lock and read; writes, counting the fills; COMMIT
+            assert len(sent) == 2  # BEGIN, lock and read; writes, their check and COMMIT
             sent.clear()
             broker.book()
+            assert len(sent) == 1
+            sent.clear()
+            broker.mark({"S000": 11.0})
             assert len(sent) == 1
     finally:
         conn.close()
