@@ -304,13 +304,23 @@ class IbkrBroker:
             raise ValueError("since must be timezone-aware (UTC)")
         mod = _ib_module()
         flt = mod.ExecutionFilter(time=since.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S"))
+
+        def executions(ib: Any) -> tuple[list[Any], dict[str, Any]]:
+            fills = ib.reqExecutions(flt)
+            # The client keeps one Fill per execution id (IB.fills()) and applies the
+            # commission reports to that one; an execution it has seen before (live, or in
+            # the reqExecutions of IB.connect) comes back from reqExecutions as a new Fill
+            # whose commission report stays empty.
+            return fills, {k.execution.execId: k.commissionReport for k in ib.fills()}
+
         out = []
-        for f in self._read("executions", lambda ib: ib.reqExecutions(flt)):
+        fills, reports = self._read("executions", executions)
+        for f in fills:
             ex = f.execution
             filled_at = f.time if f.time.tzinfo else f.time.replace(tzinfo=UTC)
             if filled_at < since:
                 continue
-            report = f.commissionReport
+            report = reports.get(ex.execId) or f.commissionReport
             out.append(
                 Fill(
                     fill_id=str(ex.execId),

@@ -34,7 +34,20 @@ For the ``ibkr`` broker adapter it also keeps a small account: positions
 ``reqAccountUpdates``), and orders: ``placeOrder`` is recorded in
 :attr:`FakeIBGateway.orders` (with its ``orderRef``) and answered with
 ``orderStatus`` Submitted; ``cancelOrder`` and ``reqGlobalCancel`` answer
-``orderStatus`` Cancelled for live orders. Executions are not simulated.
+``orderStatus`` Cancelled for live orders.
+
+Executions: :meth:`FakeIBGateway.fill` fills (part of) a placed order at a
+price and time, as the exchange would: the order's filled quantity and
+status (``Submitted`` while partly filled, then ``Filled``) change, and the
+connection that placed the order, if still open, is told at once, as TWS
+tells it: ``orderStatus``, ``execDetails`` (request id -1) and, when the fill
+has a commission, ``commissionReport``. :meth:`FakeIBGateway.report_commission`
+sends a commission later (TWS reports it a moment after the execution).
+``reqExecutions`` answers ``execDetails`` for every recorded execution that
+passes the request's filter, then ``commissionReport`` for those with a
+commission, then ``execDetailsEnd``. Execution times go out as
+``"YYYYMMDD HH:MM:SS <zone>"`` in :attr:`FakeIBGateway.time_zone` (as TWS
+sends them, in the zone of its login), which the client converts to UTC.
 """
 
 from __future__ import annotations
@@ -45,8 +58,9 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 __all__ = ["FakeIBConnection", "FakeIBGateway", "IN", "OUT"]
 
@@ -78,6 +92,8 @@ class OUT:
 
     ORDER_STATUS = 3
     ACCT_VALUE = 6
+    EXECUTION_DATA = 11
+    COMMISSION_REPORT = 59
     POSITION_DATA = 61
     ERR_MSG = 4
     NEXT_VALID_ID = 9
@@ -154,7 +170,15 @@ class FakeIBGateway:
         self.account_values: dict[str, float] = {"NetLiquidation": 0.0, "TotalCashValue": 0.0}
         """Account tags (USD) sent as updateAccountValue on reqAccountUpdates."""
         self.orders: dict[int, dict[str, Any]] = {}
-        """Order id -> {"symbol", "action", "qty", "order_type", "tif", "order_ref", "status"}."""
+        """Order id -> {"symbol", "action", "qty", "order_type", "tif", "order_ref", "status",
+        "filled", "avg_fill_price", "last_fill_price", "perm_id", "account", "client_id"}."""
+        self.executions: list[dict[str, Any]] = []
+        """Every execution, oldest first: {"exec_id", "order_id", "perm_id", "client_id",
+        "account", "symbol", "side" (BOT / SLD), "shares", "price", "time" (UTC),
+        "cum_qty", "avg_price", "order_ref", "commission" (None until reported)}."""
+        self.time_zone = "US/Eastern"
+        """Zone in which execution times are sent (the TWS login's zone)."""
+        self._conns: dict[int, FakeIBConnection] = {}
         self._handlers: dict[int, Handler] = {}
         self._server: socketserver.ThreadingTCPServer | None = None
         self._lock = threading.Lock()
@@ -171,7 +195,7 @@ class FakeIBGateway:
             IN.REQ_ACCOUNT_UPDATES_MULTI: lambda c, f: c.send(
                 OUT.ACCOUNT_UPDATE_MULTI_END, 1, f[2]
             ),
-            IN.REQ_EXECUTIONS: lambda c, f: c.send(OUT.EXECUTION_DATA_END, 1, f[2]),
+            IN.REQ_EXECUTIONS: self._executions,
             IN.REQ_IDS: lambda c, f: c.send(OUT.NEXT_VALID_ID, 1, self.next_valid_id),
             IN.REQ_HISTORICAL_DATA: self._historical_data,
             IN.CANCEL_HISTORICAL_DATA: lambda c, f: None,
@@ -230,12 +254,207 @@ class FakeIBGateway:
         """Fields of every received message with that id."""
         return [fields for mid, fields in self.received if mid == message_id]
 
+    # ------------------------------------------------------------------ executions
+
+    def fill(
+        self,
+        order_id: int,
+        qty: float,
+        price: float,
+        *,
+        commission: float | None = None,
+        at: datetime | None = None,
+        exec_id: str | None = None,
+    ) -> str:
+        """Execute ``qty`` shares of a placed order at ``price``; returns the execution id.
+
+        Parameters
+        ----------
+        order_id : int
+            Id of an order received through ``placeOrder``, still live.
+        qty : float
+            Shares executed, at most what remains of the order.
+        price : float
+            Execution price.
+        commission : float, optional
+            Commission of this execution; ``None``: not reported yet (see
+            :meth:`report_commission`).
+        at : datetime, optional
+            Timezone-aware execution time; default now.
+        exec_id : str, optional
+            Execution id; default ``"<permId hex>.<sequence hex>.01.01"`` like TWS's.
+
+        Raises
+        ------
+        KeyError
+            Unknown order id.
+        ValueError
+            The order is not live, ``qty`` is not positive or exceeds what remains,
+            ``at`` is naive, or ``exec_id`` is taken.
+        """
+        at = datetime.now(UTC) if at is None else at
+        if at.tzinfo is None:
+            raise ValueError("at must be timezone-aware")
+        with self._lock:
+            order = self.orders[order_id]
+            if order["status"] not in ("Submitted", "PreSubmitted"):
+                raise ValueError(f"order {order_id} is {order['status']}, not live")
+            remaining = order["qty"] - order["filled"]
+            if not 0 < qty <= remaining + 1e-9:
+                raise ValueError(f"order {order_id}: cannot fill {qty} of {remaining} remaining")
+            exec_id = exec_id or f"{order['perm_id']:08x}.{len(self.executions) + 1:08x}.01.01"
+            if any(e["exec_id"] == exec_id for e in self.executions):
+                raise ValueError(f"execution id {exec_id!r} exists already")
+            cum = order["filled"] + qty
+            avg = (order["avg_fill_price"] * order["filled"] + price * qty) / cum
+            order.update(
+                filled=cum,
+                avg_fill_price=avg,
+                last_fill_price=price,
+                status="Filled" if cum >= order["qty"] - 1e-9 else "Submitted",
+            )
+            execution = {
+                "exec_id": exec_id,
+                "order_id": order_id,
+                "perm_id": order["perm_id"],
+                "client_id": order["client_id"] or 0,
+                "account": order["account"],
+                "symbol": order["symbol"],
+                "side": "BOT" if order["action"] == "BUY" else "SLD",
+                "shares": float(qty),
+                "price": float(price),
+                "time": at.astimezone(UTC),
+                "cum_qty": cum,
+                "avg_price": avg,
+                "order_ref": order["order_ref"],
+                "commission": None if commission is None else float(commission),
+            }
+            self.executions.append(execution)
+            conn = self._conns.get(order["client_id"])
+        if conn is not None:  # TWS tells the placing client at once
+            self._tell(conn, lambda: self._order_status(conn, order_id))
+            self._tell(conn, lambda: self._send_execution(conn, -1, execution))
+            if commission is not None:
+                self._tell(conn, lambda: self._send_commission(conn, execution))
+        return exec_id
+
+    def report_commission(self, exec_id: str, commission: float) -> None:
+        """Report the commission of an execution (sent to the placing client if connected)."""
+        with self._lock:
+            [execution] = [e for e in self.executions if e["exec_id"] == exec_id]
+            execution["commission"] = float(commission)
+            conn = self._conns.get(execution["client_id"])
+        if conn is not None:
+            self._tell(conn, lambda: self._send_commission(conn, execution))
+
+    @staticmethod
+    def _tell(conn: FakeIBConnection, send: Callable[[], None]) -> None:
+        try:
+            send()
+        except OSError:  # the client went away meanwhile
+            pass
+
+    def _time_text(self, moment: datetime) -> str:
+        local = moment.astimezone(ZoneInfo(self.time_zone))
+        return f"{local:%Y%m%d %H:%M:%S} {self.time_zone}"
+
+    def _send_execution(self, conn: FakeIBConnection, req_id: int, e: dict[str, Any]) -> None:
+        # ib_insync decoder.execDetails at server version 176: reqId, orderId, 11 contract
+        # fields, execId, time, acctNumber, exchange, side, shares, price, permId, clientId,
+        # liquidation, cumQty, avgPrice, orderRef, evRule, evMultiplier, modelCode,
+        # lastLiquidity
+        symbol = e["symbol"]
+        conn.send(
+            OUT.EXECUTION_DATA,
+            req_id,
+            e["order_id"],
+            0,  # conId
+            symbol,
+            "STK",
+            "",
+            0.0,
+            "",
+            "",
+            "ISLAND",
+            "USD",
+            symbol,
+            "NMS",
+            e["exec_id"],
+            self._time_text(e["time"]),
+            e["account"],
+            "ISLAND",
+            e["side"],
+            e["shares"],
+            e["price"],
+            e["perm_id"],
+            e["client_id"],
+            0,
+            e["cum_qty"],
+            e["avg_price"],
+            e["order_ref"],
+            "",
+            "",
+            "",
+            1,
+        )
+
+    def _send_commission(self, conn: FakeIBConnection, e: dict[str, Any]) -> None:
+        # version, execId, commission, currency, realizedPNL, yield, yieldRedemptionDate
+        conn.send(OUT.COMMISSION_REPORT, 1, e["exec_id"], e["commission"], "USD", "", "", "")
+
+    def _execution_filter_time(self, text: str) -> datetime | None:
+        """``yyyymmdd-hh:mm:ss`` is UTC; ``yyyymmdd hh:mm:ss [zone]`` is in the zone
+        given, else in the login's zone (:attr:`time_zone`)."""
+        if not text:
+            return None
+        if "-" in text:
+            return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
+        day, clock, *zone = text.split()
+        naive = datetime.strptime(f"{day} {clock}", "%Y%m%d %H:%M:%S")
+        return naive.replace(tzinfo=ZoneInfo(zone[0] if zone else self.time_zone))
+
+    def _executions(self, conn: FakeIBConnection, fields: list[str]) -> None:
+        # 7, version, reqId, clientId, acctCode, time, symbol, secType, exchange, side.
+        # TWS returns the executions "reported after the specified time"; its clock has
+        # whole seconds, so the fake keeps those at or after the filter's second.
+        req_id = int(fields[2])
+        padded = [*fields[3:10], *[""] * 7]
+        client_id, account, time_text, symbol, sec_type, exchange, side = padded[:7]
+        after = self._execution_filter_time(time_text)
+        side = {"BUY": "BOT", "SELL": "SLD"}.get(side.upper(), side.upper())
+        with self._lock:
+            chosen = [
+                e
+                for e in self.executions
+                if (not client_id or int(client_id) == 0 or int(client_id) == e["client_id"])
+                and (not account or account == e["account"])
+                and (after is None or e["time"].replace(microsecond=0) >= after)
+                and (not symbol or symbol == e["symbol"])
+                and (not sec_type or sec_type == "STK")
+                and (not exchange or exchange == "ISLAND")
+                and (not side or side == e["side"])
+            ]
+        for e in chosen:
+            self._send_execution(conn, req_id, e)
+        for e in chosen:
+            if e["commission"] is not None:
+                self._send_commission(conn, e)
+        conn.send(OUT.EXECUTION_DATA_END, 1, req_id)
+
     # ------------------------------------------------------------------ protocol
 
     def _serve(self, sock: socket.socket) -> None:
         with self._lock:
             self.connections += 1
         conn = FakeIBConnection(self, sock)
+        try:
+            self._session(conn, sock)
+        finally:
+            with self._lock:
+                if conn.client_id is not None and self._conns.get(conn.client_id) is conn:
+                    del self._conns[conn.client_id]
+
+    def _session(self, conn: FakeIBConnection, sock: socket.socket) -> None:
         buffer = b""
 
         def read_exact(n: int) -> bytes | None:
@@ -280,6 +499,8 @@ class FakeIBGateway:
 
     def _start_api(self, conn: FakeIBConnection, fields: list[str]) -> None:
         conn.client_id = int(fields[2])
+        with self._lock:
+            self._conns[conn.client_id] = conn
         conn.send(OUT.NEXT_VALID_ID, 1, self.next_valid_id)
         conn.send(OUT.MANAGED_ACCOUNTS, 1, self.account)
 
@@ -317,13 +538,13 @@ class FakeIBGateway:
             OUT.ORDER_STATUS,
             order_id,
             order["status"],
+            order["filled"],
+            order["qty"] - order["filled"],
+            order["avg_fill_price"],
+            order["perm_id"],
             0,
-            order["qty"],
-            0,
-            1000 + order_id,
-            0,
-            0,
-            conn.client_id or 0,
+            order["last_fill_price"],
+            order["client_id"] or 0,
             "",
             0,
         )
@@ -342,6 +563,11 @@ class FakeIBGateway:
                 "order_ref": fields[26],
                 "status": "Submitted",
                 "client_id": conn.client_id,
+                "account": fields[23] or self.account,
+                "perm_id": 1000 + order_id,
+                "filled": 0.0,
+                "avg_fill_price": 0.0,
+                "last_fill_price": 0.0,
             }
         self._order_status(conn, order_id)
 

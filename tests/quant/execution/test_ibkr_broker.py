@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from quant.data._ibkr import ib_module
 from quant.exceptions import BrokerError, BrokerUnavailableError, ConfigurationError
-from quant.execution import Broker, IbkrBroker, Order, OrderStatus, TimeInForce
+from quant.execution import Broker, Fill, IbkrBroker, Order, OrderStatus, TimeInForce
 from quant.testing import FakeIBGateway
 from quant.testing.fake_ib import IN
 from quant.testing.sidecar_process import free_port
@@ -158,5 +163,188 @@ def test_ibkr_adapter_when_called_inside_a_running_event_loop_then_works(
     try:
         assert asyncio.run(handler()) == 1
         wait_for(lambda: [o["order_ref"] for o in gateway.orders.values()] == ["q-9"])
+    finally:
+        broker.close()
+
+
+# ---------------------------------------------------------------------- fills
+
+
+T0 = datetime(2026, 11, 20, 14, 30, 5, tzinfo=UTC)
+"""Executions carry whole seconds on the wire (TWS's clock)."""
+
+
+def order_id_of(gateway: FakeIBGateway, cid: str) -> int:
+    """The id under which the gateway received the order with orderRef ``cid``."""
+    wait_for(lambda: any(o["order_ref"] == cid for o in gateway.orders.values()))
+    return next(i for i, o in gateway.orders.items() if o["order_ref"] == cid)
+
+
+def test_fills_since_when_buy_and_sell_filled_then_both_fills_with_commissions_in_time_order(
+    gateway: FakeIBGateway,
+) -> None:
+    broker = IbkrBroker(port=gateway.port, client_id=34, timeout_s=5)
+    other = IbkrBroker(port=gateway.port, client_id=35, timeout_s=5)
+    try:
+        broker.submit(order("q-buy", "AAA", "buy"))
+        broker.submit(order("q-sell", "CCC", "sell"))
+        buy_id, sell_id = order_id_of(gateway, "q-buy"), order_id_of(gateway, "q-sell")
+        buy_at = T0 + timedelta(minutes=3)
+        sell_at = (T0 + timedelta(seconds=40)).astimezone(ZoneInfo("America/New_York"))
+        buy_exec = gateway.fill(buy_id, 25, 50.25, commission=1.05, at=buy_at)
+        sell_exec = gateway.fill(sell_id, 25, 30.5, commission=0.95, at=sell_at)
+        expected = [
+            Fill(
+                fill_id=sell_exec,
+                order_id=str(sell_id),
+                client_order_id="q-sell",
+                symbol="CCC",
+                side="sell",
+                qty_shares=25.0,
+                price_usd=30.5,
+                commission_usd=0.95,
+                filled_at=T0 + timedelta(seconds=40),
+            ),
+            Fill(
+                fill_id=buy_exec,
+                order_id=str(buy_id),
+                client_order_id="q-buy",
+                symbol="AAA",
+                side="buy",
+                qty_shares=25.0,
+                price_usd=50.25,
+                commission_usd=1.05,
+                filled_at=buy_at,
+            ),
+        ]
+        since = T0 - timedelta(hours=1)
+        # the placing connection (told of the fills live) and a fresh one (which
+        # already receives them while connecting) report the same fills
+        for adapter in (broker, broker, other):
+            fills = adapter.fills_since(since)
+            assert fills == expected
+            assert all(f.filled_at.utcoffset() == timedelta(0) for f in fills)
+            assert all(f.filled_at.tzinfo is not None for f in fills)
+        assert {e["exec_id"] for e in gateway.executions} == {buy_exec, sell_exec}
+    finally:
+        broker.close()
+        other.close()
+
+
+def test_fills_since_when_partial_fill_then_rest_then_two_fills_summing_to_the_order(
+    gateway: FakeIBGateway,
+) -> None:
+    broker = IbkrBroker(port=gateway.port, client_id=36, timeout_s=5)
+    try:
+        broker.submit(order("q-part", "BBB", "buy"))
+        oid = order_id_of(gateway, "q-part")
+        first = gateway.fill(oid, 10, 120.0, commission=1.0, at=T0)
+        assert gateway.orders[oid]["status"] == "Submitted"
+        assert gateway.orders[oid]["filled"] == 10
+        second = gateway.fill(oid, 15, 121.0, commission=1.0, at=T0 + timedelta(seconds=1))
+        assert gateway.orders[oid]["status"] == "Filled"
+        with pytest.raises(ValueError, match="not live"):
+            gateway.fill(oid, 1, 121.0)
+        fills = broker.fills_since(T0)
+        assert [(f.fill_id, f.qty_shares, f.price_usd) for f in fills] == [
+            (first, 10.0, 120.0),
+            (second, 15.0, 121.0),
+        ]
+        assert sum(f.qty_shares for f in fills) == 25  # the order's quantity
+        assert {(f.order_id, f.client_order_id) for f in fills} == {(str(oid), "q-part")}
+        # the status updates the gateway pushed have been read along with the fills
+        placed = broker.order_by_client_id("q-part")
+        assert placed is not None
+        assert (placed.status, placed.filled_qty_shares) == (OrderStatus.FILLED, 25.0)
+    finally:
+        broker.close()
+
+
+def test_fills_since_when_since_after_first_fill_then_only_the_later_one(
+    gateway: FakeIBGateway,
+) -> None:
+    broker = IbkrBroker(port=gateway.port, client_id=37, timeout_s=5)
+    try:
+        broker.submit(order("q-early", "AAA", "buy"))
+        broker.submit(order("q-late", "DDD", "sell"))
+        gateway.fill(order_id_of(gateway, "q-early"), 25, 50.0, commission=1.0, at=T0)
+        late_at = T0 + timedelta(hours=2)
+        late = gateway.fill(order_id_of(gateway, "q-late"), 25, 80.0, commission=1.0, at=late_at)
+        assert [f.fill_id for f in broker.fills_since(T0 + timedelta(seconds=1))] == [late]
+        # within the first fill's second: the gateway (whole seconds) still sends it,
+        # the adapter drops it
+        assert [f.fill_id for f in broker.fills_since(T0 + timedelta(milliseconds=500))] == [late]
+        assert [f.fill_id for f in broker.fills_since(late_at + timedelta(seconds=1))] == []
+        sent = [f[5] for f in gateway.received_of(IN.REQ_EXECUTIONS)][-3:]
+        assert sent == [
+            (T0 + timedelta(seconds=1)).strftime("%Y%m%d-%H:%M:%S"),
+            T0.strftime("%Y%m%d-%H:%M:%S"),
+            (late_at + timedelta(seconds=1)).strftime("%Y%m%d-%H:%M:%S"),
+        ]
+        with pytest.raises(ValueError, match="timezone-aware"):
+            broker.fills_since(T0.replace(tzinfo=None))
+    finally:
+        broker.close()
+
+
+def test_fake_gateway_when_executions_requested_with_filter_then_only_matching_ones(
+    gateway: FakeIBGateway,
+) -> None:
+    broker = IbkrBroker(port=gateway.port, client_id=38, timeout_s=5)
+    try:
+        broker.submit(order("q-f1", "AAA", "buy"))
+        broker.submit(order("q-f2", "CCC", "sell"))
+        one = gateway.fill(order_id_of(gateway, "q-f1"), 25, 50.0, at=T0)
+        two = gateway.fill(order_id_of(gateway, "q-f2"), 25, 30.0, at=T0 + timedelta(minutes=1))
+    finally:
+        broker.close()
+    later = T0 + timedelta(seconds=30)
+    eastern = later.astimezone(ZoneInfo(gateway.time_zone))
+    criteria = {
+        "all": {},
+        "utc": {"time": later.strftime("%Y%m%d-%H:%M:%S")},
+        "login zone": {"time": eastern.strftime("%Y%m%d %H:%M:%S")},
+        "symbol": {"symbol": "AAA"},
+        "side": {"side": "SELL"},
+        "account": {"acctCode": "DU0000000"},
+    }
+
+    def request_all() -> dict[str, list[str]]:  # a client of its own, on its own event loop
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        mod = ib_module()  # ib_async, else ib_insync
+        ib = mod.IB()
+        ib.connect(gateway.host, gateway.port, clientId=39, timeout=5)
+        try:
+            return {
+                name: [f.execution.execId for f in ib.reqExecutions(mod.ExecutionFilter(**c))]
+                for name, c in criteria.items()
+            }
+        finally:
+            ib.disconnect()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        answered = pool.submit(request_all).result()
+    assert answered == {
+        "all": [one, two],
+        "utc": [two],
+        "login zone": [two],
+        "symbol": [one],
+        "side": [two],
+        "account": [],
+    }
+
+
+def test_fills_since_when_commission_not_reported_yet_then_zero_until_reported(
+    gateway: FakeIBGateway,
+) -> None:
+    broker = IbkrBroker(port=gateway.port, client_id=40, timeout_s=5)
+    try:
+        broker.submit(order("q-nocomm", "EEE", "buy"))
+        exec_id = gateway.fill(order_id_of(gateway, "q-nocomm"), 25, 200.0, at=T0)
+        [fill] = broker.fills_since(T0)
+        assert (fill.fill_id, fill.commission_usd, fill.price_usd) == (exec_id, 0.0, 200.0)
+        gateway.report_commission(exec_id, 1.75)
+        [fill] = broker.fills_since(T0)
+        assert (fill.fill_id, fill.commission_usd) == (exec_id, 1.75)
     finally:
         broker.close()
