@@ -38,16 +38,20 @@ For the ``ibkr`` broker adapter it also keeps a small account: positions
 
 Executions: :meth:`FakeIBGateway.fill` fills (part of) a placed order at a
 price and time, as the exchange would: the order's filled quantity and
-status (``Submitted`` while partly filled, then ``Filled``) change, and the
-connection that placed the order, if still open, is told at once, as TWS
-tells it: ``orderStatus``, ``execDetails`` (request id -1) and, when the fill
-has a commission, ``commissionReport``. :meth:`FakeIBGateway.report_commission`
+status (``Submitted`` while partly filled, then ``Filled``) and the
+position (:attr:`FakeIBGateway.positions`) change, and the connection that
+placed the order, if still open, is told at once, as TWS tells it:
+``orderStatus``, ``execDetails`` (request id -1) and, when the fill has a
+commission, ``commissionReport``. :meth:`FakeIBGateway.report_commission`
 sends a commission later (TWS reports it a moment after the execution).
 ``reqExecutions`` answers ``execDetails`` for every recorded execution that
 passes the request's filter, then ``commissionReport`` for those with a
 commission, then ``execDetailsEnd``. Execution times go out as
 ``"YYYYMMDD HH:MM:SS <zone>"`` in :attr:`FakeIBGateway.time_zone` (as TWS
 sends them, in the zone of its login), which the client converts to UTC.
+Orders are not replayed to new connections (``reqAllOpenOrders`` and
+``reqCompletedOrders`` answer only their "end" message), so a connection
+sees the status of the orders it placed itself.
 """
 
 from __future__ import annotations
@@ -268,6 +272,8 @@ class FakeIBGateway:
     ) -> str:
         """Execute ``qty`` shares of a placed order at ``price``; returns the execution id.
 
+        The order's filled quantity and status and :attr:`positions` follow.
+
         Parameters
         ----------
         order_id : int
@@ -330,6 +336,7 @@ class FakeIBGateway:
                 "commission": None if commission is None else float(commission),
             }
             self.executions.append(execution)
+            self._book(order["symbol"], qty if order["action"] == "BUY" else -qty, price)
             conn = self._conns.get(order["client_id"])
         if conn is not None:  # TWS tells the placing client at once
             self._tell(conn, lambda: self._order_status(conn, order_id))
@@ -346,6 +353,19 @@ class FakeIBGateway:
             conn = self._conns.get(execution["client_id"])
         if conn is not None:
             self._tell(conn, lambda: self._send_commission(conn, execution))
+
+    def _book(self, symbol: str, signed_qty: float, price: float) -> None:
+        """Apply an execution to :attr:`positions` (average cost of the open quantity)."""
+        qty, avg = self.positions.get(symbol, (0.0, 0.0))
+        new_qty = qty + signed_qty
+        if abs(new_qty) < 1e-9:
+            self.positions.pop(symbol, None)
+            return
+        if qty == 0 or (qty > 0) != (new_qty > 0):  # opened, or flipped side
+            avg = price
+        elif abs(new_qty) > abs(qty):  # added to the position
+            avg = (qty * avg + signed_qty * price) / new_qty
+        self.positions[symbol] = (new_qty, avg)
 
     @staticmethod
     def _tell(conn: FakeIBConnection, send: Callable[[], None]) -> None:

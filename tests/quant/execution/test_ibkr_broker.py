@@ -251,6 +251,9 @@ def test_fills_since_when_partial_fill_then_rest_then_two_fills_summing_to_the_o
             (second, 15.0, 121.0),
         ]
         assert sum(f.qty_shares for f in fills) == 25  # the order's quantity
+        # the gateway's book: short 20 BBB, bought 10 (still short, same cost), then 15
+        # (long 5, opened at the second price)
+        assert gateway.positions["BBB"] == (5.0, 121.0)
         assert {(f.order_id, f.client_order_id) for f in fills} == {(str(oid), "q-part")}
         # the status updates the gateway pushed have been read along with the fills
         placed = broker.order_by_client_id("q-part")
