@@ -1,0 +1,132 @@
+"""The execution stages with the ibkr adapter against the fake IB gateway: the orders a
+session submitted, once the gateway fills them, are reconciled into ops.fills."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from execution_world import WEIGHTS, load_world
+from pydantic import SecretStr
+
+from quant.config import Settings
+from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
+from quant.testing import FakeIBGateway
+from quant.testing.sidecar_process import SidecarProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "ibkr-reconcile-token"
+
+
+@pytest.fixture(scope="module")
+def sidecar(pg_settings: Settings) -> Iterator[SidecarProcess]:
+    proc = SidecarProcess(
+        pg_settings, free_port(), TOKEN, extra_env={"QUANT_RISK__STALE_FEED_S": "86400"}
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture()
+def gateway() -> Iterator[FakeIBGateway]:
+    fake = FakeIBGateway()
+    fake.account_values = {"NetLiquidation": 1_000_000.0, "TotalCashValue": 1_000_000.0}
+    with fake:
+        yield fake
+
+
+@pytest.fixture()
+def settings(clean_db: Settings, sidecar: SidecarProcess, gateway: FakeIBGateway) -> Settings:
+    execution = clean_db.execution.model_copy(
+        update={
+            "broker_backoff_s": 0.01,
+            "broker_max_backoff_s": 0.02,
+            "broker_timeout_s": 5.0,
+            "ib_client_id": 51,
+        }
+    )
+    return clean_db.model_copy(
+        update={
+            "broker": "ibkr",
+            "ib_host": gateway.host,
+            "ib_port": gateway.port,
+            "sidecar_url": sidecar.url,
+            "sidecar_token": SecretStr(TOKEN),
+            "execution": execution,
+        }
+    )
+
+
+def test_reconcile_when_ibkr_orders_filled_by_gateway_then_fills_and_positions_recorded(
+    settings: Settings, gateway: FakeIBGateway, db_conn
+) -> None:
+    dag_id = f"dag_{uuid.uuid4().hex[:8]}"
+    world = load_world(db_conn)
+    day = world.sessions[-3]
+    common = {"run_id": "r", "settings": settings, "dag_id": dag_id}
+    gen = generate_orders(day, latest_session=day, weights=WEIGHTS, **common)
+    assert (gen["broker"], gen["risk_check"]) == ("ibkr", "sidecar")
+    pretrade_check(day, **common)
+    submitted = submit_orders(day, **common)["submitted"]
+    assert submitted == len(gateway.orders) > 0
+
+    # the next session's opening auction fills every order at the open, one order in two
+    # executions; commissions of half a cent a share
+    nxt = world.sessions[-2]
+    opens = world.opens(nxt)
+    at = datetime.combine(nxt, time(14, 30), tzinfo=UTC)
+    expected = {}  # exec id -> (client order id, symbol, side, shares, price, commission)
+    for n, (oid, o) in enumerate(sorted(gateway.orders.items())):
+        parts = [o["qty"]] if n else [o["qty"] // 2, o["qty"] - o["qty"] // 2]
+        for k, shares in enumerate(parts):
+            price = opens[o["symbol"]] + 0.01 * k
+            commission = round(0.005 * shares, 4)
+            exec_id = gateway.fill(
+                oid, shares, price, commission=commission, at=at + timedelta(seconds=n + k)
+            )
+            side = "buy" if o["action"] == "BUY" else "sell"
+            expected[exec_id] = (o["order_ref"], o["symbol"], side, shares, price, commission)
+    assert {o["status"] for o in gateway.orders.values()} == {"Filled"}
+
+    out = reconcile(day, **common)
+    assert out["new_fills"] == len(expected) and out["differences"] == []
+    with db_conn.cursor() as cur:
+        cur.execute(
+            "select fill_id, client_order_id, symbol, side, qty_shares, price_usd, "
+            "commission_usd, filled_at from ops.fills where broker = 'ibkr'"
+        )
+        rows = cur.fetchall()
+        recorded = {r[0]: (r[1], r[2], r[3], float(r[4]), float(r[5]), float(r[6])) for r in rows}
+        assert {r[0]: r[7] for r in rows} == {e["exec_id"]: e["time"] for e in gateway.executions}
+        cur.execute(
+            "select symbol, qty_shares, avg_price_usd from ops.positions where broker = 'ibkr'"
+        )
+        positions = {r[0]: (float(r[1]), float(r[2])) for r in cur.fetchall()}
+        cur.execute(
+            "select client_order_id, qty_shares, avg_fill_price_usd from ops.orders "
+            "where dag_id = %s",
+            (dag_id,),
+        )
+        orders = {r[0]: (float(r[1]), float(r[2])) for r in cur.fetchall()}
+
+    def rounded(row: tuple) -> tuple:
+        return tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+
+    assert {k: rounded(v) for k, v in recorded.items()} == {
+        k: rounded(v) for k, v in expected.items()
+    }
+    for o in gateway.orders.values():
+        mine = [e for e in expected.values() if e[0] == o["order_ref"]]
+        assert sum(e[3] for e in mine) == o["qty"] == orders[o["order_ref"]][0]
+        vwap = sum(e[3] * e[4] for e in mine) / o["qty"]
+        assert orders[o["order_ref"]][1] == pytest.approx(vwap)
+        assert positions[o["symbol"]] == pytest.approx((o["qty"], vwap))
+
+    again = reconcile(day, **common)  # the same executions are not recorded twice
+    assert again["new_fills"] == 0 and again["differences"] == []
