@@ -5,8 +5,8 @@ Enough of the protocol for ``ib_insync`` / ``ib_async`` ``IB.connect`` and
 client's version range, answered with server version and connection
 time), ``startApi`` (answered with ``nextValidId`` and
 ``managedAccounts``), the synchronisation requests ``IB.connect`` sends
-(positions, open and completed orders, account updates, executions: each
-answered with its "end" message) and ``reqHistoricalData`` (answered with
+(positions, open and completed orders, account updates: each answered
+with its "end" message; executions: the recorded ones, see below) and ``reqHistoricalData`` (answered with
 ``historicalData`` for the symbols it knows and error 200 "no security
 definition" for the others).
 
