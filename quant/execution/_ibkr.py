@@ -12,7 +12,11 @@ connection's trades, then all open and completed orders, by ``orderRef``.
 Market orders go out with time in force ``OPG`` (opening auction) or as
 ``MOC`` (closing auction) to match ``QUANT_EXECUTION__FILL_AUCTION``.
 ``cancel_all`` is ``reqGlobalCancel``. Fills come from ``reqExecutions``
-(commissions from the commission reports).
+(commissions from the commission reports). Reads answered from the client's
+caches (order statuses, positions, account values) first make a
+``reqCurrentTime`` round trip, so that what the gateway pushed before (a fill,
+a cancel) is applied: an order's status is current on the connection that
+placed it.
 
 The IB client runs on an event loop: every call of the adapter runs on one
 worker thread of its own (with its own loop), so it can be called from any
@@ -83,6 +87,29 @@ def _on_ib_thread(method: _F) -> _F:
         return self._worker.submit(method, self, *args, **kwargs).result()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _settle(ib: Any) -> None:
+    """Bring the client's caches (trades and their statuses, positions, account
+    values) up to what the gateway has sent so far, before answering from them.
+
+    The client reads its socket only while its event loop runs, and between calls
+    of the adapter it does not: a status the gateway pushed (a fill, a cancel) waits
+    unread. One pass of the loop (``IB.sleep(0)``) is not enough: a message the
+    gateway has sent may still be on its way (a small TCP segment held back until
+    the previous one is acknowledged). A ``reqCurrentTime`` round trip is: its answer
+    comes after everything the gateway sent before it, on the same ordered stream,
+    and the client applies messages in order, so when ``IB.reqCurrentTime`` returns
+    those are applied. It runs on the adapter's worker thread and loop like every
+    request, and is bounded by the request timeout.
+
+    Raises
+    ------
+    ConnectionError, TimeoutError
+        The connection is closed or the gateway does not answer (the caller
+        reconnects).
+    """
+    ib.reqCurrentTime()
 
 
 def _ib_module() -> Any:
@@ -197,12 +224,14 @@ class IbkrBroker:
         )
 
     def _read(self, what: str, fn: Callable[[Any], Any]) -> Any:
-        """Run a read with the connection; a dropped link or a timed-out request is
+        """Run a read with the connection, once the client has applied every message
+        the gateway sent before it (:func:`_settle`); a dropped link or a timed-out request is
         retried once on a fresh connection, then BrokerUnavailableError."""
         last = ""
         for _ in range(2):
             ib = self._conn()
             try:
+                _settle(ib)
                 return fn(ib)
             except (ConnectionError, OSError, TimeoutError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
@@ -219,6 +248,10 @@ class IbkrBroker:
         order, status = trade.order, trade.orderStatus
         now = datetime.now(UTC)
         submitted = trade.log[0].time if trade.log else now
+        filled = float(status.filled or 0.0)
+        state = _STATUS.get(status.status, OrderStatus.OPEN)
+        if state is OrderStatus.OPEN and filled > 0:
+            state = OrderStatus.PARTIALLY_FILLED
         tif = {"OPG": TimeInForce.OPG}.get(order.tif, TimeInForce.DAY)
         if order.orderType == "MOC":
             tif = TimeInForce.CLS
@@ -228,8 +261,8 @@ class IbkrBroker:
             symbol=str(trade.contract.symbol),
             side="buy" if order.action == "BUY" else "sell",
             qty_shares=float(order.totalQuantity),
-            filled_qty_shares=float(status.filled or 0.0),
-            status=_STATUS.get(status.status, OrderStatus.OPEN),
+            filled_qty_shares=filled,
+            status=state,
             order_type=OrderType.LIMIT if order.orderType == "LMT" else OrderType.MARKET,
             time_in_force=tif,
             limit_price_usd=float(order.lmtPrice) if order.orderType == "LMT" else None,
@@ -259,11 +292,10 @@ class IbkrBroker:
 
     @_on_ib_thread
     def positions(self) -> list[Position]:
-        ib = self._conn()
-        marks = {
-            p.contract.symbol: p.marketPrice
-            for p in self._read("portfolio", lambda i: i.portfolio())
-        }
+        portfolio, positions = self._read(
+            "portfolio", lambda ib: (ib.portfolio(), ib.positions(self.account_code))
+        )
+        marks = {p.contract.symbol: p.marketPrice for p in portfolio}
         out = [
             Position(
                 symbol=str(p.contract.symbol),
@@ -271,7 +303,7 @@ class IbkrBroker:
                 avg_price_usd=float(p.avgCost),
                 market_price_usd=float(marks.get(p.contract.symbol, 0.0) or 0.0),
             )
-            for p in ib.positions(self.account_code)
+            for p in positions
             if p.position != 0
         ]
         return sorted(out, key=lambda p: p.symbol)
@@ -373,6 +405,7 @@ class IbkrBroker:
 
     @_on_ib_thread
     def cancel(self, order_id: str) -> bool:
+        self._read("order statuses", lambda ib: None)  # a fill sent already makes it done
         ib = self._conn()
         for trade in ib.trades():
             if str(trade.order.orderId) == str(order_id):
@@ -384,6 +417,7 @@ class IbkrBroker:
 
     @_on_ib_thread
     def cancel_all(self) -> int:
+        self._read("order statuses", lambda ib: None)
         ib = self._conn()
         live = len(ib.openTrades())
         ib.reqGlobalCancel()

@@ -25,6 +25,9 @@ answers with :meth:`FakeIBConnection.send`::
         fake.state.setdefault("orders", []).append(fields)
         conn.send(3, order_id, "Submitted", 0, 100, 0, 0, 0, 0, 1, "", 0)  # orderStatus
 
+``reqCurrentTime`` is answered with ``currentTime`` (epoch seconds), after
+everything sent before it, as TWS does.
+
 Every message received is recorded in :attr:`FakeIBGateway.received` as
 ``(message id, fields)``.
 
@@ -89,6 +92,7 @@ class IN:
     REQ_ACCOUNT_UPDATES_MULTI = 76
     REQ_COMPLETED_ORDERS = 99
     CANCEL_HISTORICAL_DATA = 25
+    REQ_CURRENT_TIME = 49
 
 
 class OUT:
@@ -109,6 +113,7 @@ class OUT:
     POSITION_END = 62
     ACCOUNT_UPDATE_MULTI_END = 74
     COMPLETED_ORDERS_END = 102
+    CURRENT_TIME = 49
 
 
 Handler = Callable[["FakeIBConnection", list[str]], None]
@@ -203,6 +208,7 @@ class FakeIBGateway:
             IN.REQ_IDS: lambda c, f: c.send(OUT.NEXT_VALID_ID, 1, self.next_valid_id),
             IN.REQ_HISTORICAL_DATA: self._historical_data,
             IN.CANCEL_HISTORICAL_DATA: lambda c, f: None,
+            IN.REQ_CURRENT_TIME: lambda c, f: c.send(OUT.CURRENT_TIME, 1, int(time.time())),
         }
         self._handlers.update(defaults)
 

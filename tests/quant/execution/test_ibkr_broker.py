@@ -351,3 +351,56 @@ def test_fills_since_when_commission_not_reported_yet_then_zero_until_reported(
         assert (fill.fill_id, fill.commission_usd) == (exec_id, 1.75)
     finally:
         broker.close()
+
+
+# ---------------------------------------------------------------------- order status
+
+
+def _call_from_thread_without_event_loop(fn):  # noqa: ANN001, ANN202
+    asyncio.run(asyncio.sleep(0))  # leaves this thread without a current event loop
+    return fn()
+
+
+def _call_inside_running_event_loop(fn):  # noqa: ANN001, ANN202
+    async def handler():  # noqa: ANN202 - like the sidecar's handlers
+        return fn()
+
+    return asyncio.run(handler())
+
+
+def _call_from_a_worker_thread(fn):  # noqa: ANN001, ANN202
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn).result()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        _call_from_a_worker_thread,
+        _call_from_thread_without_event_loop,
+        _call_inside_running_event_loop,
+    ],
+    ids=["plain-thread", "thread-without-loop", "inside-running-loop"],
+)
+def test_order_by_client_id_when_filled_in_two_parts_on_the_placing_connection_then_current_status(
+    gateway: FakeIBGateway,
+    call,  # noqa: ANN001
+) -> None:
+    broker = IbkrBroker(port=gateway.port, client_id=38, timeout_s=5)
+    try:
+        call(lambda: broker.submit(order("q-status", "AAA", "buy")))
+        oid = order_id_of(gateway, "q-status")
+        assert call(lambda: broker.order_by_client_id("q-status")).status is OrderStatus.OPEN
+        part, total = 10.0, float(order("q-status").qty_shares)
+        gateway.fill(oid, part, 50.0, commission=1.0, at=T0)  # pushed to this connection at once
+        placed = call(lambda: broker.order_by_client_id("q-status"))
+        assert placed is not None
+        assert (placed.status, placed.filled_qty_shares) == (OrderStatus.PARTIALLY_FILLED, part)
+        assert [o.client_order_id for o in call(broker.open_orders)] == ["q-status"]
+        gateway.fill(oid, total - part, 50.5, commission=1.0, at=T0 + timedelta(seconds=1))
+        done = call(lambda: broker.order_by_client_id("q-status"))
+        assert done is not None
+        assert (done.status, done.filled_qty_shares) == (OrderStatus.FILLED, total)
+        assert call(broker.open_orders) == []
+    finally:
+        broker.close()
