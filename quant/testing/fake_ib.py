@@ -119,6 +119,12 @@ class OUT:
 Handler = Callable[["FakeIBConnection", list[str]], None]
 
 
+def _stock(con_id: int, symbol: str, exchange: str) -> tuple[Any, ...]:
+    """A US stock's contract fields as execution and position messages carry them:
+    conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange, currency."""
+    return (con_id, symbol, "STK", "", 0.0, "", "", exchange, "USD")
+
+
 def _encode(fields: Iterable[Any]) -> bytes:
     text = "".join(f"{'' if f is None else f}\0" for f in fields)
     payload = text.encode()
@@ -394,15 +400,7 @@ class FakeIBGateway:
             OUT.EXECUTION_DATA,
             req_id,
             e["order_id"],
-            0,  # conId
-            symbol,
-            "STK",
-            "",
-            0.0,
-            "",
-            "",
-            "ISLAND",
-            "USD",
+            *_stock(0, symbol, "ISLAND"),
             symbol,
             "NMS",
             e["exec_id"],
@@ -542,15 +540,7 @@ class FakeIBGateway:
                 OUT.POSITION_DATA,
                 3,
                 self.account,
-                con_id,
-                symbol,
-                "STK",
-                "",
-                0.0,
-                "",
-                "",
-                "SMART",
-                "USD",
+                *_stock(con_id, symbol, "SMART"),
                 symbol,
                 symbol,
                 qty,

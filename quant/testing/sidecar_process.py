@@ -12,7 +12,7 @@ import time
 from quant.config import Settings
 from quant.exceptions import SidecarError
 
-__all__ = ["SidecarProcess", "free_port"]
+__all__ = ["SidecarProcess", "free_port", "replaying_sidecar"]
 
 
 def free_port() -> int:
@@ -23,7 +23,8 @@ def free_port() -> int:
 
 
 class SidecarProcess:
-    """Start and stop ``python -m quant.sidecar`` with the given settings' home and a token."""
+    """Start and stop ``python -m quant.sidecar`` with the given settings' home and a token
+    (``with SidecarProcess(...) as proc:`` starts it and stops it at the end)."""
 
     def __init__(
         self,
@@ -69,6 +70,13 @@ class SidecarProcess:
                     raise
                 time.sleep(0.1)
 
+    def __enter__(self) -> SidecarProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s."""
         if self.proc is not None and self.proc.poll() is None:
@@ -79,3 +87,11 @@ class SidecarProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+def replaying_sidecar(settings: Settings, token: str) -> SidecarProcess:
+    """A sidecar (not started) for tests that replay past sessions: its price feed counts
+    as fresh for a day (``QUANT_RISK__STALE_FEED_S``), so a past session's prices pass."""
+    return SidecarProcess(
+        settings, free_port(), token, extra_env={"QUANT_RISK__STALE_FEED_S": "86400"}
+    )

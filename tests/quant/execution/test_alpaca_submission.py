@@ -27,7 +27,7 @@ from quant.execution import (
 )
 from quant.sidecar import SidecarClient
 from quant.testing import FakeAlpaca
-from quant.testing.sidecar_process import SidecarProcess, free_port
+from quant.testing.sidecar_process import SidecarProcess, replaying_sidecar
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,8 @@ KEY, SECRET = "paper-key", "paper-secret"
 
 @pytest.fixture(scope="module")
 def sidecar(pg_settings: Settings) -> Iterator[SidecarProcess]:
-    proc = SidecarProcess(
-        pg_settings, free_port(), TOKEN, extra_env={"QUANT_RISK__STALE_FEED_S": "86400"}
-    )
-    proc.start()
-    try:
+    with replaying_sidecar(pg_settings, TOKEN) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture()
@@ -158,9 +152,7 @@ def test_submit_when_crash_after_half_then_rerun_leaves_one_order_per_client_id(
 def test_submit_when_sidecar_halted_or_stopped_then_fails_and_fake_server_receives_nothing(
     settings: Settings, fake: FakeAlpaca, db_conn, dag_id: str
 ) -> None:
-    own = SidecarProcess(
-        settings, free_port(), TOKEN, extra_env={"QUANT_RISK__STALE_FEED_S": "86400"}
-    )
+    own = replaying_sidecar(settings, TOKEN)
     own.start()
     try:
         on_own = settings.model_copy(update={"sidecar_url": own.url})

@@ -19,7 +19,7 @@ from quant.execution import (
     submit_orders,
 )
 from quant.sidecar import SidecarClient
-from quant.testing.sidecar_process import SidecarProcess, free_port
+from quant.testing.sidecar_process import SidecarProcess, free_port, replaying_sidecar
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +28,8 @@ TOKEN = "execution-test-token"
 
 @pytest.fixture(scope="module")
 def sidecar(pg_settings: Settings) -> Iterator[SidecarProcess]:
-    proc = SidecarProcess(
-        pg_settings, free_port(), TOKEN, extra_env={"QUANT_RISK__STALE_FEED_S": "86400"}
-    )
-    proc.start()
-    try:
+    with replaying_sidecar(pg_settings, TOKEN) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from quant.config import Settings
 from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
 from quant.testing import FakeIBGateway
-from quant.testing.sidecar_process import SidecarProcess, free_port
+from quant.testing.sidecar_process import SidecarProcess, replaying_sidecar
 
 pytestmark = pytest.mark.integration
 
@@ -23,14 +23,8 @@ TOKEN = "ibkr-reconcile-token"
 
 @pytest.fixture(scope="module")
 def sidecar(pg_settings: Settings) -> Iterator[SidecarProcess]:
-    proc = SidecarProcess(
-        pg_settings, free_port(), TOKEN, extra_env={"QUANT_RISK__STALE_FEED_S": "86400"}
-    )
-    proc.start()
-    try:
+    with replaying_sidecar(pg_settings, TOKEN) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture()
