@@ -15,7 +15,9 @@ transaction, serialised per account by a row lock. The batch methods
 are set-based: a few statements per call whatever the number of orders, a
 batch travelling as one array text per column. A backtest calls the broker
 thousands of times, so round trips are counted too: the lock travels with
-the BEGIN and the query after it, and single reads skip BEGIN and COMMIT.
+the BEGIN and the query after it, a write travels with the COMMIT (what it
+wrote checked in the statement itself, by ``ops.sim_require``), and single
+reads skip BEGIN and COMMIT.
 """
 
 from __future__ import annotations
