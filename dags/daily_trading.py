@@ -5,7 +5,7 @@ One run per trading session of `QUANT_EXCHANGE` (XNYS by default), `QUANT_RUN_AF
 after its close (timetable `plugins/trading_calendar.py`: no runs on weekends or holidays,
 early closes respected). Stages, each a task calling one `quant` function with the session:
 
-`ingest_bars` -> `dbt` (one task per model, tests after each) -> `data_quality` (blocking
+`ingest_bars` -> `dbt` (one `dbt build` task per model: the model, then its tests) -> `data_quality` (blocking
 gates) -> `retrain_model` (when due) -> `predict` -> `optimize_portfolio` -> `generate_orders`
 -> `pretrade_check` (risk sidecar) -> `submit_orders` -> `reconcile` -> `report`.
 
@@ -13,7 +13,7 @@ A failed data-quality gate stops the run before any model, weight or order. Back
 runs of past sessions fill with the built-in simulator on an account of their own and never
 reach a broker. **Params** (trigger with config): `dry_run` (generate and check, submit
 nothing), `broker`, `optimizer`, `symbols` (restrict the portfolio; empty = universe),
-`force_retrain`. Links on each run: *Run report* and *Data quality*.
+`force_retrain`; any other conf key is refused. Links on each run: *Run report* and *Data quality*.
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ from airflow.sdk import Asset, Param, dag, task
 from trading_calendar import TradingSessionTimetable
 
 from quant.config import PORTFOLIO_METHODS, get_settings
-from quant.orchestration import current_run, dbt_env, dbt_task_group, dbt_var, on_run_failure
+from quant.orchestration import (
+    current_run,
+    dbt_env,
+    dbt_task_group,
+    dbt_var,
+    on_run_failure,
+    on_task_failure,
+)
 
 FEATURES = Asset("quant_marts_features")
 TARGET_WEIGHTS = Asset("quant_target_weights")
@@ -51,7 +58,8 @@ PARAMS = {
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "quant", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={"owner": "quant", "retries": 1, "retry_delay": timedelta(minutes=1),
+                  "on_failure_callback": on_task_failure},
     params=PARAMS,
     user_defined_macros={"dbt_env": dbt_env, "dbt_var": dbt_var},
     on_failure_callback=on_run_failure,

@@ -127,6 +127,56 @@ def up(
     raise typer.Exit(serve(get_settings(), port=port, host=host, console=console))
 
 
+@app.command("backfill")
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="first session, YYYY-MM-DD (inclusive)")],
+    to: Annotated[str, typer.Option("--to", help="last session, YYYY-MM-DD (inclusive)")],
+    max_active_runs: Annotated[
+        int, typer.Option(help="runs of this backfill at once (Airflow's REST API defaults to 10)")
+    ] = 1,
+    reprocess: Annotated[
+        str, typer.Option(help="sessions that already have a run: none, failed or completed")
+    ] = "none",
+    conf: Annotated[str, typer.Option(help="JSON conf for every run, e.g. '{\"optimizer\": \"hrp\"}'")]
+    = "",
+    dry_run: Annotated[bool, typer.Option(help="list the runs it would create, create none")] = False,
+) -> None:
+    """Create a daily_trading backfill over the sessions FROM..TO (both included).
+
+    Runs sit at their session's close (21:00 UTC for XNYS), so Airflow's own
+    ``backfill create --from-date D --to-date D`` (midnight to midnight) creates no
+    run for D; this command passes the first and last sessions' closes. The
+    scheduler runs the backfill: start it with ``quant up``.
+    """
+    from quant.calendar import get_calendar
+    from quant.orchestration import DAG_ID, airflow_cli, ensure_airflow_db, logical_datetime
+
+    if reprocess not in ("none", "failed", "completed"):
+        raise typer.BadParameter(f"{reprocess!r}: use none, failed or completed", param_hint="--reprocess")
+    settings = get_settings()
+    sessions = get_calendar(settings.exchange).sessions(_parse_date(from_), _parse_date(to))
+    if not sessions:
+        raise _fail(f"no {settings.exchange} session between {from_} and {to}")
+    ensure_airflow_db(settings)
+    args = [
+        "backfill", "create", "--dag-id", DAG_ID,
+        "--from-date", logical_datetime(sessions[0], settings).isoformat(),
+        "--to-date", logical_datetime(sessions[-1], settings).isoformat(),
+        "--max-active-runs", str(max_active_runs), "--reprocess-behavior", reprocess,
+    ]
+    if conf:
+        args += ["--dag-run-conf", conf]
+    if dry_run:
+        args.append("--dry-run")
+    console.print(f"{DAG_ID}: backfill of {len(sessions)} session(s), "
+                  f"{sessions[0].isoformat()} to {sessions[-1].isoformat()}")
+    code = airflow_cli(args, settings)
+    if code == 0 and not dry_run:
+        console.print("created; the scheduler runs it (`quant up`), "
+                      f"{max_active_runs} run(s) at a time")
+    raise typer.Exit(code)
+
+
 # -- runs -----------------------------------------------------------------------------------
 @contextmanager
 def _output_to(logfile: Path):

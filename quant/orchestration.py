@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 DAG_ID = "daily_trading"
+FAILED_STAGE = "run failed"
+"""Key of the stage summary of a failed run's report (``reason``, ``failed or not run``, ``errors``)."""
 ADMIN_USER = "admin"
 
 
@@ -233,27 +236,107 @@ def run_dag(
     return RunResult(dag_id, dr.run_id, session, str(dr.state), states, seconds)
 
 
-def task_timings(dag_id: str, run_id: str, dag_run: Any = None) -> dict[str, dict[str, Any]]:
-    """State and seconds of each finished task of a DAG run, ``{task_id: {"state", "seconds"}}``.
+def _metadata_url() -> str | None:
+    """libpq URL of Airflow's metadata database (PostgreSQL only), from Airflow's configuration."""
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if not url:
+        try:
+            from airflow.configuration import conf
+        except ImportError:
+            return None
+        url = conf.get("database", "sql_alchemy_conn", fallback=None)
+    if not url or not url.startswith("postgresql"):
+        return None
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
-    From ``dag_run``'s task instances when given (a DAG callback's context), else
-    asked from the Task SDK when called inside a running Airflow task (its
-    execution API: no metadata-database access from the task), else empty.
+
+def _metadata_rows(query: str, args: tuple) -> list[tuple] | None:
+    """Rows of a read-only query on the metadata database, or None when it cannot be reached.
+
+    A short-lived connection with connect and statement timeouts: the DAG failure callback
+    runs in the DAG processor, which kills a callback that blocks and then marks the DAG
+    stale; it must never wait on anything.
     """
-    if dag_run is not None and hasattr(dag_run, "get_task_instances"):
+    import psycopg2
+
+    url = _metadata_url()
+    if url is None:
+        return None
+    try:
+        conn = psycopg2.connect(url, connect_timeout=5, options="-c statement_timeout=10000")
+    except psycopg2.Error:
+        return None
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(query, args)
+            return cur.fetchall()
+    except psycopg2.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def _iso(value: Any) -> str | None:
+    return value.astimezone(timezone.utc).isoformat() if isinstance(value, datetime) else None
+
+
+def task_timings(dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """State, seconds, start and end of each task of a DAG run.
+
+    ``{task_id: {"state", "seconds", "start", "end"}}`` (mapped tasks as ``task[i]``;
+    start and end ISO-8601 UTC or None). Read from the metadata database (works in a
+    task and in the DAG processor's callbacks alike); when that is not PostgreSQL or
+    cannot be reached, inside a running task the Task SDK's breadcrumbs (no start or
+    end), else empty.
+    """
+    rows = _metadata_rows(
+        "select task_id, map_index, state, duration, start_date, end_date from task_instance "
+        "where dag_id = %s and run_id = %s order by task_id, map_index",
+        (dag_id, run_id),
+    )
+    if rows is not None:
         return {
-            ti.task_id: {"state": str(ti.state), "seconds": ti.duration}
-            for ti in dag_run.get_task_instances()
+            task_id + (f"[{index}]" if index is not None and index >= 0 else ""): {
+                "state": str(state), "seconds": duration, "start": _iso(start), "end": _iso(end)
+            }
+            for task_id, index, state, duration, start, end in rows
         }
     runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    if runner is None or not hasattr(runner, "SUPERVISOR_COMMS"):
-        return {}  # not inside an Airflow task
+    if runner is None or getattr(runner, "SUPERVISOR_COMMS", None) is None:
+        return {}
+    if not _inside_task(runner):
+        return {}  # a DAG-processor callback: the supervisor would not answer
     out: dict[str, dict[str, Any]] = {}
     for crumb in runner.RuntimeTaskInstance.get_task_breadcrumbs(dag_id, run_id):
         index = crumb.get("map_index")
         key = crumb["task_id"] + (f"[{index}]" if index is not None and index >= 0 else "")
-        out[key] = {"state": str(crumb.get("state")), "seconds": crumb.get("duration")}
+        out[key] = {"state": str(crumb.get("state")), "seconds": crumb.get("duration"),
+                    "start": None, "end": None}
     return out
+
+
+def _inside_task(runner: Any) -> bool:
+    """Whether this process runs an Airflow task (not a DAG processor's callback)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        get_current_context()
+    except Exception:  # noqa: BLE001 - any failure means there is no task context here
+        return False
+    return True
+
+
+def dag_run_record(dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """``logical_date``, ``run_after``, ``run_type``, ``state`` of a DAG run from the metadata DB."""
+    rows = _metadata_rows(
+        "select logical_date, run_after, run_type, state from dag_run "
+        "where dag_id = %s and run_id = %s",
+        (dag_id, run_id),
+    )
+    if not rows:
+        return None
+    logical, run_after, run_type, state = rows[0]
+    return {"logical_date": logical, "run_after": run_after, "run_type": run_type, "state": state}
 
 
 # -- helpers for the DAG files (they import Airflow, lazily) ------------------------------------
@@ -274,17 +357,27 @@ class RunContext:
 
 
 def current_run() -> RunContext:
-    """The running task's DAG run (raises AirflowSkipException for a non-session date)."""
+    """The running task's DAG run.
+
+    Works for every run type, with or without a logical date: a run triggered with
+    ``"logical_date": null`` (the REST API, the UI's trigger button) is for the latest
+    session closed at its ``run_after``. Raises ``AirflowFailException`` when the run's
+    conf has keys the DAG does not declare as params (a typo such as ``optimiser`` would
+    otherwise be ignored silently), and ``AirflowSkipException`` for a non-session date.
+    """
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from quant.calendar import NotASessionError, get_calendar
 
     context = get_current_context()
     dag_run = context["dag_run"]
+    unknown = unknown_conf_keys(dag_run.conf, context["dag"].params)
+    if unknown:
+        raise AirflowFailException(unknown)
     cal = get_calendar(get_settings().exchange)
     try:
-        session = cal.session_for_run(context["logical_date"], dag_run.run_after)
+        session = cal.session_for_run(getattr(dag_run, "logical_date", None), dag_run.run_after)
     except NotASessionError as exc:
         raise AirflowSkipException(str(exc)) from exc
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
@@ -295,6 +388,103 @@ def current_run() -> RunContext:
         session=session,
         params=dict(context.get("params") or {}),
     )
+
+
+def unknown_conf_keys(conf: Mapping[str, Any] | None, params: Iterable[str]) -> str | None:
+    """The one-line refusal of a run conf with keys outside ``params``, or None when it has none.
+
+    A DAG without params takes any conf (nothing to check it against).
+    """
+    known = sorted(params)
+    unknown = sorted(set(conf or {}) - set(known))
+    if not known or not unknown:
+        return None
+    return (
+        f"unknown conf key(s) {', '.join(map(repr, unknown))}: "
+        f"this DAG's params are {', '.join(known)}"
+    )
+
+
+class TriggerConfGuard:
+    """ASGI middleware for the API server: refuse a trigger whose conf has unknown keys.
+
+    Airflow validates each declared param's value at trigger time but keeps keys it
+    does not know, so ``{"optimiser": "hrp"}`` would start a run that silently uses
+    the default optimizer. This guard reads ``POST /api/v2/dags/{dag_id}/dagRuns``
+    (the REST API and the UI's trigger form) and ``POST /api/v2/backfills``
+    (``dag_run_conf``) and answers 400 naming the unknown keys and the known ones.
+    The DAG's params come from its serialized version in the metadata database.
+    Registered by the ``quant_risk`` plugin as a root middleware.
+    """
+
+    _TRIGGER = re.compile(r"^/api/v2/dags/(?P<dag_id>[^/]+)/dagRuns/?$")
+    _BACKFILL = re.compile(r"^/api/v2/backfills/?$")
+
+    def __init__(self, app: Any, params_of: Any = None) -> None:
+        self.app = app
+        self.params_of = params_of or _serialized_dag_params
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        trigger, backfill = self._TRIGGER.match(path), self._BACKFILL.match(path)
+        if trigger is None and backfill is None:
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        refusal = await self._refusal(body, trigger.group("dag_id") if trigger else None)
+        if refusal is not None:
+            payload = json.dumps({"detail": refusal}).encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refusal(self, body: bytes, dag_id: str | None) -> str | None:
+        import anyio
+
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            return None  # the API answers malformed JSON itself
+        if not isinstance(payload, dict):
+            return None
+        conf = payload.get("conf") if dag_id else payload.get("dag_run_conf")
+        dag_id = dag_id or payload.get("dag_id")
+        if not isinstance(conf, dict) or not conf or not isinstance(dag_id, str):
+            return None
+        params = await anyio.to_thread.run_sync(self.params_of, dag_id)
+        if params is None:
+            return None  # unknown DAG: the API says so
+        return unknown_conf_keys(conf, params)
+
+
+def _serialized_dag_params(dag_id: str) -> list[str] | None:
+    """Param names of ``dag_id``'s latest serialized version (None when it has none)."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        found = SerializedDagModel.get_dag(dag_id, session=session)
+    return None if found is None else list(found.params)
 
 
 def broker_credentials(broker: str | None) -> dict[str, Any] | None:
@@ -327,7 +517,11 @@ def broker_credentials(broker: str | None) -> dict[str, Any] | None:
 
 
 def dbt_task_group(group_id: str = "dbt") -> Any:
-    """The Cosmos task group of the dbt project: one task per model, its tests after it.
+    """The Cosmos task group of the dbt project: one ``dbt build`` task per model.
+
+    Each task runs its model and then the model's tests (Cosmos ``TestBehavior.BUILD``),
+    so the graph shows one node per model in dependency order and a failed test stops
+    the models downstream of it.
 
     Rendered from ``dbt/target/manifest.json`` (never ``dbt ls`` at parse time).
     The connection reaches the tasks as ``DBT_PG_*`` variables resolved when they
@@ -354,7 +548,7 @@ def dbt_task_group(group_id: str = "dbt") -> Any:
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
+            test_behavior=TestBehavior.BUILD,
             emit_datasets=False,  # a Unix-socket host makes no valid asset URI
         ),
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
@@ -363,7 +557,7 @@ def dbt_task_group(group_id: str = "dbt") -> Any:
             "retries": 0,
             "env": {key: "{{ dbt_env('" + key + "') }}" for key in DBT_ENV_KEYS},
             "vars": {
-                key: "{{ dbt_var('" + key + "', logical_date, dag_run) }}"
+                key: "{{ dbt_var('" + key + "', dag_run) }}"
                 for key in ("run_date", "provider_priority")
             },
         },
@@ -377,44 +571,125 @@ def dbt_env(key: str) -> str:
     return dbt_environment()[key]
 
 
-def dbt_var(key: str, logical_date: datetime | None, dag_run: Any) -> str:
-    """Template macro: one dbt variable of the run's session (``run_date``, ...)."""
+def dbt_var(key: str, dag_run: Any) -> str:
+    """Template macro: one dbt variable of the run's session (``run_date``, ...).
+
+    Takes the run, not the template's ``logical_date``: a run triggered without a
+    logical date has none in its template context.
+    """
     from quant.calendar import get_calendar
     from quant.transform import dbt_vars
 
     settings = get_settings()
-    session = get_calendar(settings.exchange).session_for_run(logical_date, dag_run.run_after)
+    session = get_calendar(settings.exchange).session_for_run(
+        getattr(dag_run, "logical_date", None), dag_run.run_after
+    )
     return dbt_vars(session, settings)[key]
 
 
+def on_task_failure(context: dict[str, Any]) -> None:
+    """Task failure callback (runs in the task's process): record the task's error.
+
+    The DAG's failure callback runs in the DAG processor and never sees the exception;
+    it reads what this records (``ops.task_failures``) to name the error in the report.
+    """
+    ti = context["ti"]
+    error = context.get("exception")
+    text = f"{type(error).__name__}: {error}" if error is not None else "failed (no exception)"
+    record_task_failure(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1) or -1,
+                        int(getattr(ti, "try_number", 0) or 0), text)
+
+
+def record_task_failure(
+    dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, error: str,
+    settings: Settings | None = None,
+) -> None:
+    """Store one failed try's error (the last 4,000 characters: the end says what broke)."""
+    from quant.db import connect
+
+    conn = connect(settings or get_settings())
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                insert into ops.task_failures (dag_id, run_id, task_id, map_index, try_number, error)
+                values (%s, %s, %s, %s, %s, %s)
+                on conflict (dag_id, run_id, task_id, map_index, try_number)
+                do update set error = excluded.error, failed_at = now()
+                """,
+                (dag_id, run_id, task_id, map_index, try_number, error.replace("\x00", "")[-4000:]),
+            )
+    finally:
+        conn.close()
+
+
+def task_errors(dag_id: str, run_id: str, settings: Settings | None = None) -> dict[str, str]:
+    """The last recorded error of each failed task of a run, ``{task_id: error}``."""
+    from quant.db import connect
+
+    conn = connect(settings or get_settings())
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                select distinct on (task_id, map_index) task_id, map_index, error
+                from ops.task_failures where dag_id = %s and run_id = %s
+                order by task_id, map_index, try_number desc
+                """,
+                (dag_id, run_id),
+            )
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    return {task + (f"[{index}]" if index >= 0 else ""): error for task, index, error in rows}
+
+
 def on_run_failure(context: dict[str, Any]) -> None:
-    """DAG failure callback: record the failed run and write its report, saying what failed."""
-    from quant.calendar import get_calendar
+    """DAG failure callback: record the failed run and write its report, saying what failed.
+
+    It runs in the DAG processor, with what a callback has there: the DAG, the run id,
+    the reason (and, when Airflow knows it, the last task instance). Everything else
+    (the run's dates and type, its task instances) is read from the metadata database
+    with timeouts, and the errors from what the tasks' own failure callbacks recorded;
+    nothing here asks the task supervisor, so the callback never blocks.
+    """
+    from quant.calendar import NotASessionError, get_calendar
     from quant.report import write_run_report
 
     settings = get_settings()
-    dag_run = context["dag_run"]
+    dag_id = context["dag"].dag_id if context.get("dag") is not None else context["dag_run"].dag_id
+    run_id = context.get("run_id") or context["dag_run"].run_id
+    record = dag_run_record(dag_id, run_id)
+    dag_run = context.get("dag_run")
+    if record is None and dag_run is not None:  # no PostgreSQL metadata DB: what the context has
+        record = {"logical_date": getattr(dag_run, "logical_date", None),
+                  "run_after": dag_run.run_after, "run_type": dag_run.run_type}
+    if record is None:
+        raise PipelineRunError(f"run {run_id!r} of {dag_id!r} not found: no report written")
     try:
         session = get_calendar(settings.exchange).session_for_run(
-            context.get("logical_date"), dag_run.run_after
+            record["logical_date"], record["run_after"]
         )
-    except Exception:  # noqa: BLE001 - a non-session run has no report to write
-        return
-    failed = [
-        ti.task_id for ti in dag_run.get_task_instances(state=["failed", "upstream_failed"])
-    ] if hasattr(dag_run, "get_task_instances") else []
+    except NotASessionError:
+        return  # a run for a non-session date skipped every task: nothing to report
+    timings = task_timings(dag_id, run_id)
+    failed = sorted(t for t, v in timings.items() if v["state"] in ("failed", "upstream_failed"))
     if not failed and context.get("ti") is not None:
         failed = [context["ti"].task_id]  # the task whose failure failed the run
-    reason = str(context.get("reason") or context.get("exception") or "a task failed")
+    errors = task_errors(dag_id, run_id, settings)
+    first = next((t for t in failed if t in errors), None)
+    reason = (f"{first} failed: {errors[first].splitlines()[0] if errors[first] else ''}"
+              if first else str(context.get("reason") or "a task failed"))
     write_run_report(
-        dag_id=dag_run.dag_id,
-        run_id=dag_run.run_id,
+        dag_id=dag_id,
+        run_id=run_id,
         session=session,
-        stages={"run failed": {"reason": reason, "failed or not run": failed}},
+        stages={FAILED_STAGE: {"reason": reason, "failed or not run": failed,
+                               "errors": {t: errors[t] for t in failed if t in errors}}},
         settings=settings,
-        run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+        run_type=str(getattr(record["run_type"], "value", record["run_type"])),
         status="failed",
-        task_timings=task_timings(dag_run.dag_id, dag_run.run_id, dag_run),
+        task_timings=timings,
     )
 
 

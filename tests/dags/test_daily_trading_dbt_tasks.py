@@ -1,4 +1,4 @@
-"""daily_trading shows the dbt project as one task per model, its tests after it."""
+"""daily_trading shows the dbt project as one ``dbt build`` task per model (the model, then its tests)."""
 
 from __future__ import annotations
 
@@ -29,34 +29,39 @@ def manifest_models() -> set[str]:
     }
 
 
-def test_dbt_group_when_rendered_then_one_run_task_per_manifest_model(dag, manifest_models) -> None:  # noqa: ANN001
-    run_tasks = {t.split(".")[1] for t in dag.task_ids if t.startswith("dbt.") and t.endswith(".run")}
-    assert run_tasks == manifest_models
-    assert {"universe", "features", "labels"} <= run_tasks
+def _build_tasks(dag) -> set[str]:  # noqa: ANN001
+    return {t for t in dag.task_ids if t.startswith("dbt.")}
 
 
-def test_dbt_group_when_rendered_then_each_model_tested_right_after_its_run(dag, manifest_models) -> None:  # noqa: ANN001
+def test_dbt_group_when_rendered_then_one_build_task_per_manifest_model(dag, manifest_models) -> None:  # noqa: ANN001
+    tasks = _build_tasks(dag)
+    assert tasks == {f"dbt.{model}_model_build" for model in manifest_models}
+    assert {"dbt.universe_model_build", "dbt.features_model_build", "dbt.labels_model_build"} <= tasks
+
+
+def test_dbt_group_when_rendered_then_each_task_builds_its_model_with_its_tests(dag, manifest_models) -> None:  # noqa: ANN001
     for model in manifest_models:
-        run = dag.get_task(f"dbt.{model}.run")
-        assert f"dbt.{model}.test" in run.downstream_task_ids
+        task = dag.get_task(f"dbt.{model}_model_build")
+        assert type(task).__name__ == "DbtBuildLocalOperator"
+        assert str(task.select).endswith(f".{model}")  # selects its model (and so its tests)
 
 
 def test_dbt_group_when_rendered_then_follows_model_dependencies(dag) -> None:  # noqa: ANN001
-    # features reads universe and the adjusted prices: its run waits for their tests
-    upstream = dag.get_task("dbt.features.run").upstream_task_ids
-    assert {"dbt.universe.test", "dbt.int_prices_adjusted.test"} <= upstream
-    assert "dbt.labels.test" not in upstream
+    # features reads universe and the adjusted prices: it waits for their builds (tests included)
+    upstream = dag.get_task("dbt.features_model_build").upstream_task_ids
+    assert {"dbt.universe_model_build", "dbt.int_prices_adjusted_model_build"} <= upstream
+    assert "dbt.labels_model_build" not in upstream
 
 
 def test_dbt_group_when_rendered_then_between_ingestion_and_report(dag) -> None:  # noqa: ANN001
-    roots = [t for t in dag.task_ids if t.startswith("dbt.") and not dag.get_task(t).upstream_task_ids - {"ingest_bars"}]
+    roots = [t for t in _build_tasks(dag) if not dag.get_task(t).upstream_task_ids - {"ingest_bars"}]
     assert roots and all("ingest_bars" in dag.get_task(t).upstream_task_ids for t in roots)
     before_report = dag.get_task("report").get_flat_relative_ids(upstream=True)
-    assert {f"dbt.{m}.test" for m in ("features", "labels", "universe")} <= before_report
+    assert {f"dbt.{m}_model_build" for m in ("features", "labels", "universe")} <= before_report
 
 
 def test_dbt_tasks_when_rendered_then_connection_and_vars_are_templates(dag) -> None:  # noqa: ANN001
-    task = dag.get_task("dbt.features.run")
+    task = dag.get_task("dbt.features_model_build")
     assert all("{{" in value for value in task.env.values())  # resolved at run time
     assert "password" not in json.dumps(task.env).lower().replace("dbt_pg_password", "")
     assert set(task.vars) == {"run_date", "provider_priority"}

@@ -51,7 +51,7 @@ def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
     session = get_calendar(clean_db.exchange).latest_closed_session()
     first = run_dag(session, settings=clean_db)
     assert first.succeeded, first.task_states
-    assert {"ingest_bars", "report", "dbt.stg_market__bars.run", "dbt.features.test"} <= set(
+    assert {"ingest_bars", "report", "dbt.stg_market__bars_model_build", "dbt.features_model_build"} <= set(
         first.task_states
     )
     assert all(state == "success" for state in first.task_states.values()), first.task_states
