@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from quant.orchestration import TriggerConfGuard
 from quant.report import create_app
 
 
@@ -21,6 +22,8 @@ class QuantRiskPlugin(AirflowPlugin):
 
     name = "quant_risk"
     fastapi_apps = [{"app": create_app(), "url_prefix": "/quant", "name": "quant"}]
+    # refuses a trigger or backfill whose conf has keys the DAG does not declare as params
+    fastapi_root_middlewares = [{"middleware": TriggerConfGuard, "name": "quant_trigger_conf_guard"}]
     external_views = [
         {"name": "Risk", "href": "/quant/risk", "destination": "nav", "url_route": "risk"},
         {
