@@ -43,6 +43,8 @@ __all__ = [
 
 DAG_ID = "daily_trading"
 FAILED_STAGE = "run failed"
+BACKFILL_MAX_ACTIVE_RUNS = 1
+"""Runs of a backfill at once when its creator does not say (the REST API would take 10)."""
 """Key of the stage summary of a failed run's report (``reason``, ``failed or not run``, ``errors``)."""
 ADMIN_USER = "admin"
 
@@ -406,7 +408,7 @@ def unknown_conf_keys(conf: Mapping[str, Any] | None, params: Iterable[str]) -> 
 
 
 class TriggerConfGuard:
-    """ASGI middleware for the API server: refuse a trigger whose conf has unknown keys.
+    """ASGI middleware for the API server: checks the conf of triggers and backfills.
 
     Airflow validates each declared param's value at trigger time but keeps keys it
     does not know, so ``{"optimiser": "hrp"}`` would start a run that silently uses
@@ -414,7 +416,8 @@ class TriggerConfGuard:
     (the REST API and the UI's trigger form) and ``POST /api/v2/backfills``
     (``dag_run_conf``) and answers 400 naming the unknown keys and the known ones.
     The DAG's params come from its serialized version in the metadata database.
-    Registered by the ``quant_risk`` plugin as a root middleware.
+    A backfill created without ``max_active_runs`` gets
+    :data:`BACKFILL_MAX_ACTIVE_RUNS` instead of the API's default of 10. Registered by the ``quant_risk`` plugin as a root middleware.
     """
 
     _TRIGGER = re.compile(r"^/api/v2/dags/(?P<dag_id>[^/]+)/dagRuns/?$")
@@ -439,7 +442,7 @@ class TriggerConfGuard:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        refusal = await self._refusal(body, trigger.group("dag_id") if trigger else None)
+        refusal, body = await self._check(body, trigger.group("dag_id") if trigger else None)
         if refusal is not None:
             payload = json.dumps({"detail": refusal}).encode()
             await send({"type": "http.response.start", "status": 400,
@@ -458,23 +461,30 @@ class TriggerConfGuard:
 
         await self.app(scope, replay, send)
 
-    async def _refusal(self, body: bytes, dag_id: str | None) -> str | None:
+    async def _check(self, body: bytes, dag_id: str | None) -> tuple[str | None, bytes]:
+        """The refusal (or None) and the body to pass on."""
         import anyio
 
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
-            return None  # the API answers malformed JSON itself
+            return None, body  # the API answers malformed JSON itself
         if not isinstance(payload, dict):
-            return None
+            return None, body
+        if dag_id is None and "max_active_runs" not in payload:
+            # Airflow applies a backfill's own max_active_runs, not the DAG's, and the REST
+            # API defaults it to 10: runs of one pipeline sharing its marts and its
+            # simulator account must not run side by side unless the caller says so.
+            payload["max_active_runs"] = BACKFILL_MAX_ACTIVE_RUNS
+            body = json.dumps(payload).encode()
         conf = payload.get("conf") if dag_id else payload.get("dag_run_conf")
         dag_id = dag_id or payload.get("dag_id")
         if not isinstance(conf, dict) or not conf or not isinstance(dag_id, str):
-            return None
+            return None, body
         params = await anyio.to_thread.run_sync(self.params_of, dag_id)
         if params is None:
-            return None  # unknown DAG: the API says so
-        return unknown_conf_keys(conf, params)
+            return None, body  # unknown DAG: the API says so
+        return unknown_conf_keys(conf, params), body
 
 
 def _serialized_dag_params(dag_id: str) -> list[str] | None:

@@ -92,7 +92,10 @@ def serve(
     settings: Settings, *, port: int = 8080, host: str = "127.0.0.1", console: Console | None = None
 ) -> int:
     """Run the services in the foreground until interrupted; return an exit code."""
+    from quant.db import migrate
+
     console = console or Console()
+    migrate(settings)  # the pipeline's schemas: the first scheduled run needs them
     ensure_airflow_db(settings)
     env = {**os.environ, **airflow_environment(settings)}
     env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,64 @@ def sidecar(pg_settings: Settings) -> Iterator:
         yield proc
     finally:
         proc.stop()
+
+
+# -- the real Airflow stack (`quant up`), shared by the scheduler suite and the browser test ----
+@pytest.fixture(scope="session")
+def airflow_stack(pg_settings: Settings) -> Iterator:
+    """`quant up` in a QUANT_HOME of its own, the DAG unpaused; stopped at the end.
+
+    The scheduler creates the latest session's scheduled run as soon as the DAG is
+    unpaused (catchup is off, so only that one).
+    """
+    from quant.testing.airflow_stack import AirflowStack
+
+    stack = AirflowStack(Path(tempfile.mkdtemp(prefix="qt-stack-", dir="/tmp")),
+                         sidecar_token="stack-sidecar-token")
+    try:
+        stack.start()
+        stack.unpause()
+        yield stack
+    finally:
+        stack.stop()
+        stack.remove()
+
+
+@pytest.fixture(scope="session")
+def failed_run(airflow_stack) -> object:  # noqa: ANN001
+    """A daily_trading run that failed its data-quality gate under the real scheduler.
+
+    Session D (six sessions before the latest) gets a NaN close for one symbol, the
+    run for D is triggered through the REST API with D's logical date and waits to
+    fail; the bar is put back afterwards so later runs see clean data.
+    """
+    from types import SimpleNamespace
+
+    from quant.calendar import get_calendar
+    from quant.db import connect
+    from quant.orchestration import logical_datetime
+
+    stack = airflow_stack
+    settings = stack.settings
+    for run in stack.runs():  # the scheduled run of the latest session ingests the history
+        stack.wait_for(run["dag_run_id"])
+    cal = get_calendar(settings.exchange)
+    latest = cal.latest_closed_session()
+    session = cal.sessions(latest - timedelta(days=30), latest)[-7]
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select symbol, close from raw.bars where date = %s order by symbol limit 1",
+                        (session,))
+            symbol, close = cur.fetchone()
+            cur.execute("update raw.bars set close = 'NaN' where symbol = %s and date = %s",
+                        (symbol, session))
+        run_id = stack.trigger(logical_date=logical_datetime(session, settings).isoformat())
+        state = stack.wait_for(run_id)
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("update raw.bars set close = %s where date = %s and close = 'NaN'",
+                        (close, session))
+        conn.close()
+    return SimpleNamespace(dag_id=stack.dag_id, run_id=run_id, session=session, state=state,
+                           symbol=symbol)
