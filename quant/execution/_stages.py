@@ -9,6 +9,14 @@ JSON-serialisable summary, and is idempotent per logical date:
     turns ``ops.target_weights`` into orders (:func:`build_orders`) and
     writes them to ``ops.orders`` with status ``generated``. A rerun finds the
     orders of the date already there and returns them unchanged.
+dry runs (``dry_run=True``)
+    A dry run has orders and an execution record of its own (its namespace and
+    client order ids, :func:`~quant.execution.order_namespace`, are its run's),
+    generated from the same target weights against the account as it stands:
+    it lets no simulated auction happen, rewinds no account and never reuses,
+    updates or takes over another run's orders; its stages see only its own
+    orders, ``submit_orders`` sends none and ``reconcile`` records nothing.
+    Every stage's summary says ``"dry_run"``.
 ``pretrade_check``
     Checks every ``generated`` order in one batch: with the sidecar
     (``POST /v1/book`` with the account's book and fresh marks, then
@@ -178,6 +186,7 @@ def _run_info(run: Mapping[str, Any]) -> dict[str, Any]:
         "trading_mode": run["trading_mode"],
         "risk_check": run["risk_check"],
         "namespace": run["namespace"],
+        "dry_run": bool(run["dry_run"]),
     }
 
 
@@ -335,8 +344,14 @@ def generate_orders(
         The adapter to use; it must be the one the safety rules choose (else
         :class:`ExecutionError`). Default: opened from the choice.
     dry_run : bool
-        Recorded with the orders: :func:`submit_orders` never sends the orders
-        of a dry run, even when called without ``dry_run``.
+        Generate the orders of a dry run (module docstring): in a namespace of
+        their own (``run_id``'s), recorded with ``dry_run`` true, so that
+        :func:`submit_orders` never sends them, even when called without
+        ``dry_run``, and the session's real orders, earlier or later, are never
+        touched. On the simulator the session's auction is left to the real run
+        (``"settled"`` is None): the orders are sized against the account as it
+        stands. A separate simulator account that has orders for later sessions
+        is refused (its real run would rewind it first).
     dag_id, run_type, backfill_id, requested_broker, latest_session
         Inputs of :func:`choose_broker`; ``latest_session`` defaults to the
         calendar's latest closed session now.
@@ -366,15 +381,28 @@ def generate_orders(
         backfill_id=backfill_id,
         run_id=run_id,
     )
-    namespace = order_namespace(dag_id, choice.account, default_account=choice.is_default_account)
+    book = order_namespace(dag_id, choice.account, default_account=choice.is_default_account)
+    namespace = order_namespace(
+        dag_id,
+        choice.account,
+        default_account=choice.is_default_account,
+        dry_run_id=run_id if dry_run else None,
+    )
     conn = _connect(settings)
     try:
         rewound = None
-        if (
+        later = (
             choice.broker == "sim"
             and not choice.is_default_account
-            and has_activity_from(conn, namespace, session)
-        ):
+            and has_activity_from(conn, book, session)
+        )
+        if later and dry_run:
+            raise ExecutionError(
+                f"simulator account {choice.account!r} has orders for sessions after {session}: "
+                "a real run would rewind it first, which a dry run must not do; "
+                "run without dry_run to replay the session"
+            )
+        if later:
             cal = _calendar(settings)
             rewound = rewind_sim_account(
                 conn,
@@ -386,6 +414,7 @@ def generate_orders(
             )
         existing = _run_row(conn, namespace, session)
         if existing is not None:
+            # a dry run's namespace is its run's own: only real runs get here with a new id
             if existing["run_id"] != run_id:
                 # a new DAG run of the same date (a manual rerun) takes over the date's orders
                 with conn, conn.cursor() as cur:
@@ -404,7 +433,6 @@ def generate_orders(
             return {
                 **_run_info(existing),
                 "reused": True,
-                "dry_run": existing["dry_run"],
                 "choice_reason": existing["choice_reason"],
                 "equity_usd": existing["equity_usd"],
                 "cash_usd": existing["cash_usd"],
@@ -414,7 +442,7 @@ def generate_orders(
             }
         with _BrokerHandle(settings, choice.broker, choice.account, broker, credentials) as b:
             settled = None
-            if choice.broker == "sim":
+            if choice.broker == "sim" and not dry_run:  # the auction fills other runs' orders
                 settled = settle_simulator(b, conn, session, settings)
             account = b.account()
             positions = {p.symbol: p.qty_shares for p in b.positions()}
@@ -601,6 +629,13 @@ def pretrade_check(
         universe = universe_sectors(conn, settings.providers) or None
         strategy = settings.execution.strategy
         if run["risk_check"] == "sidecar":
+            # What a check leaves at the sidecar, for the rest of the session: the ids it
+            # approved (a second check of one is denied DUPLICATE_CLIENT_ORDER_ID), the
+            # approved quantities as in flight (until the next POST /v1/book, which every
+            # check sends first, so a later run's exposures never count them), the day's
+            # approval count (max_orders_per_day) and recent denials (rejection_burst).
+            # A dry run's ids are its own (quant.execution._ids), never a real run's, so
+            # a real run checked after it is not refused for them.
             verdicts, state = _check_with_sidecar(
                 settings, client, pending, account, positions, marks, universe, session, strategy
             )
@@ -1027,7 +1062,8 @@ def reconcile(
     ``ops.positions``. Every symbol whose quantities differ gets a row in
     ``ops.reconciliation_breaks`` and, for runs checked by the sidecar, a
     reduce-only override there; symbols whose earlier break now matches have
-    their override cleared and the break resolved.
+    their override cleared and the break resolved. A dry run's reconciliation
+    touches neither the broker nor the books: it returns its orders' statuses.
 
     Raises
     ------
@@ -1039,6 +1075,16 @@ def reconcile(
     conn = _connect(settings)
     try:
         run = _load_run(conn, dag_id, session, run_id)
+        if run["dry_run"]:  # sent nothing: the account's fills and positions are not its own
+            return {
+                **_run_info(run),
+                "orders_updated": 0,
+                "new_fills": 0,
+                "positions": None,
+                "differences": [],
+                "cleared_locks": [],
+                "statuses": _status_counts(conn, run),
+            }
         name, account = run["broker"], run["account"]
         with _BrokerHandle(settings, name, account, broker, credentials) as b:
             updated = 0
