@@ -411,7 +411,9 @@ def demo(
     (console if console.is_terminal else Console(width=150)).print(table)
     failed = [r for r, _ in results if not r.succeeded]
     console.print(f"total {time.monotonic() - started:.0f} s; task logs: {logfile}")
-    console.print(f"report: {report_path('daily_trading', days[-1], settings)}")
+    # the last run's own report (the session's page beside it lists every run of the session)
+    last_report = report_path("daily_trading", results[-1][0].run_id, settings)
+    console.print(f"report: {last_report}", soft_wrap=True)
     if failed:
         raise _fail(f"{len(failed)} run(s) failed: {', '.join(str(r.session) for r in failed)}")
 

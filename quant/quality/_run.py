@@ -2,10 +2,11 @@
 
 Every check of :mod:`quant.quality._checks` is evaluated against PostgreSQL;
 all results go to ``ops.dq_results`` and into Data Docs (the data-quality
-report) under ``QUANT_HOME/reports/<dag_id>/<session>/data_quality``. When a
-blocking check fails, :class:`DataQualityError` is raised after everything is
-recorded, naming each failed check with the offending symbols and values, so
-the task fails and nothing downstream runs for that session.
+report) under ``QUANT_HOME/reports/<dag_id>/runs/<run_key>/data_quality``, one
+folder per run (see :mod:`quant.report`). When a blocking check fails,
+:class:`DataQualityError` is raised after everything is recorded, naming each
+failed check with the offending symbols and values, so the task fails and
+nothing downstream runs for that session.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -109,9 +111,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def data_docs_dir(dag_id: str, session: date, settings: Settings) -> Path:
-    """Folder of the Data Docs site of ``dag_id``'s run for ``session``."""
-    return settings.reports_dir / dag_id / session.isoformat() / "data_quality"
+def data_docs_dir(dag_id: str, run_id: str, settings: Settings | None = None) -> Path:
+    """Folder of the Data Docs site of ``dag_id``'s run ``run_id``."""
+    from quant.report import data_docs_path
+
+    return data_docs_path(dag_id, run_id, settings)
 
 
 def _feature_columns(settings: Settings) -> tuple[str, ...]:
@@ -267,7 +271,8 @@ def run_data_quality(
     run_id : str
         The pipeline run (Airflow run id); results are keyed by it.
     dag_id : str
-        Where the Data Docs go: ``reports/<dag_id>/<session>/data_quality``.
+        Where the Data Docs go: ``reports/<dag_id>/runs/<run_key>/data_quality``
+        (:func:`data_docs_dir`).
     include_marts : bool
         Also check the features and universe marts (they exist once dbt ran).
 
@@ -277,7 +282,9 @@ def run_data_quality(
         At least one blocking check failed; the message names each.
     """
     settings = settings or get_settings()
-    docs = data_docs_dir(dag_id, session, settings)
+    docs = data_docs_dir(dag_id, run_id, settings)
+    if docs.exists():  # a retry of the run replaces its Data Docs, as it replaces its results
+        shutil.rmtree(docs)
     ctx = _context(docs)
     url = database_url(settings).replace("postgresql://", "postgresql+psycopg2://", 1)
     datasource = ctx.data_sources.add_sql("quant", connection_string=url)

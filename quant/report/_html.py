@@ -18,6 +18,7 @@ text-align:left;font-variant-numeric:tabular-nums;vertical-align:top}th{backgrou
 td.num{text-align:right}.meta{color:#57606a;font-size:.9rem}.empty{color:#57606a;font-style:italic}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:.3rem;font-weight:700}
 .success{background:#dafbe1;color:#1a7f37}.failed{background:#ffebe9;color:#cf222e}
+.dry{background:#fff8c5;color:#9a6700}
 .banner{padding:.7rem 1rem;border-radius:.4rem;margin:.8rem 0;border:1px solid}
 .banner.bad{background:#ffebe9;border-color:#ff8182}.banner.warn{background:#fff8c5;border-color:#d4a72c}
 .banner.good{background:#dafbe1;border-color:#4ac26b}

@@ -1,14 +1,17 @@
 """The HTML report of one daily run.
 
-One self-contained page per (DAG, session) under
-``QUANT_HOME/reports/<dag_id>/<session>/index.html`` (figures are inline SVG,
-no network asset); a rerun of the same session rewrites it. Sections, each
-with a stable ``id``, each rendered (saying there is nothing yet) when its
-tables are empty, as on a first run or a run that failed early:
+One self-contained page per DAG run under
+``QUANT_HOME/reports/<dag_id>/runs/<run_key>/index.html`` (figures are inline
+SVG, no network asset; :func:`quant.report.report_path`); another run of the
+same session gets its own page, and the session's page
+``reports/<dag_id>/<session>/index.html`` lists them all. A dry run says so in
+its header and banner. Sections, each with a stable ``id``, each rendered
+(saying there is nothing yet) when its tables are empty, as on a first run or a
+run that failed early:
 
 ``summary``
-    status, what failed, orders sent, and why none was sent (sidecar HALTED,
-    dry run, every order rejected, no orders);
+    status, what failed (tasks and their errors), orders sent, and why none was
+    sent (sidecar HALTED, dry run, every order rejected, no orders);
 ``equity``
     equity curve and drawdown of the run's account (``ops.execution_runs``);
 ``weights``
@@ -20,11 +23,13 @@ tables are empty, as on a first run or a run that failed early:
     validation metrics of each trained model over time (``ops.models``) and the
     latest retrain decisions (``ops.retrain_decisions``);
 ``orders``
-    the run's orders with the reason codes of rejections (``ops.orders``);
+    the run's own orders with the reason codes of rejections (``ops.orders``);
 ``data-quality``
     the run's checks (``ops.dq_results``) and a link to its Data Docs;
 ``timings``
-    seconds per task;
+    the run's wall time (first task start to last task end), each stage's wall
+    time (the ``dbt.*`` tasks are one stage; tasks that ran in parallel are not
+    added up), and each task's state, seconds, start and end;
 ``market`` and ``stages``
     the market data of the session and each stage's summary as returned.
 
@@ -45,10 +50,12 @@ from typing import Any
 from quant.config import Settings, get_settings
 from quant.db import connect
 from quant.report._html import empty, fmt, kv_table, page, rows_table, section
+from quant.report._paths import report_path, write_text_atomic
 from quant.report._plots import bar_figure, line_figure, two_panel_figure
 from quant.report._run_data import RunData, as_utc_text, drawdown, load_run_data
+from quant.report._session_page import write_session_page
 
-__all__ = ["report_path", "write_run_report"]
+__all__ = ["stage_wall_seconds", "wall_seconds", "write_run_report"]
 
 TASK_ORDER = (
     "ingest_bars",
@@ -69,23 +76,27 @@ FAILED_STAGE = "run failed"
 """Key of the stage summary the DAG's failure callback passes (``reason``, ``failed or not run``)."""
 
 
-def report_path(dag_id: str, session: date, settings: Settings | None = None) -> Path:
-    """Where the report of ``dag_id``'s run for ``session`` is written."""
-    settings = settings or get_settings()
-    return settings.reports_dir / dag_id / session.isoformat() / "index.html"
-
-
 # -- sections -----------------------------------------------------------------------------------
+def _is_dry_run(data: RunData, stages: Mapping[str, Any], requested: bool = False) -> bool:
+    """Whether the run was a dry run: as requested, per its execution record, or per a stage."""
+    said = any(isinstance(s, Mapping) and s.get("dry_run") is True for s in stages.values())
+    return requested or data.dry_run or said
+
+
 def _summary(
-    data: RunData, stages: Mapping[str, Mapping[str, Any]], status: str
+    data: RunData, stages: Mapping[str, Mapping[str, Any]], status: str, dry_run: bool
 ) -> tuple[str, list[str]]:
     """The summary section and the sentences of its banner."""
     lines: list[str] = []
+    if dry_run:
+        lines.append("Dry run: orders are generated and checked, none is sent to the broker.")
     failed = stages.get(FAILED_STAGE)
+    errors: Mapping[str, Any] = {}
     if status != "success":
         what = ", ".join(failed.get("failed or not run") or []) if failed else ""
         reason = str(failed.get("reason")) if failed and failed.get("reason") else "a task failed"
         lines.append(f"Run {status}: {reason}." + (f" Failed or not run: {what}." if what else ""))
+        errors = (failed or {}).get("errors") or {}
     by_status: dict[str, int] = defaultdict(int)
     for order in data.orders:
         by_status[order["status"]] += 1
@@ -99,12 +110,12 @@ def _summary(
                 f"the risk sidecar is HALTED ({event['reason_code']}: {event['reason']}, "
                 f"since {as_utc_text(event['at'])})"
             )
-        if data.execution is not None and data.execution["dry_run"]:
+        if dry_run:
             why.append("this is a dry run")
         if data.orders and by_status.get("rejected", 0) == len(data.orders):
             why.append("the pre-trade check rejected every order")
-        if data.execution is None or data.execution["logical_date"] != data.session:
-            why.append("no orders were generated for the session")
+        if data.execution is None:
+            why.append("this run generated no orders")
         elif not data.orders:
             why.append("the target weights needed no order")
         lines.append("No order submitted" + (": " + "; ".join(why) if why else "") + ".")
@@ -113,6 +124,7 @@ def _summary(
                      f"account {data.execution['account']}.")
     figures = {
         "status": status,
+        "dry run": dry_run,
         "orders generated": len(data.orders),
         "orders submitted": sent,
         "orders rejected by the pre-trade check": by_status.get("rejected", 0),
@@ -128,6 +140,12 @@ def _summary(
     css = "bad" if bad else ("warn" if sent == 0 else "good")
     banner = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
     body = f'<div class="banner {css}">{banner}</div>{kv_table(figures)}'
+    if errors:
+        body += "<h3>Errors of the failed tasks</h3>" + "".join(
+            f"<details open><summary>{html.escape(str(task))}</summary>"
+            f'<pre class="reasons">{html.escape(str(error))}</pre></details>'
+            for task, error in errors.items()
+        )
     return section("summary", "Summary", body), lines
 
 
@@ -138,7 +156,7 @@ def _equity(data: RunData) -> str:
     days = [d for d, _, _ in data.equity]
     values = [e for _, e, _ in data.equity]
     dd = drawdown(values)
-    row = data.execution or {}
+    row = data.account or {}
     figures = {
         "account": f"{row.get('broker')} / {row.get('account')} ({data.account_source})",
         "sessions": len(values),
@@ -286,29 +304,98 @@ def _short(value: Any, limit: int = 200) -> str:
 
 
 def _task_rank(task_id: str) -> tuple[int, str]:
-    head = task_id.split(".", 1)[0]
+    head = _stage_of(task_id)
     return (TASK_ORDER.index(head) if head in TASK_ORDER else len(TASK_ORDER), task_id)
+
+
+def _stage_of(task_id: str) -> str:
+    """The stage a task belongs to: its group (``dbt`` for ``dbt.*``) or itself."""
+    return task_id.split(".", 1)[0].split("[", 1)[0]
+
+
+def _instant(value: Any) -> datetime | None:
+    """A task's start or end as an aware UTC datetime (ISO-8601 text or datetime; None stays None)."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _span(entries: list[Mapping[str, Any]]) -> tuple[datetime | None, datetime | None]:
+    starts = [s for s in (_instant(e.get("start")) for e in entries) if s is not None]
+    ends = [e for e in (_instant(x.get("end")) for x in entries) if e is not None]
+    return (min(starts) if starts else None, max(ends) if ends else None)
+
+
+def wall_seconds(timings: Mapping[str, Mapping[str, Any]]) -> float | None:
+    """Seconds from the earliest task start to the latest task end; None when unknown.
+
+    Tasks that ran in parallel count once: this is elapsed time, not a sum of task
+    durations. ``timings`` maps task id to ``{"state", "seconds", "start", "end"}``
+    (start and end ISO-8601 UTC text or datetimes, either may be None).
+    """
+    first, last = _span(list(timings.values()))
+    if first is None or last is None:
+        if len(timings) == 1:  # one task: its own duration is the wall time
+            only = next(iter(timings.values())).get("seconds")
+            return None if only is None else float(only)
+        return None
+    return max(0.0, (last - first).total_seconds())
+
+
+def stage_wall_seconds(timings: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
+    """Wall seconds of each stage in pipeline order (the ``dbt.*`` tasks form one stage)."""
+    grouped: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for task_id, entry in timings.items():
+        grouped[_stage_of(task_id)][task_id] = entry
+    return {stage: wall_seconds(grouped[stage]) for stage in sorted(grouped, key=_task_rank)}
+
+
+def _utc_text(value: Any) -> str:
+    moment = _instant(value)
+    return "" if moment is None else as_utc_text(moment.astimezone(timezone.utc))
 
 
 def _timings(timings: Mapping[str, Mapping[str, Any]], note: str) -> str:
     if not timings:
-        return section("timings", "Timings per task", empty(note))
+        return section("timings", "Timings", empty(note))
     tasks = sorted(timings, key=_task_rank)
-    grouped: dict[str, float] = defaultdict(float)
+    stages = stage_wall_seconds(timings)
+    known = {s: v for s, v in stages.items() if v is not None}
+    parts = []
+    if known:
+        parts.append(bar_figure(
+            list(known), list(known.values()), ylabel="seconds",
+            caption="Wall time per stage, first task start to last task end (tasks of a stage "
+                    "that ran in parallel count once).",
+        ))
+    first, last = _span(list(timings.values()))
+    run_wall = wall_seconds(timings)
+    parts.append(kv_table({
+        "wall time (seconds)": run_wall if run_wall is not None else "unknown (no start and end times)",
+        "first task started": _utc_text(first),
+        "last task ended": _utc_text(last),
+        "tasks": len(tasks),
+    }))
+    parts.append(f'<p class="meta">{html.escape(note)}</p>')
+    grouped: dict[str, list[str]] = defaultdict(list)
     for task_id in tasks:
-        seconds = timings[task_id].get("seconds")
-        if seconds is not None:
-            grouped[task_id.split(".", 1)[0]] += float(seconds)
-    stages = sorted(grouped, key=_task_rank)
-    fig = bar_figure(stages, [grouped[s] for s in stages], ylabel="seconds",
-                     caption="Seconds per stage (the dbt group summed over its tasks).")
-    total = {"tasks": len(tasks), "seconds, all tasks": sum(grouped.values())}
-    table = rows_table(
-        ["task", "state", "seconds"],
-        [(t, timings[t].get("state"), timings[t].get("seconds")) for t in tasks],
-    )
-    return section("timings", "Timings per task",
-                   fig + kv_table(total) + f"<p class=\"meta\">{html.escape(note)}</p>" + table)
+        grouped[_stage_of(task_id)].append(task_id)
+    parts.append("<h3>Stages</h3>" + rows_table(
+        ["stage", "tasks", "wall seconds", "start", "end"],
+        [(stage, len(grouped[stage]),
+          stages[stage] if stages[stage] is not None else "unknown",
+          *(_utc_text(x) for x in _span([timings[t] for t in grouped[stage]])))
+         for stage in stages],
+        css="stages",
+    ))
+    parts.append("<h3>Tasks</h3>" + rows_table(
+        ["task", "state", "seconds", "start", "end"],
+        [(t, timings[t].get("state"), timings[t].get("seconds"),
+          _utc_text(timings[t].get("start")), _utc_text(timings[t].get("end"))) for t in tasks],
+        css="tasks",
+    ))
+    return section("timings", "Timings", "".join(parts))
 
 
 def _stages(stages: Mapping[str, Mapping[str, Any]]) -> str:
@@ -339,7 +426,7 @@ def _timings_from(
     if found:
         return found, ("Durations recorded by Airflow for the tasks finished when the report "
                        "was written (the report task itself is still running).")
-    own = {name: {"state": "success", "seconds": float(s["seconds"])}
+    own = {name: {"state": "success", "seconds": float(s["seconds"]), "start": None, "end": None}
            for name, s in stages.items()
            if isinstance(s, Mapping) and isinstance(s.get("seconds"), (int, float))}
     if own:
@@ -358,43 +445,53 @@ def write_run_report(
     run_type: str = "manual",
     status: str = "success",
     task_timings: Mapping[str, Mapping[str, Any]] | None = None,
+    dry_run: bool = False,
 ) -> Path:
-    """Write the run's HTML report and return its path.
+    """Write the run's HTML report, list it on its session's page, and return its path.
 
     Parameters
     ----------
     dag_id, run_id : str
-        The Airflow DAG and run the report is for.
+        The Airflow DAG and run the report is for; the page goes to
+        :func:`quant.report.report_path` ``(dag_id, run_id)``.
     session : date
         The trading session of the run.
     stages : dict
         Stage name -> the figures that stage returned (shown in order). The
-        failure callback passes ``{"run failed": {"reason", "failed or not run"}}``.
+        failure callback passes ``{"run failed": {"reason", "failed or not run",
+        "errors"}}`` (``errors``: task id -> error text).
     run_type, status : str
         Recorded with the run in ``ops.pipeline_runs``; ``status`` other than
         ``"success"`` puts what failed at the top of the page.
     task_timings : mapping, optional
-        Task id -> ``{"state", "seconds"}``. Default: asked from Airflow when
-        called inside a task (the DAG's ``report`` task), else the ``seconds``
-        the stage summaries carry.
+        Task id -> ``{"state", "seconds", "start", "end"}`` (start and end
+        ISO-8601 UTC text or datetimes, may be None). Default: asked from Airflow
+        (:func:`quant.orchestration.task_timings`), else the ``seconds`` the stage
+        summaries carry. The run's recorded ``report.seconds`` is its wall time.
+    dry_run : bool
+        The run was triggered as a dry run. The page also says "dry run" when the
+        run's execution record or a stage summary (``"dry_run": true``) says so.
     """
     settings = settings or get_settings()
-    path = report_path(dag_id, session, settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = report_path(dag_id, run_id, settings)
     conn = connect(settings)
     try:
         data = load_run_data(conn, dag_id=dag_id, run_id=run_id, session=session)
     finally:
         conn.close()
+    dry = _is_dry_run(data, stages, dry_run)
     timings, note = _timings_from(dag_id, run_id, stages, task_timings)
-    summary, lines = _summary(data, stages, status)
+    summary, lines = _summary(data, stages, status, dry)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (
         f"<h1>{html.escape(dag_id)} &mdash; session {session.isoformat()} "
         f'<span class="badge {"success" if status == "success" else "failed"}">'
-        f"{html.escape(status)}</span></h1>"
-        f'<p class="meta">run <code>{html.escape(run_id)}</code> ({html.escape(run_type)}) '
-        f"&middot; generated {generated}</p>"
+        f"{html.escape(status)}</span>"
+        + (' <span class="badge dry">dry run</span>' if dry else "")
+        + "</h1>"
+        f'<p class="meta">run <code>{html.escape(run_id)}</code> ({html.escape(run_type)}'
+        f'{", dry run" if dry else ""}) &middot; generated {generated} &middot; '
+        f'<a href="../../{session.isoformat()}/index.html">all runs of this session</a></p>'
     )
     body = [
         summary,
@@ -408,18 +505,17 @@ def write_run_report(
         section("market", "Market data", kv_table(data.market)),
         _stages(stages),
     ]
-    text = page(f"{dag_id} {session.isoformat()}", header, body)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    record = dict(stages) | {"report": {"summary": lines, "seconds": _total(timings)}}
+    title = f"{dag_id} {session.isoformat()} {run_id}" + (" (dry run)" if dry else "")
+    write_text_atomic(path, page(title, header, body))
+    wall = wall_seconds(timings)
+    record = dict(stages) | {"report": {
+        "summary": lines,
+        "seconds": None if wall is None else round(wall, 3),
+        "dry_run": dry,
+    }}
     _record_run(dag_id, run_id, session, run_type, status, record, settings)
+    write_session_page(dag_id, session, settings)
     return path
-
-
-def _total(timings: Mapping[str, Mapping[str, Any]]) -> float | None:
-    values = [float(t["seconds"]) for t in timings.values() if t.get("seconds") is not None]
-    return round(sum(values), 3) if values else None
 
 
 def _jsonable(value: Any) -> Any:

@@ -57,7 +57,7 @@ def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
     assert all(state == "success" for state in first.task_states.values()), first.task_states
     rows = _bars_for(clean_db, session)
     assert len(rows) >= clean_db.synthetic.symbols - 2  # listings/delistings aside
-    page = report_path("daily_trading", session, clean_db)
+    page = report_path("daily_trading", first.run_id, clean_db)
     assert page.exists()
     assert session.isoformat() in page.read_text()
 

@@ -53,7 +53,7 @@ def test_daily_trading_when_sidecar_halted_then_no_order_submitted_and_report_sa
                  "using (client_order_id) where q.logical_date = %s", session)
     assert sent == [(0,)]
 
-    page = report_path("daily_trading", session, clean_db).read_text()
+    page = report_path("daily_trading", result.run_id, clean_db).read_text()
     assert "Run failed" in page
     assert "No order submitted: the risk sidecar is HALTED" in page
     assert "halted-run drill" in page

@@ -9,10 +9,11 @@ the tables, never copied from the report code.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -125,7 +126,7 @@ def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
     settings, sessions, stages, run_id = pipeline
     path = write_run_report(dag_id=DAG_ID, run_id=run_id, session=END, stages=stages,
                             settings=settings, run_type="backfill")
-    assert path == report_path(DAG_ID, END, settings)
+    assert path == report_path(DAG_ID, run_id, settings)
     page = path.read_text()
     (artifacts_dir / "run_report.html").write_text(page)
     for section_id in SECTIONS:
@@ -237,3 +238,76 @@ def test_write_run_report_when_sidecar_halted_then_summary_says_no_order_submitt
     summary = _section(path.read_text(), "summary")
     assert "No order submitted: the risk sidecar is HALTED (MANUAL: desk drill" in summary
     assert "<td>HALTED</td>" in summary
+
+
+def test_write_run_report_when_tasks_ran_in_parallel_then_wall_time_not_summed(
+    clean_db: Settings,
+) -> None:
+    session = get_calendar(clean_db.exchange).latest_closed_session()
+    t0 = datetime(2026, 12, 2, 21, 0, tzinfo=timezone.utc)
+
+    def at(seconds: float) -> datetime:
+        return t0 + timedelta(seconds=seconds)
+
+    timings = {  # dbt.a and dbt.b ran side by side; start and end as text or datetimes
+        "ingest_bars": {"state": "success", "seconds": 10.0, "start": at(0).isoformat(),
+                        "end": at(10).isoformat()},
+        "dbt.a": {"state": "success", "seconds": 30.0, "start": at(10), "end": at(40)},
+        "dbt.b": {"state": "success", "seconds": 30.0, "start": at(10), "end": at(40)},
+        "dbt.c": {"state": "success", "seconds": 20.0, "start": at(40), "end": at(60)},
+        "data_quality": {"state": "success", "seconds": 5.0,
+                         "start": at(60).isoformat().replace("+00:00", "Z"),
+                         "end": at(65).isoformat()},
+        "retrain_model": {"state": "upstream_failed", "seconds": None, "start": None, "end": None},
+        "report": {"state": "running", "seconds": None, "start": at(66), "end": None},
+    }
+    run_id = "manual__parallel"
+    path = write_run_report(dag_id=DAG_ID, run_id=run_id, session=session, stages={},
+                            settings=clean_db, task_timings=timings)
+    section = _section(path.read_text(), "timings")
+    assert '<th>wall time (seconds)</th><td class="num">65</td>' in section  # not 95
+    stages = re.search(r'<table class="stages">(.*?)</table>', section, re.S).group(1)
+    assert '<tr><td>dbt</td><td class="num">3</td><td class="num">50</td>' in stages  # not 80
+    assert '<tr><td>ingest_bars</td><td class="num">1</td><td class="num">10</td>' in stages
+    tasks = re.search(r'<table class="tasks">(.*?)</table>', section, re.S).group(1)
+    assert tasks.count("<tr>") == len(timings) + 1
+    assert "2026-12-02 21:00:10 UTC" in tasks
+    summary = _query(clean_db, "select summary from ops.pipeline_runs where run_id = %s",
+                     (run_id,))[0][0]
+    summary = summary if isinstance(summary, dict) else json.loads(summary)
+    assert summary["report"]["seconds"] == 65.0
+
+
+def test_write_run_report_when_another_run_generated_the_sessions_orders_then_not_shown(
+    clean_db: Settings,
+) -> None:
+    session = get_calendar(clean_db.exchange).latest_closed_session()
+    namespace = f"{DAG_ID}/sim-default"
+    _query(
+        clean_db,
+        "insert into ops.execution_runs (namespace, logical_date, run_id, dag_id, run_type, "
+        "broker, account, trading_mode, risk_check, choice_reason, dry_run, equity_usd, cash_usd) "
+        "values (%s, %s, 'manual__trader', %s, 'manual', 'sim', 'sim-default', 'paper', "
+        "'in_process', 'test', false, 1000000, 400000)",
+        (namespace, session, DAG_ID),
+    )
+    _query(
+        clean_db,
+        "insert into ops.orders (client_order_id, namespace, logical_date, run_id, dag_id, symbol, "
+        "side, qty_shares, ref_price_usd, notional_usd, order_type, time_in_force, target_weight, "
+        "target_qty_shares, current_qty_shares, sequence, broker, account, status) values "
+        "('q-test-1', %s, %s, 'manual__trader', %s, 'SYN001', 'buy', 10, 50, 500, 'market', "
+        "'day', 0.0005, 10, 0, 1, 'sim', 'sim-default', 'filled')",
+        (namespace, session, DAG_ID),
+    )
+    trader = write_run_report(dag_id=DAG_ID, run_id="manual__trader", session=session,
+                              stages={}, settings=clean_db).read_text()
+    assert "q-test-1" in _section(trader, "orders")
+    other = write_run_report(dag_id=DAG_ID, run_id="manual__other", session=session, stages={},
+                             settings=clean_db, status="failed").read_text()
+    assert "No orders for this run" in _section(other, "orders")
+    assert "q-test-1" not in other
+    summary = _section(other, "summary")
+    assert "No order submitted: this run generated no orders." in summary
+    # the equity curve still shows the account the DAG trades, and says whose it is
+    assert "the latest account this DAG traded up to the session" in _section(other, "equity")
