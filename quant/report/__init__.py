@@ -20,10 +20,11 @@ from quant.report._performance import (
 )
 from quant.report._run_report import stage_wall_seconds, wall_seconds, write_run_report
 from quant.report._session_page import session_runs, write_session_page
-from quant.report._web import create_app
+from quant.report._web import WebAuth, create_app
 
 __all__ = [
     "PERFORMANCE_DAG_ID",
+    "WebAuth",
     "create_app",
     "data_docs_path",
     "performance_report_path",
