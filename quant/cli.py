@@ -294,7 +294,7 @@ def _session_figures(settings, sessions: list[date]) -> dict[date, dict]:  # noq
             for day in sessions:
                 cur.execute(
                     "select account, equity_usd, namespace from ops.execution_runs "
-                    "where dag_id = 'daily_trading' and logical_date = %s "
+                    "where dag_id = 'daily_trading' and logical_date = %s and not dry_run "
                     "order by updated_at desc limit 1",
                     (day,),
                 )

@@ -614,7 +614,7 @@ def record_task_failure(
     dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, error: str,
     settings: Settings | None = None,
 ) -> None:
-    """Store one failed try's error (the last 4,000 characters: the end says what broke)."""
+    """Store one failed try's error (its first 4,000 characters: the head says what broke)."""
     from quant.db import connect
 
     conn = connect(settings or get_settings())
@@ -627,7 +627,7 @@ def record_task_failure(
                 on conflict (dag_id, run_id, task_id, map_index, try_number)
                 do update set error = excluded.error, failed_at = now()
                 """,
-                (dag_id, run_id, task_id, map_index, try_number, error.replace("\x00", "")[-4000:]),
+                (dag_id, run_id, task_id, map_index, try_number, error.replace("\x00", "")[:4000]),
             )
     finally:
         conn.close()

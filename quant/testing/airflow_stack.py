@@ -239,6 +239,18 @@ class AirflowStack:
                 )
             time.sleep(3)
 
+    def explain(self, run_id: str, chars: int = 3000) -> str:
+        """The states of a run's tasks and the log ends of those that failed."""
+        states = self.task_states(run_id)
+        parts = [json.dumps(states)]
+        logs = self.home / "airflow" / "logs" / f"dag_id={self.dag_id}" / f"run_id={run_id}"
+        for task_id, state in states.items():
+            if state == "failed":
+                for path in sorted((logs / f"task_id={task_id}").glob("*.log")):
+                    parts.append(f"--- {task_id} {path.name}\n"
+                                 f"{path.read_text(errors='replace')[-chars:]}")
+        return "\n".join(parts)
+
     def runs(self, **query: str) -> list[dict[str, Any]]:
         from urllib.parse import urlencode
 

@@ -75,7 +75,7 @@ def test_trigger_when_readme_rest_call_with_null_logical_date_then_latest_sessio
     run_id = json.loads(proc.stdout.strip().splitlines()[-1])["dag_run_id"]
     assert stack.run(run_id)["logical_date"] is None
 
-    assert stack.wait_for(run_id) == "success", stack.task_states(run_id)
+    assert stack.wait_for(run_id) == "success", stack.explain(run_id)
 
     latest = get_calendar(stack.settings.exchange).latest_closed_session()
     status, session, summary, run_type = _recorded_run(stack, run_id)
@@ -85,7 +85,9 @@ def test_trigger_when_readme_rest_call_with_null_logical_date_then_latest_sessio
     assert all(state == "success" for state in states.values()), states
     # the scheduled run the scheduler created on unpausing ran too
     scheduled = [r for r in stack.runs() if r["run_type"] == "scheduled"]
-    assert scheduled and all(stack.wait_for(r["dag_run_id"]) == "success" for r in scheduled)
+    assert scheduled
+    for run in scheduled:
+        assert stack.wait_for(run["dag_run_id"]) == "success", stack.explain(run["dag_run_id"])
 
 
 def test_trigger_when_conf_has_unknown_key_then_refused_listing_known_keys(airflow_stack) -> None:  # noqa: ANN001
@@ -155,8 +157,8 @@ def test_backfill_when_readme_rest_call_with_api_defaults_then_three_sessions_su
         get_calendar(stack.settings.exchange).session_for_logical_date(
             _parse(r["logical_date"])): r for r in runs}
     assert sorted(by_session) == sessions  # the last day included
-    assert {r["state"] for r in runs} == {"success"}, {
-        r["dag_run_id"]: stack.task_states(r["dag_run_id"]) for r in runs}
+    assert {r["state"] for r in runs} == {"success"}, "\n".join(
+        stack.explain(r["dag_run_id"]) for r in runs if r["state"] != "success")
     assert stack.dag_problems == []
 
 
