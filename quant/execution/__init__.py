@@ -6,27 +6,27 @@ Stages and the sidecar depend on :class:`Broker` only; adapters implement it:
 :func:`open_broker`. :func:`choose_broker` encodes the safety rules (backfills
 and old dates always fill with the simulator; live trading is refused in
 backfills). The DAG's stages are :func:`generate_orders`,
-:func:`pretrade_check`, :func:`submit_orders` and :func:`reconcile`.
+:func:`pretrade_check`, :func:`submit_orders` and :func:`reconcile`, one module each;
+what they record goes through :mod:`quant.ledger`.
 """
 
 from quant.execution._alpaca import AlpacaBroker
 from quant.execution._broker import BatchBroker, Broker
+from quant.execution._check import pretrade_check
+from quant.execution._common import DEFAULT_DAG_ID
+from quant.execution._generate import generate_orders
 from quant.execution._ibkr import IbkrBroker
 from quant.execution._ids import client_order_id, order_namespace
 from quant.execution._market import cache_market_inputs
 from quant.execution._modes import BROKER_NAMES, DEFAULT_SIM_ACCOUNT, BrokerChoice, choose_broker
 from quant.execution._open import open_broker
 from quant.execution._orders import OrderPlan, ProposedOrder, build_orders
+from quant.execution._reconcile import reconcile
+from quant.execution._settle import settle_simulator
 from quant.execution._sim import SimBroker
-from quant.execution._stages import (
-    DEFAULT_DAG_ID,
-    generate_orders,
-    pretrade_check,
-    reconcile,
-    settle_simulator,
-    submit_orders,
-)
-from quant.execution._types import (
+from quant.execution._sim_rewind import rewind_sim_account
+from quant.execution._submit import submit_orders
+from quant.typing import (
     Account,
     BrokerOrder,
     Fill,
@@ -68,6 +68,7 @@ __all__ = [
     "order_namespace",
     "pretrade_check",
     "reconcile",
+    "rewind_sim_account",
     "settle_simulator",
     "submit_orders",
 ]

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from quant.exceptions import BrokerError, BrokerUnavailableError, ConfigurationError
-from quant.execution._types import (
+from quant.typing import (
     Account,
     BrokerOrder,
     Fill,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from quant.execution._types import Account, BrokerOrder, Fill, Order, Position
+from quant.typing import Account, BrokerOrder, Fill, Order, Position
 
 __all__ = ["BatchBroker", "Broker"]
 

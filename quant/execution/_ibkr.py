@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from quant.exceptions import BrokerError, BrokerUnavailableError, ConfigurationError
-from quant.execution._types import (
+from quant.typing import (
     Account,
     BrokerOrder,
     Fill,

@@ -20,7 +20,7 @@ other run checks with the sidecar.
 
 A separate simulator account carries its positions and cash from session to
 session in the order the sessions are run; rerunning a session first rewinds
-the account to the start of that session (``quant.execution._rewind``), so a
+the account to the start of that session (``quant.execution.rewind_sim_account``), so a
 backfill run twice gives the same orders and fills.
 """
 

@@ -30,8 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from quant.exceptions import BrokerError
-from quant.execution._position_math import next_position
-from quant.execution._types import (
+from quant.ledger import next_position
+from quant.typing import (
     Account,
     BrokerOrder,
     Fill,
