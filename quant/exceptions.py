@@ -112,7 +112,7 @@ class TradingHaltedError(ExecutionError):
 
 
 class ReconciliationError(ExecutionError):
-    """Raised when the broker's positions differ from ops.positions; ``breaks`` lists them."""
+    """Raised when the broker's positions differ from the books' positions (``ops.positions``); ``breaks`` lists them."""
 
     def __init__(self, message: str, breaks: list[dict]) -> None:
         self.breaks = list(breaks)

@@ -20,10 +20,26 @@ from quant.ledger._orders import (
     status_counts,
 )
 from quant.ledger._position_math import QTY_TOLERANCE, next_position
+from quant.ledger._reads import (
+    account_equity,
+    account_orders,
+    latest_execution,
+    order_outcomes,
+    run_execution,
+    run_orders,
+    session_order_counts,
+)
 from quant.ledger._rewind import rebuilt_positions, rewind_books
 from quant.ledger._runs import find_run, has_runs_after, load_run, record_run, take_over_run
 
 __all__ = [
+    "account_equity",
+    "account_orders",
+    "latest_execution",
+    "order_outcomes",
+    "run_execution",
+    "run_orders",
+    "session_order_counts",
     "ORDER_FIELDS",
     "QTY_TOLERANCE",
     "find_run",

@@ -23,6 +23,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from quant import ledger
 from quant.config import Settings, get_settings
 from quant.db import connect
 from quant.report._html import empty, kv_table, page, rows_table, section
@@ -46,31 +47,23 @@ def _latest_session(cur: Any) -> date | None:
     return cur.fetchone()[0]
 
 
-def _account_returns(cur: Any, window: list[date], before: date) -> tuple[str, dict[date, float]]:
-    cur.execute(
-        "select broker, account from ops.execution_runs where dag_id = %s and logical_date <= %s "
-        "order by logical_date desc, created_at desc limit 1",
-        (DAILY_DAG_ID, window[-1]),
-    )
-    row = cur.fetchone()
+def _account_returns(conn: Any, window: list[date], before: date) -> tuple[str, dict[date, float]]:
+    row = ledger.latest_execution(conn, DAILY_DAG_ID, window[-1])
     if row is None:
         return "", {}
-    cur.execute(
-        """
-        select distinct on (logical_date) logical_date, equity_usd from ops.execution_runs
-        where broker = %s and account = %s and logical_date between %s and %s
-        order by logical_date, created_at desc
-        """,
-        (row[0], row[1], before, window[-1]),
-    )
-    equity = dict(cur.fetchall())
+    equity = {
+        day: value
+        for day, value, _ in ledger.account_equity(
+            conn, row["broker"], row["account"], up_to=window[-1], since=before
+        )
+    }
     days = [before, *window]
     out = {
         day: equity[day] / equity[prev] - 1.0
         for prev, day in zip(days, days[1:], strict=False)
         if day in equity and prev in equity and equity[prev]
     }
-    return f"{row[0]} / {row[1]}", out
+    return f"{row['broker']} / {row['account']}", out
 
 
 def _labels(cur: Any, settings: Settings, window: list[date]) -> dict[tuple[date, str], float]:
@@ -105,15 +98,10 @@ def _predictions(cur: Any, window: list[date]) -> list[tuple[date, str, float]]:
     return [(d, s, float(v)) for d, s, v in cur.fetchall()]
 
 
-def _orders(cur: Any, window: list[date]) -> tuple[dict[date, dict[str, int]], dict[str, int]]:
-    cur.execute(
-        "select logical_date, status, reject_reasons from ops.orders "
-        "where dag_id = %s and logical_date = any(%s)",
-        (DAILY_DAG_ID, window),
-    )
+def _orders(conn: Any, window: list[date]) -> tuple[dict[date, dict[str, int]], dict[str, int]]:
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     reasons: dict[str, int] = defaultdict(int)
-    for day, status, codes in cur.fetchall():
+    for day, status, codes in ledger.order_outcomes(conn, DAILY_DAG_ID, window):
         per_day[day]["orders"] += 1
         per_day[day]["submitted"] += status in SENT
         per_day[day]["rejected"] += status == "rejected"
@@ -164,11 +152,11 @@ def write_performance_report(
             as_of = as_of or _latest_session(cur) or cal.latest_closed_session()
             window = [cal.shift(as_of, -k) for k in range(sessions - 1, -1, -1)]
             before = cal.shift(window[0], -1)
-            account, account_returns = _account_returns(cur, window, before)
+            account, account_returns = _account_returns(conn, window, before)
             realised = _labels(cur, settings, window)
             weights = _weights(cur, window)
             hits = _hit_rates(_predictions(cur, window), realised)
-            orders, reasons = _orders(cur, window)
+            orders, reasons = _orders(conn, window)
             cur.execute(
                 "select session_date, turnover from ops.portfolio_diagnostics "
                 "where session_date = any(%s)",

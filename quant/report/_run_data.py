@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from quant import ledger
+
 __all__ = ["RunData", "load_run_data"]
 
 EQUITY_SESSIONS = 260
@@ -69,51 +71,6 @@ def _dicts(cur: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _execution_row(cur: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:
-    """The run's own execution record (the latest, should it have several)."""
-    cur.execute(
-        "select * from ops.execution_runs where dag_id = %s and run_id = %s "
-        "order by created_at desc limit 1",
-        (dag_id, run_id),
-    )
-    rows = _dicts(cur)
-    return rows[0] if rows else None
-
-
-def _account_row(
-    cur: Any, dag_id: str, own: dict[str, Any] | None, session: date
-) -> tuple[dict[str, Any] | None, str]:
-    """The execution record whose account the equity curve shows, and which one it is."""
-    if own is not None:
-        return own, "this run"
-    cur.execute(
-        "select * from ops.execution_runs where dag_id = %s and logical_date <= %s "
-        "and not dry_run order by logical_date desc, created_at desc limit 1",
-        (dag_id, session),
-    )
-    rows = _dicts(cur)
-    if rows:
-        return rows[0], "the latest account this DAG traded up to the session"
-    return None, "none"
-
-
-def _equity(cur: Any, row: dict[str, Any] | None, session: date) -> list[tuple[date, float, float]]:
-    if row is None:
-        return []
-    cur.execute(
-        """
-        select logical_date, equity_usd, cash_usd from (
-            select distinct on (logical_date) logical_date, equity_usd, cash_usd
-            from ops.execution_runs
-            where broker = %s and account = %s and logical_date <= %s
-            order by logical_date, created_at desc
-        ) per_session order by logical_date desc limit %s
-        """,
-        (row["broker"], row["account"], session, EQUITY_SESSIONS),
-    )
-    return [(d, float(e), float(c)) for d, e, c in reversed(cur.fetchall())]
-
-
 def _weights(cur: Any, session: date) -> list[tuple[str, str, float]]:
     cur.execute(
         """
@@ -169,19 +126,6 @@ def _models(cur: Any, session: date) -> tuple[list[dict[str, Any]], list[dict[st
     return models, _dicts(cur)
 
 
-def _orders(cur: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    cur.execute(
-        """
-        select client_order_id, symbol, side, qty_shares, ref_price_usd, notional_usd, status,
-               reject_reasons, reject_details, filled_qty_shares, avg_fill_price_usd, sequence
-        from ops.orders where dag_id = %s and run_id = %s
-        order by sequence, symbol
-        """,
-        (dag_id, run_id),
-    )
-    return _dicts(cur)
-
-
 def _dq(cur: Any, run_id: str) -> list[dict[str, Any]]:
     cur.execute(
         """
@@ -231,21 +175,29 @@ def load_run_data(conn: Any, *, dag_id: str, run_id: str, session: date) -> RunD
     The execution record and the orders are the run's own (by run id), never
     another run's of the same session.
     """
+    own = ledger.run_execution(conn, dag_id, run_id)
+    account, source = own, "this run"
+    if own is None:
+        account = ledger.latest_execution(conn, dag_id, session)
+        source = "the latest account this DAG traded up to the session" if account else "none"
+    equity = [] if account is None else ledger.account_equity(
+        conn, account["broker"], account["account"], up_to=session, limit=EQUITY_SESSIONS,
+        run_id=run_id,
+    )
+    orders = ledger.run_orders(conn, dag_id, run_id)
     with conn, conn.cursor() as cur:
-        own = _execution_row(cur, dag_id, run_id)
-        account, source = _account_row(cur, dag_id, own, session)
         models, decisions = _models(cur, session)
         return RunData(
             session=session,
             execution=own,
             account=account,
             account_source=source,
-            equity=_equity(cur, account, session),
+            equity=equity,
             weights=_weights(cur, session),
             diagnostics=_diagnostics(cur, session),
             models=models,
             decisions=decisions,
-            orders=_orders(cur, dag_id, run_id),
+            orders=orders,
             dq=_dq(cur, run_id),
             kill_events=_kill_events(cur),
             market=_market(cur, session),
