@@ -225,7 +225,7 @@ class AirflowStack:
         assert answer.status == 200, answer.body[:500]
         return {ti["task_id"]: ti["state"] for ti in answer.json()["task_instances"]}
 
-    def wait_for(self, run_id: str, timeout_s: float = 600) -> str:
+    def wait_for(self, run_id: str, timeout_s: float = 1500) -> str:
         """Wait until the run is finished; its state."""
         deadline = time.monotonic() + timeout_s
         while True:
