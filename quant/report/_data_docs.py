@@ -22,7 +22,7 @@ OFFLINE_CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1b1f24;max-width:1200px}
 table{border-collapse:collapse;margin:.5rem 0}th,td{padding:.25rem .6rem;border:1px solid #d0d7de;
 text-align:left;vertical-align:top}th{background:#f6f8fa}
-.cooltip .top,.tooltip,.sr-only,.modal,.navbar-toggler,.ge-footer,.fa,.fas{display:none}
+.cooltip .top,.tooltip,.sr-only,.modal,.navbar-toggler,.ge-footer,.fa,.fas,button{display:none}
 .alert{padding:.5rem;border-radius:.3rem;background:#f6f8fa}.text-danger{color:#cf222e}
 .text-success{color:#1a7f37}.card{border:1px solid #d0d7de;border-radius:.3rem;margin:.5rem 0;
 padding:.5rem}ul.nav{list-style:none;padding:0}ul.nav li{display:inline-block;margin-right:1rem}

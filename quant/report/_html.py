@@ -24,6 +24,7 @@ td.num{text-align:right}.meta{color:#57606a;font-size:.9rem}.empty{color:#57606a
 .banner.good{background:#dafbe1;border-color:#4ac26b}
 figure{margin:.5rem 0}figure svg{max-width:100%;height:auto}details{margin:.4rem 0}
 .reasons{font-family:ui-monospace,monospace;font-size:.85rem}
+pre.reasons{white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
 

@@ -1,8 +1,12 @@
 """The Airflow UI in a real headless browser: Debian's chromium driven by playwright-core.
 
-`quant up` serves the UI; ``ui_browser.mjs`` logs in as admin, finds the
-``daily_trading`` DAG and the quant_risk plugin's Risk page, and saves
-screenshots into ``test-artifacts/``. No browser is ever downloaded: the script
+``airflow_stack`` (tests/support/airflow_stack.py) runs `quant up` for real, and
+``failed_run`` is a daily_trading run that failed its data-quality gate under the
+real scheduler. ``ui_browser.mjs`` logs in as admin, finds the ``daily_trading``
+DAG and the quant_risk plugin's Risk page (no token field: the server holds the
+sidecar's token), opens the failed run and its "Run report" and "Data quality"
+tabs and its Data Docs, saves screenshots into ``test-artifacts/``, and records
+every request that left 127.0.0.1. No browser is ever downloaded: the script
 runs the system's ``chromium``. Missing pieces are installed when this machine
 can (chromium with apt-get as root, playwright-core with ``npm ci``); the test
 is skipped only when node or chromium is absent and cannot be installed.
@@ -13,28 +17,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-from quant.config import Settings
 
 pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+STEPS = ["logged_in", "dag_listed", "dag_opened", "risk_page", "run_opened", "run_report",
+         "data_quality", "data_docs"]
+SCREENSHOTS = ("ui-home.png", "ui-dag-daily_trading.png", "ui-risk.png", "ui-run.png",
+               "ui-run-report.png", "ui-data-quality.png", "ui-data-docs.png")
+FAILED_TASK = "data_quality"
+"""The task a run that fails its data-quality gate fails at."""
 
 
 def _chromium() -> str | None:
@@ -63,58 +60,42 @@ def browser_tools() -> tuple[str, str]:
     return node, chromium
 
 
-@pytest.fixture()
-def quant_up(airflow_db: Settings) -> Iterator[str]:
-    """`quant up` on a free port (with its own sidecar); its base URL. Stopped with SIGINT."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "quant.cli", "up", "--port", str(port)],
-        env=dict(os.environ) | {"QUANT_SIDECAR_URL": f"http://127.0.0.1:{_free_port()}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, "quant up exited"
-            try:
-                with urllib.request.urlopen(base + "/quant/risk", timeout=5) as response:
-                    if b'class="state ACTIVE"' in response.read():
-                        break  # API server up, plugin mounted, sidecar answering
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "quant up did not serve the UI in 180 s"
-            time.sleep(1)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def test_airflow_ui_when_opened_in_chromium_then_login_dag_and_risk_page_found(
-    browser_tools: tuple[str, str], quant_up: str, quant_home: Path, artifacts_dir: Path
+def test_airflow_ui_when_opened_in_chromium_then_risk_page_and_failed_runs_tabs_work_offline(
+    browser_tools: tuple[str, str], airflow_stack: Any, failed_run: Any, artifacts_dir: Path
 ) -> None:
     node, chromium = browser_tools
-    password = json.loads((quant_home / "airflow" / "simple_auth_passwords.json").read_text())["admin"]
     proc = subprocess.run(
-        [node, str(HERE / "ui_browser.mjs"), "--base", quant_up, "--password", password,
-         "--out", str(artifacts_dir), "--chromium", chromium],
-        capture_output=True, text=True, timeout=300, check=False,
+        [node, str(HERE / "ui_browser.mjs"), "--base", airflow_stack.base_url,
+         "--password", airflow_stack.password, "--out", str(artifacts_dir),
+         "--chromium", chromium, "--dag", failed_run.dag_id, "--run", failed_run.run_id,
+         "--failed-task", FAILED_TASK],
+        capture_output=True, text=True, timeout=600, check=False,
     )
     lines = proc.stdout.strip().splitlines()
     assert lines, f"no output from the browser script:\n{proc.stderr[-3000:]}"
     seen = json.loads(lines[-1])
     assert proc.returncode == 0, seen.get("error") or proc.stderr[-3000:]
-    assert seen["steps"] == ["logged_in", "dag_listed", "dag_opened", "risk_page"]
+    assert seen["steps"] == STEPS
     assert seen["riskUrl"].endswith("/plugin/risk")
     assert seen["riskState"] == "ACTIVE"
     assert seen["riskHasKill"] is True
-    assert seen["externalRequests"] == []  # the UI and the plugin page need no network
-    for name in ("ui-home.png", "ui-dag-daily_trading.png", "ui-risk.png"):
+    assert seen["riskHasTokenField"] is False  # the sidecar token never reaches the browser
+
+    # the failed run's own report, in the run's "Run report" tab
+    assert seen["runReportUrl"].endswith("/plugin/run-report")
+    assert seen["reportRunId"] == failed_run.run_id
+    assert seen["reportBadge"] == "failed"
+    assert seen["reportSaysFailed"] is True
+    assert seen["reportNamesTask"] is True
+    assert str(failed_run.session) in seen["reportTitle"]  # a date, shown as YYYY-MM-DD
+
+    # its checks in the "Data quality" tab, a failed one first, and its Data Docs offline
+    assert seen["dataQualityUrl"].endswith("/plugin/data-quality")
+    assert seen["dqFirstResult"] == "FAILED"
+    assert seen["dqRows"] > 1
+    assert seen["dataDocsFailedListed"] is True
+
+    assert seen["externalRequests"] == []  # the UI and the plugin's pages need no network
+    for name in SCREENSHOTS:
         shot = artifacts_dir / name
         assert shot.exists() and shot.stat().st_size > 10_000, name
