@@ -145,11 +145,13 @@ def daily_trading() -> None:
 
     @task(**ONCE)
     def report(stages: dict) -> str:
+        from quant.orchestration import task_timings
         from quant.report import write_run_report
 
         run = current_run()
         return str(write_run_report(dag_id=run.dag_id, run_id=run.run_id, session=run.session,
-                                    stages=stages, run_type=run.run_type))
+                                    stages=stages, run_type=run.run_type,
+                                    task_timings=task_timings(run.dag_id, run.run_id)))
 
     ingested = ingest_bars()
     dbt = dbt_task_group()

@@ -244,7 +244,7 @@ def _print_run(result) -> None:  # noqa: ANN001 - RunResult, imported lazily
 def _sidecar_running(settings, console_out: Console):  # noqa: ANN001, ANN202
     """Use the configured sidecar, or run a local demo one for the duration."""
     from quant.exceptions import SidecarError
-    from quant.sidecar import SidecarClient
+    from quant.sidecar.client import SidecarClient
 
     try:
         with SidecarClient(settings.sidecar_url, timeout_s=0.5) as client:
@@ -492,7 +492,7 @@ def bench_pipeline(
     import json
     import runpy
 
-    from quant.orchestration import project_root
+    from quant.paths import project_root
 
     bench = runpy.run_path(str(project_root() / "bench" / "pipeline.py"))
     figures = bench["run_benchmark"](tuple(int(n) for n in symbols.split(",")))

@@ -27,6 +27,7 @@ from typing import Any
 
 from quant.config import Settings, get_settings
 from quant.exceptions import PipelineRunError
+from quant.paths import project_root
 
 __all__ = [
     "DAG_ID",
@@ -47,11 +48,6 @@ BACKFILL_MAX_ACTIVE_RUNS = 1
 """Runs of a backfill at once when its creator does not say (the REST API would take 10)."""
 """Key of the stage summary of a failed run's report (``reason``, ``failed or not run``, ``errors``)."""
 ADMIN_USER = "admin"
-
-
-def project_root() -> Path:
-    """The repository root (holds dags/, plugins/, dbt/)."""
-    return Path(__file__).resolve().parents[1]
 
 
 def _secret_file(path: Path, make: Any) -> str:

@@ -47,23 +47,13 @@ def components(settings: Settings, port: int, host: str = "127.0.0.1") -> list[C
         Component("dag-processor", _airflow("dag-processor")),
         Component("triggerer", _airflow("triggerer")),
     ]
-    if _has_command("sidecar"):
-        # Without a configured token the sidecar runs in local demo mode: it generates one
-        # under QUANT_HOME and says where; a configured token is never replaced.
-        argv = [sys.executable, "-m", "quant.cli", "sidecar"]
-        if settings.sidecar_token is None:
-            argv.append("--demo")
-        found.append(Component("sidecar", argv))
+    # Without a configured token the sidecar runs in local demo mode: it generates one
+    # under QUANT_HOME and says where; a configured token is never replaced.
+    argv = [sys.executable, "-m", "quant.cli", "sidecar"]
+    if settings.sidecar_token is None:
+        argv.append("--demo")
+    found.append(Component("sidecar", argv))
     return found
-
-
-def _has_command(name: str) -> bool:
-    from quant.cli import app
-
-    return any(
-        (cmd.name or (cmd.callback.__name__ if cmd.callback else "")) == name
-        for cmd in app.registered_commands
-    )
 
 
 def _stop(procs: list[Component], timeout_s: float = 20.0) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from quant.config import Settings, get_settings
 from quant.db import connection_params, database_url
 from quant.exceptions import QuantError
+from quant.paths import project_root
 
 __all__ = [
     "DbtError",
@@ -55,8 +56,6 @@ class DbtResult:
 
 
 def dbt_project_dir() -> Path:
-    from quant.orchestration import project_root
-
     return project_root() / "dbt"
 
 

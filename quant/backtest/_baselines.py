@@ -17,6 +17,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from quant.backtest._process import WorkerProcess
+from quant.backtest._session import (
+    BASELINES,
+    Book,
+    Clock,
+    baseline_session,
+    relation_cache,
+    session_context,
+)
 from quant.config import Settings
 
 __all__ = ["Baselines"]
@@ -48,27 +56,19 @@ class Baselines:
 
 def work(receive: Connection, send: Connection) -> None:
     """The child: the baselines' books, session after session."""
-    from quant.backtest._engine import (
-        BASELINES,
-        _baseline_session,
-        _Book,
-        _Clock,
-        _relation_cache,
-        _session_context,
-    )
     from quant.db import connect
 
     bid, settings, sessions = receive.recv()
-    clock = _Clock()
-    books = {name: _Book(name, bid, settings, sessions[-1]) for name in BASELINES}
+    clock = Clock()
+    books = {name: Book(name, bid, settings, sessions[-1]) for name in BASELINES}
     conn = connect(settings)
     try:
-        cache = _relation_cache(conn, sessions, settings, model=False)
+        cache = relation_cache(conn, sessions, settings, model=False)
         conn.commit()
-        with _session_context(cache):
+        with session_context(cache):
             while (message := receive.recv()) is not None:
                 day, run_id = message
-                _baseline_session(books, day, run_id, conn, settings, clock)
+                baseline_session(books, day, run_id, conn, settings, clock)
         states = {name: (b.equity, b.weights, b.run_ids) for name, b in books.items()}
         send.send(("done", states, clock.seconds))
     finally:

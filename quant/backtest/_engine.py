@@ -32,40 +32,37 @@ and ``ops.portfolio_diagnostics``, as a backfill of the DAG would.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from quant.backtest._baselines import Baselines
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
 from quant.backtest._result import MAIN, BacktestResult, StrategyResult
+from quant.backtest._session import (
+    BACKTEST_DAG_ID,
+    BASELINES,
+    Book,
+    Clock,
+    execute,
+    relation_cache,
+    session_context,
+)
 from quant.backtest._stats import information_coefficients
 from quant.backtest._trainer import Trainer
 from quant.config import PORTFOLIO_METHODS, PROVIDER_NAMES, Settings, get_settings
-from quant.db import RelationCache, cached_relations, reused_connections
 from quant.exceptions import BacktestError, ConfigurationError, QuantError
 
-if TYPE_CHECKING:
-    from quant.execution import SimBroker
-
 __all__ = ["BACKTEST_DAG_ID", "ProgressCallback", "backtest_id", "run_backtest"]
-
-BACKTEST_DAG_ID = "backtest"
-"""The ``dag_id`` the backtest's execution runs are recorded under (``ops.execution_runs``)."""
 
 ProgressCallback = Callable[[int, int, str], None]
 """``progress(done, total, description)``: steps done of the total, and what runs now."""
 
-EQUAL_WEIGHT = "equal_weight"
-TOP_K = "top_k"
-BASELINES = (EQUAL_WEIGHT, TOP_K)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -103,54 +100,6 @@ def _with_provider(settings: Settings, provider: str | None) -> Settings:
     return settings.model_copy(update={"provider": ",".join(names)})
 
 
-class _Clock:
-    """Wall time per stage, summed."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def run(self, stage: str, day: date, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        except QuantError as exc:
-            raise BacktestError(f"{stage} failed for session {day}: {exc}") from exc
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
-
-
-class _Book:
-    """One strategy's simulator account and what the backtest records of it."""
-
-    def __init__(self, name: str, bid: str, settings: Settings, last: date) -> None:
-        from quant.db import connect
-        from quant.execution import SimBroker, choose_broker
-
-        self.name = name
-        self.backfill_id = f"backtest-{bid}-{name}"
-        choice = choose_broker(
-            settings, session=last, run_type="backfill", backfill_id=self.backfill_id
-        )
-        self.account = choice.account
-        ex = settings.execution
-        conn = connect(settings)
-        self.broker: SimBroker = SimBroker(
-            conn,
-            account=self.account,
-            initial_cash_usd=ex.sim_initial_cash_usd,
-            slippage_bps=ex.sim_slippage_bps,
-            commission_per_share_usd=ex.sim_commission_per_share_usd,
-            max_participation=ex.sim_max_participation,
-        )
-        self.equity: dict[date, float] = {}
-        self.weights: list[tuple[date, str, float]] = []
-        self.previous_weights: dict[str, float] = {}
-        self.run_ids: dict[date, str] = {}
-
-    def close(self) -> None:
-        self.broker.close()
-
-
 def _read_weights(conn: Any, day: date) -> dict[str, float]:
     with conn.cursor() as cur:
         cur.execute(
@@ -160,53 +109,7 @@ def _read_weights(conn: Any, day: date) -> dict[str, float]:
         return {r[0]: float(r[1]) for r in cur.fetchall()}
 
 
-def _equal_weights(conn: Any, day: date, settings: Settings) -> dict[str, float]:
-    from quant.portfolio import load_universe
-
-    universe = load_universe(conn, day, settings.portfolio.universe_relation)
-    names = sorted(universe.index[universe["is_tradable"].fillna(False).astype(bool)])
-    if not names:
-        raise BacktestError(f"no tradable name at {day} in {settings.portfolio.universe_relation}")
-    p = settings.portfolio
-    gross = p.max_leverage * (1.0 - p.cash_buffer)
-    return dict.fromkeys(names, gross / len(names))
-
-
-def _execute(
-    book: _Book,
-    day: date,
-    run_id: str,
-    settings: Settings,
-    clock: _Clock,
-    weights: dict[str, float] | None,
-) -> None:
-    from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
-
-    common = {
-        "run_id": run_id,
-        "settings": settings,
-        "broker": book.broker,
-        "dag_id": BACKTEST_DAG_ID,
-    }
-    generated = clock.run(
-        "generate_orders",
-        day,
-        generate_orders,
-        day,
-        run_type="backfill",
-        backfill_id=book.backfill_id,
-        latest_session=day,
-        weights=weights,
-        **common,
-    )
-    clock.run("pretrade_check", day, pretrade_check, day, **common)
-    clock.run("submit_orders", day, submit_orders, day, **common)
-    clock.run("reconcile", day, reconcile, day, **common)
-    book.equity[day] = float(generated["equity_usd"])
-    book.run_ids[day] = run_id
-
-
-def _orders_frame(conn: Any, book: _Book, sessions: list[date]) -> pd.DataFrame:
+def _orders_frame(conn: Any, book: Book, sessions: list[date]) -> pd.DataFrame:
     with conn.cursor() as cur:
         cur.execute(
             "select logical_date, symbol, side, qty_shares, status from ops.orders "
@@ -220,7 +123,7 @@ def _orders_frame(conn: Any, book: _Book, sessions: list[date]) -> pd.DataFrame:
     return frame
 
 
-def _fills_frame(book: _Book, sessions: list[date], settings: Settings) -> pd.DataFrame:
+def _fills_frame(book: Book, sessions: list[date], settings: Settings) -> pd.DataFrame:
     from quant.calendar import get_calendar
 
     cal = get_calendar(settings.exchange)
@@ -302,7 +205,7 @@ def _ic_frame(conn: Any, sessions: list[date], settings: Settings) -> pd.DataFra
 
 
 def _strategy_result(
-    conn: Any, book: _Book, sessions: list[date], settings: Settings, costs: CostModel,
+    conn: Any, book: Book, sessions: list[date], settings: Settings, costs: CostModel,
     impact: tuple[dict, dict] | None,
 ) -> StrategyResult:
     gross = pd.Series(book.equity, dtype=float).reindex(sessions)
@@ -334,9 +237,9 @@ def _loop(
     bid: str,
     method: str,
     settings: Settings,
-    book: _Book,
+    book: Book,
     conn: Any,
-    clock: _Clock,
+    clock: Clock,
     retrains: list[tuple[date, str, str, int | None]],
     report: ProgressCallback,
     baselines: Baselines | None,
@@ -362,72 +265,8 @@ def _loop(
         book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
         book.weights += [(day, s, w) for s, w in weights.items()]
         # the strategy reads ops.target_weights, as the DAG's generate_orders does
-        _execute(book, day, f"{run_id}__{MAIN}", settings, clock, None)
+        execute(book, day, f"{run_id}__{MAIN}", settings, clock, None)
         report(i + 2, total, f"session {day}")
-
-
-def _baseline_session(
-    books: dict[str, _Book], day: date, run_id: str, conn: Any, settings: Settings, clock: _Clock
-) -> None:
-    """D's equal-weight and top_k books: weights, then orders, checks, fills and reconcile."""
-    from quant.portfolio import solve_portfolio
-
-    for name, book in books.items():
-        if name == EQUAL_WEIGHT:
-            weights = _equal_weights(conn, day, settings)
-        else:
-            # solve_portfolio writes nothing: ops.target_weights is the strategy's
-            solved = clock.run("optimize_portfolio", day, solve_portfolio, conn, day,
-                               settings=settings, optimizer=TOP_K,
-                               current_weights=book.previous_weights)
-            weights = solved.target_weights()
-            book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
-        conn.commit()
-        book.weights += [(day, s, w) for s, w in weights.items()]
-        _execute(book, day, f"{run_id}__{name}", settings, clock, weights)
-
-
-def _session_context(cache: RelationCache) -> contextlib.ExitStack:
-    """What the session loops run in: reused connections, the marts in memory, one BLAS thread.
-
-    A session's matrices are small (names x names): one BLAS thread beats
-    several fighting over two cores with LightGBM's and the other process's.
-    """
-    stack = contextlib.ExitStack()
-    stack.enter_context(reused_connections())
-    stack.enter_context(cached_relations(cache))
-    stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
-    return stack
-
-
-def _relation_cache(
-    conn: Any, sessions: list[date], settings: Settings, *, model: bool = True
-) -> RelationCache:
-    """The marts every session of the range reads, loaded once (see :mod:`quant.db._cache`).
-
-    ``model``: with the model stages' marts (the baselines' process does without).
-    """
-    from quant.calendar import get_calendar
-
-    cal = get_calendar(settings.exchange)
-    p = settings.portfolio
-    margin = max(p.lookback_sessions, settings.backtest.impact_sessions) + 5
-    try:
-        returns_start = cal.shift(sessions[0], -margin)
-    except QuantError:
-        returns_start = cal.first_session
-    from quant.execution import cache_market_inputs
-    from quant.model import cache_model_inputs
-
-    cache = RelationCache()
-    if model:
-        cache_model_inputs(conn, cache, sessions[0], sessions[-1], settings)
-    cache.load(conn, p.returns_relation, returns_start, sessions[-1], columns=["total_return"])
-    cache.load(conn, p.universe_relation, sessions[0], sessions[-1],
-               columns=["sector", "is_tradable"])
-    cache_market_inputs(conn, cache, sessions[0], sessions[-1], settings.providers,
-                        settings.execution.adv_sessions)
-    return cache
 
 
 def run_backtest(
@@ -517,7 +356,7 @@ def run_backtest(
     bid = backtest_id(sessions[0], sessions[-1], settings, method, costs)
     total = len(sessions) + 1
     report = progress or (lambda done, total, what: None)
-    clock = _Clock()
+    clock = Clock()
 
     migrate(settings)
     if prepare:
@@ -536,23 +375,23 @@ def run_backtest(
     report(1, total, "sessions")
 
     names = [MAIN, *BASELINES] if run_baselines else [MAIN]
-    book = _Book(MAIN, bid, settings, sessions[-1])
+    book = Book(MAIN, bid, settings, sessions[-1])
     books = {MAIN: book}
     conn = connect(settings)
     retrains: list[tuple[date, str, str, int | None]] = []
     trainer = Trainer(settings, sessions)
     baselines = Baselines(bid, settings, sessions) if run_baselines else None
     try:
-        cache = clock.run("cache_marts", sessions[0], _relation_cache, conn, sessions, settings)
+        cache = clock.run("cache_marts", sessions[0], relation_cache, conn, sessions, settings)
         conn.commit()
-        with _session_context(cache), pretrained_models(trainer):
+        with session_context(cache), pretrained_models(trainer):
             _loop(sessions, bid, method, settings, book, conn, clock, retrains, report, baselines)
         if baselines is not None:
             states, seconds = baselines.finish()
             for stage, spent in seconds.items():
                 clock.seconds[stage] = clock.seconds.get(stage, 0.0) + spent
             for name in BASELINES:
-                books[name] = _Book(name, bid, settings, sessions[-1])
+                books[name] = Book(name, bid, settings, sessions[-1])
                 books[name].equity, books[name].weights, books[name].run_ids = states[name]
         impact = None
         if costs.impact_coefficient > 0:

@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from quant.backtest._process import WorkerProcess
+from quant.backtest._session import session_context
 from quant.config import Settings
 from quant.exceptions import BacktestError
 
@@ -103,7 +104,6 @@ class Trainer:
 
 def work(receive: Connection, send: Connection) -> None:
     """The child: fit each date's model in order and send it."""
-    from quant.backtest._engine import _session_context
     from quant.db import RelationCache, connect
     from quant.exceptions import TrainingDataError
     from quant.model import cache_model_inputs, fit_model
@@ -114,7 +114,7 @@ def work(receive: Connection, send: Connection) -> None:
         cache = RelationCache()
         cache_model_inputs(conn, cache, sessions[0], sessions[-1], settings)
         conn.commit()
-        with _session_context(cache):
+        with session_context(cache):
             for day in dates:
                 try:
                     send.send(("model", day, fit_model(conn, day, settings)))

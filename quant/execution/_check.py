@@ -28,7 +28,7 @@ from quant.execution._market import session_bars, universe_sectors
 if TYPE_CHECKING:
     from quant.config import Settings
     from quant.execution._broker import Broker
-    from quant.sidecar import SidecarClient
+    from quant.sidecar.client import SidecarClient
 
 __all__ = ["pretrade_check"]
 
@@ -123,7 +123,7 @@ def _check_with_sidecar(
     session: date,
     strategy: str,
 ) -> tuple[list[tuple[str, bool, list[str], list[dict[str, Any]]]], str]:
-    from quant.sidecar import CheckOrder, SidecarClient
+    from quant.sidecar.client import CheckOrder, SidecarClient
 
     own = client is None
     client = client or SidecarClient.from_settings(settings)

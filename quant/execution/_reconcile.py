@@ -30,7 +30,7 @@ from quant.typing import BrokerOrder, OrderStatus
 if TYPE_CHECKING:
     from quant.config import Settings
     from quant.execution._broker import Broker
-    from quant.sidecar import SidecarClient
+    from quant.sidecar.client import SidecarClient
 
 __all__ = ["reconcile"]
 
@@ -124,7 +124,7 @@ def reconcile(
         use_sidecar = run["risk_check"] == "sidecar"
         sidecar = None
         if use_sidecar and (differences or open_breaks):
-            from quant.sidecar import SidecarClient
+            from quant.sidecar.client import SidecarClient
 
             sidecar = client or SidecarClient.from_settings(settings)
         try:

@@ -34,7 +34,7 @@ from quant.typing import Order, OrderType, TimeInForce
 if TYPE_CHECKING:
     from quant.config import Settings
     from quant.execution._broker import Broker
-    from quant.sidecar import SidecarClient
+    from quant.sidecar.client import SidecarClient
 
 __all__ = ["submit_orders"]
 
@@ -84,7 +84,7 @@ def submit_orders(
         summary: dict[str, Any] = {**run_info(run), "dry_run": bool(dry_run or run["dry_run"])}
         state = None
         if run["risk_check"] == "sidecar":
-            from quant.sidecar import SidecarClient
+            from quant.sidecar.client import SidecarClient
 
             own = client is None
             sidecar = client or SidecarClient.from_settings(settings)

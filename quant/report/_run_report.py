@@ -409,23 +409,16 @@ def _stages(stages: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def _timings_from(
-    dag_id: str,
-    run_id: str,
     stages: Mapping[str, Mapping[str, Any]],
     task_timings: Mapping[str, Mapping[str, Any]] | None,
 ) -> tuple[dict[str, dict[str, Any]], str]:
-    """Task timings: as passed, else asked from Airflow inside a task, else the stages' own."""
+    """Task timings: as passed (Airflow's), else the stages' own."""
     if task_timings:
-        return {k: dict(v) for k, v in task_timings.items()}, "Durations recorded by Airflow."
-    from quant.orchestration import task_timings as airflow_timings
-
-    try:
-        found = airflow_timings(dag_id, run_id)
-    except Exception as exc:  # noqa: BLE001 - timings are a nicety: the page says why they are missing
-        return {}, f"Task timings unavailable: Airflow did not give them ({exc!r})."
-    if found:
-        return found, ("Durations recorded by Airflow for the tasks finished when the report "
-                       "was written (the report task itself is still running).")
+        timings = {k: dict(v) for k, v in task_timings.items()}
+        if any(v.get("state") == "running" for v in timings.values()):  # the DAG's report task
+            return timings, ("Durations recorded by Airflow for the tasks finished when the "
+                             "report was written (the report task itself is still running).")
+        return timings, "Durations recorded by Airflow."
     own = {name: {"state": "success", "seconds": float(s["seconds"]), "start": None, "end": None}
            for name, s in stages.items()
            if isinstance(s, Mapping) and isinstance(s.get("seconds"), (int, float))}
@@ -465,9 +458,10 @@ def write_run_report(
         ``"success"`` puts what failed at the top of the page.
     task_timings : mapping, optional
         Task id -> ``{"state", "seconds", "start", "end"}`` (start and end
-        ISO-8601 UTC text or datetimes, may be None). Default: asked from Airflow
-        (:func:`quant.orchestration.task_timings`), else the ``seconds`` the stage
-        summaries carry. The run's recorded ``report.seconds`` is its wall time.
+        ISO-8601 UTC text or datetimes, may be None), as Airflow recorded them
+        (the DAG's report task passes :func:`quant.orchestration.task_timings`).
+        Without them, the ``seconds`` the stage summaries carry. The run's
+        recorded ``report.seconds`` is its wall time.
     dry_run : bool
         The run was triggered as a dry run. The page also says "dry run" when the
         run's execution record or a stage summary (``"dry_run": true``) says so.
@@ -480,7 +474,7 @@ def write_run_report(
     finally:
         conn.close()
     dry = _is_dry_run(data, stages, dry_run)
-    timings, note = _timings_from(dag_id, run_id, stages, task_timings)
+    timings, note = _timings_from(stages, task_timings)
     summary, lines = _summary(data, stages, status, dry)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (

@@ -65,7 +65,7 @@ def kill_command(
     comes up in the recorded state.
     """
     from quant.exceptions import SidecarAuthError, SidecarError
-    from quant.sidecar._client import SidecarClient
+    from quant.sidecar.client import SidecarClient
 
     if mode not in ("halt", "reduce", "flatten"):
         raise typer.BadParameter("mode must be halt, reduce or flatten")
@@ -122,7 +122,7 @@ def resume_command(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """Resume trading (back to ACTIVE). Needs the running sidecar; recorded first."""
-    from quant.sidecar._client import SidecarClient
+    from quant.sidecar.client import SidecarClient
 
     settings = _settings()
     with SidecarClient.from_settings(settings) as client:
@@ -144,7 +144,7 @@ def status_command(
     Exit code 3 when the sidecar cannot be reached (the last recorded state is shown).
     """
     from quant.exceptions import DatabaseError, SidecarError
-    from quant.sidecar._client import SidecarClient
+    from quant.sidecar.client import SidecarClient
 
     settings = _settings()
     try:

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quant.exceptions import ConfigurationError
 from quant.sidecar._service import RiskService
 from quant.sidecar._store import StateStore
+from quant.sidecar._token import ensure_demo_token
 
 if TYPE_CHECKING:
     from quant.config import Settings
     from quant.execution import Broker
 
-__all__ = [
-    "broker_factory",
-    "build_service",
-    "ensure_demo_token",
-    "resolve_token",
-    "serve",
-]
+__all__ = ["broker_factory", "build_service", "serve"]
 
 _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -58,31 +50,6 @@ def configure_logging(level: int = logging.INFO) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-
-
-def resolve_token(settings: Settings) -> str | None:
-    """The sidecar token: ``QUANT_SIDECAR_TOKEN``, else the demo token file under
-    QUANT_HOME if one was written, else None."""
-    if settings.sidecar_token is not None:
-        return settings.sidecar_token.get_secret_value()
-    path = settings.sidecar_token_file
-    if path.is_file():
-        return path.read_text().strip() or None
-    return None
-
-
-def ensure_demo_token(settings: Settings) -> tuple[str, Path]:
-    """The local demo's token: reuse the file under QUANT_HOME or generate one
-    (mode 0600). Returns the token and the file's path."""
-    path = settings.sidecar_token_file
-    if path.is_file() and path.read_text().strip():
-        return path.read_text().strip(), path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    return token, path
 
 
 def broker_factory(settings: Settings) -> Callable[[], Broker]:

@@ -1,5 +1,8 @@
 """Client of the risk sidecar, used by the DAG's pre-trade check and the CLI.
 
+Importable alone: it loads none of the server (no FastAPI, no uvicorn, no
+broker adapter), so a worker that only checks orders stays light.
+
 Fail closed: every non-success (cannot connect, timeout, 4xx, 5xx, a body
 that is not the expected shape) raises :class:`~quant.exceptions.SidecarError`
 (:class:`~quant.exceptions.SidecarAuthError` for a refused token). Nothing is
@@ -17,11 +20,12 @@ import httpx
 import msgspec
 
 from quant.exceptions import SidecarAuthError, SidecarError
+from quant.sidecar._token import resolve_token
 
 if TYPE_CHECKING:
     from quant.config import Settings
 
-__all__ = ["CheckOrder", "CheckResponse", "OrderVerdict", "SidecarClient"]
+__all__ = ["CheckOrder", "CheckResponse", "OrderVerdict", "SidecarClient", "resolve_token"]
 
 
 class CheckOrder(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -106,9 +110,7 @@ class SidecarClient:
     @classmethod
     def from_settings(cls, settings: Settings) -> SidecarClient:
         """A client on ``settings.sidecar_url`` with the token of
-        :func:`quant.sidecar.resolve_token` and ``settings.sidecar_timeout_s``."""
-        from quant.sidecar._server import resolve_token
-
+        :func:`resolve_token` and ``settings.sidecar_timeout_s``."""
         return cls(
             settings.sidecar_url,
             token=resolve_token(settings),
