@@ -49,7 +49,11 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1b1f24;max-width:1200px}
 h1{font-size:1.3rem}h2{font-size:1.05rem;margin-top:1.4rem;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse;margin:.4rem 0}th,td{padding:.2rem .7rem;border:1px solid #d0d7de;
-text-align:left;font-variant-numeric:tabular-nums;vertical-align:top}th{background:#f6f8fa}
+text-align:left;font-variant-numeric:tabular-nums;vertical-align:top;overflow-wrap:break-word}
+th{background:#f6f8fa}table.checks{table-layout:fixed;width:100%}
+table.checks td{overflow-wrap:anywhere}table.checks th:nth-child(1){width:9%}
+table.checks th:nth-child(2){width:11%}table.checks th:nth-child(3){width:22%}
+table.checks th:nth-child(4){width:9%}table.checks th:nth-child(5){width:17%}
 .state{font-size:1.2rem;font-weight:700;padding:.3rem .8rem;border-radius:.3rem;display:inline-block}
 .ACTIVE{background:#dafbe1;color:#1a7f37}.REDUCING{background:#fff8c5;color:#9a6700}
 .HALTED{background:#ffebe9;color:#cf222e}.UNREACHABLE{background:#eaeef2;color:#57606a}
@@ -204,6 +208,19 @@ def _dq_value(value: Any) -> str:
 
 def _short(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _offending(rows: list[Any], shown: int = 10) -> str:
+    """Offending rows as ``SYMBOL (column=value, ...)``, the first ``shown`` of them."""
+    parts = []
+    for row in rows[:shown]:
+        if isinstance(row, dict):
+            rest = ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "symbol")
+            parts.append(f"{row['symbol']} ({rest})" if "symbol" in row else rest)
+        else:
+            parts.append(_fmt(row))
+    more = f" (+{len(rows) - shown} more)" if len(rows) > shown else ""
+    return _short("; ".join(parts), 600) + more
 
 
 def create_app(
@@ -436,9 +453,7 @@ def create_app(
                if not r["success"] else "<td>")
             + f"{html.escape(r['severity'])}</td>"
             + f"<td>{html.escape(_short(_dq_value(r['observed_value'])))}</td>"
-            + f"<td>{html.escape(_short(_fmt((r['unexpected'] or [])[:10])))}"
-            + (f" (+{len(r['unexpected']) - 10} more)" if len(r["unexpected"] or []) > 10 else "")
-            + "</td></tr>"
+            + f"<td>{html.escape(_offending(r['unexpected'] or []))}</td></tr>"
             for r in rows
         )
         table = (
