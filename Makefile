@@ -28,8 +28,10 @@ install: $(STAMP) $(MANIFEST)
 demo: install
 	$(BIN)/quant demo
 
+# ruff, then the import contracts of pyproject.toml [tool.importlinter] (dependency direction).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The headless-browser test's tools (tests/e2e): Debian's chromium, never a downloaded browser,
 # and playwright-core from npm. Installed when this machine can (root with apt-get; npm);
