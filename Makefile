@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install manifest demo test lint unit freeze clean browser
+.PHONY: install manifest demo test lint unit freeze clean browser docs
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ test: lint browser
 
 unit: install
 	$(BIN)/python -m pytest -m "not integration"
+
+# The documentation site (docs/, mkdocs.yml) into build/site/; offline. The tests build it too.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 freeze: install
 	$(BIN)/python -m pip freeze --exclude-editable > /tmp/quant-freeze.txt
