@@ -284,6 +284,7 @@ def _sidecar_running(settings, console_out: Console):  # noqa: ANN001, ANN202
 
 def _session_figures(settings, sessions: list[date]) -> dict[date, dict]:  # noqa: ANN001
     """Per session: the simulated account's equity and P&L, orders, rejections, DQ status."""
+    from quant import ledger
     from quant.db import connect
 
     conn = connect(settings)
@@ -292,22 +293,11 @@ def _session_figures(settings, sessions: list[date]) -> dict[date, dict]:  # noq
         with conn, conn.cursor() as cur:
             previous_equity: dict[str, float] = {}
             for day in sessions:
-                cur.execute(
-                    "select account, equity_usd, namespace from ops.execution_runs "
-                    "where dag_id = 'daily_trading' and logical_date = %s and not dry_run "
-                    "order by updated_at desc limit 1",
-                    (day,),
-                )
-                row = cur.fetchone()
+                row = ledger.latest_execution(conn, "daily_trading", day)
                 figures: dict = {}
-                if row is not None:
-                    account, equity, namespace = row
-                    cur.execute(
-                        "select count(*), count(*) filter (where status = 'rejected') "
-                        "from ops.orders where namespace = %s and logical_date = %s",
-                        (namespace, day),
-                    )
-                    orders, rejected = cur.fetchone()
+                if row is not None and row["logical_date"] == day:
+                    account, equity = row["account"], row["equity_usd"]
+                    orders, rejected = ledger.session_order_counts(conn, row)
                     before = previous_equity.get(account)
                     figures = {
                         "account": account, "equity_usd": equity, "orders": orders,

@@ -41,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from quant import ledger
 from quant.backtest._baselines import Baselines
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
 from quant.backtest._result import MAIN, BacktestResult, StrategyResult
@@ -110,14 +111,7 @@ def _read_weights(conn: Any, day: date) -> dict[str, float]:
 
 
 def _orders_frame(conn: Any, book: Book, sessions: list[date]) -> pd.DataFrame:
-    with conn.cursor() as cur:
-        cur.execute(
-            "select logical_date, symbol, side, qty_shares, status from ops.orders "
-            "where dag_id = %s and account = %s and logical_date between %s and %s "
-            "order by logical_date, sequence",
-            (BACKTEST_DAG_ID, book.account, sessions[0], sessions[-1]),
-        )
-        rows = cur.fetchall()
+    rows = ledger.account_orders(conn, BACKTEST_DAG_ID, book.account, sessions[0], sessions[-1])
     frame = pd.DataFrame(rows, columns=["session", "symbol", "side", "qty_shares", "status"])
     frame["qty_shares"] = frame["qty_shares"].astype(float)
     return frame
