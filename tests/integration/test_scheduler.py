@@ -24,11 +24,11 @@ from quant.db import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.scheduler]
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "operations" / "triggers-and-backfills.md"
 
 
 def readme_snippet(name: str) -> str:
-    """The bash block README.md marks with ``<!-- snippet: NAME -->``."""
+    """The bash block the triggers-and-backfills page marks with ``<!-- snippet: NAME -->``."""
     text = README.read_text()
     found = re.search(rf"<!-- snippet: {re.escape(name)} -->\s*```bash\n(.*?)```", text, re.S)
     assert found, f"README.md has no snippet {name!r}"
