@@ -12,7 +12,9 @@ A page asks for a table with an HTML comment on a line of its own:
     the columns of a table as the SQL migrations in ``quant/db/migrations`` create it;
 ``<!-- generated: other-tables SCHEMA -->``
     every table of ``SCHEMA`` that the page has not shown yet (a new table appears
-    in the reference before anyone describes it).
+    in the reference before anyone describes it);
+``<!-- generated: layers -->``
+    the layers of the import-linter ``layers`` contract in ``pyproject.toml``, top first.
 
 An unknown marker, or a table no migration creates, fails the build.
 """
@@ -44,6 +46,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs
             return settings_reference()
         if what == "cli" and arg is None:
             return cli_reference()
+        if what == "layers" and arg is None:
+            return layers_reference(where)
         if what == "table" and arg:
             shown.add(arg)
             return table_reference(arg, where)
@@ -290,6 +294,26 @@ def _command_section(command: Any, ctx: Any, path: str, level: int) -> str:
     if rows:
         parts += ["", _table(["Option", "Meaning"], rows)]
     return "\n".join(parts)
+
+
+# -- the import layers -------------------------------------------------------------------------
+def layers_reference(where: str = "") -> str:
+    """The ``layers`` contract of ``[tool.importlinter]``: one row per layer, top first."""
+    import tomllib
+
+    import quant
+
+    pyproject = Path(quant.__file__).resolve().parents[1] / "pyproject.toml"
+    config = tomllib.loads(pyproject.read_text()).get("tool", {}).get("importlinter", {})
+    contracts = [c for c in config.get("contracts", []) if c.get("type") == "layers"]
+    if len(contracts) != 1:
+        raise PluginError(f"{where}: expected one layers contract in {pyproject}, found {len(contracts)}")
+    root = config.get("root_package", "quant")
+    rows = []
+    for index, layer in enumerate(contracts[0]["layers"], start=1):
+        modules = [m.strip() for m in re.split(r"[|:]", layer) if m.strip()]
+        rows.append([str(index), ", ".join(f"`{root}.{m}`" for m in modules)])
+    return _table(["Layer", "Modules (each imports only the layers below it)"], rows)
 
 
 # -- tables from the migrations -----------------------------------------------------------------
