@@ -151,7 +151,8 @@ def daily_trading() -> None:
         run = current_run()
         return str(write_run_report(dag_id=run.dag_id, run_id=run.run_id, session=run.session,
                                     stages=stages, run_type=run.run_type,
-                                    task_timings=task_timings(run.dag_id, run.run_id)))
+                                    task_timings=task_timings(run.dag_id, run.run_id),
+                                    dry_run=bool(run.params.get("dry_run"))))
 
     ingested = ingest_bars()
     dbt = dbt_task_group()

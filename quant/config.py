@@ -591,13 +591,27 @@ class Settings(BaseSettings):
         le=10_000,
         description="sessions of history ingested before a run date when they are missing",
     )
-    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
-    quality: QualitySettings = Field(default_factory=QualitySettings)
-    risk: RiskSettings = Field(default_factory=RiskSettings)
-    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
-    model: ModelSettings = Field(default_factory=ModelSettings)
-    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
-    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    synthetic: SyntheticSettings = Field(
+        default_factory=SyntheticSettings, description="the built-in synthetic market (QUANT_SYNTHETIC__*)"
+    )
+    quality: QualitySettings = Field(
+        default_factory=QualitySettings, description="data-quality gates and their thresholds (QUANT_QUALITY__*)"
+    )
+    risk: RiskSettings = Field(
+        default_factory=RiskSettings, description="pre-trade risk limits and the kill switch (QUANT_RISK__*)"
+    )
+    portfolio: PortfolioSettings = Field(
+        default_factory=PortfolioSettings, description="portfolio construction (QUANT_PORTFOLIO__*)"
+    )
+    model: ModelSettings = Field(
+        default_factory=ModelSettings, description="model training, retraining and prediction (QUANT_MODEL__*)"
+    )
+    execution: ExecutionSettings = Field(
+        default_factory=ExecutionSettings, description="order generation and fills (QUANT_EXECUTION__*)"
+    )
+    backtest: BacktestSettings = Field(
+        default_factory=BacktestSettings, description="the research backtest (QUANT_BACKTEST__*)"
+    )
 
     @field_validator("home", mode="after")
     @classmethod
@@ -759,7 +773,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(
             "unknown setting(s) in the environment: "
             + ", ".join(unknown)
-            + " (see the configuration reference in README.md)"
+            + " (see docs/reference/configuration.md)"
         )
     config_file = os.environ.get("QUANT_CONFIG")
     if config_file and not Path(config_file).is_file():

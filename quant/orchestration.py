@@ -235,16 +235,22 @@ def run_dag(
 
 
 def _metadata_url() -> str | None:
-    """libpq URL of Airflow's metadata database (PostgreSQL only), from Airflow's configuration."""
-    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
-    if not url:
+    """libpq URL of Airflow's metadata database (PostgreSQL only).
+
+    Airflow's own setting where it is a PostgreSQL URL (the scheduler, the DAG
+    processor); Airflow 3 replaces it inside task processes, which are not meant to
+    use the ORM, so there the project's convention gives it: database ``airflow`` on
+    the pipeline's server (:func:`quant.db.airflow_database_url`).
+    """
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if not url.startswith("postgresql"):
+        from quant.db import airflow_database_url
+        from quant.exceptions import QuantError
+
         try:
-            from airflow.configuration import conf
-        except ImportError:
+            url = airflow_database_url(get_settings())
+        except QuantError:
             return None
-        url = conf.get("database", "sql_alchemy_conn", fallback=None)
-    if not url or not url.startswith("postgresql"):
-        return None
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
 
@@ -327,14 +333,17 @@ def _inside_task(runner: Any) -> bool:
 def dag_run_record(dag_id: str, run_id: str) -> dict[str, Any] | None:
     """``logical_date``, ``run_after``, ``run_type``, ``state`` of a DAG run from the metadata DB."""
     rows = _metadata_rows(
-        "select logical_date, run_after, run_type, state from dag_run "
+        "select logical_date, run_after, run_type, state, conf from dag_run "
         "where dag_id = %s and run_id = %s",
         (dag_id, run_id),
     )
     if not rows:
         return None
-    logical, run_after, run_type, state = rows[0]
-    return {"logical_date": logical, "run_after": run_after, "run_type": run_type, "state": state}
+    logical, run_after, run_type, state, conf = rows[0]
+    if isinstance(conf, str | bytes):
+        conf = json.loads(conf)
+    return {"logical_date": logical, "run_after": run_after, "run_type": run_type,
+            "state": state, "conf": conf if isinstance(conf, dict) else {}}
 
 
 # -- helpers for the DAG files (they import Airflow, lazily) ------------------------------------
@@ -669,7 +678,8 @@ def on_run_failure(context: dict[str, Any]) -> None:
     dag_run = context.get("dag_run")
     if record is None and dag_run is not None:  # no PostgreSQL metadata DB: what the context has
         record = {"logical_date": getattr(dag_run, "logical_date", None),
-                  "run_after": dag_run.run_after, "run_type": dag_run.run_type}
+                  "run_after": dag_run.run_after, "run_type": dag_run.run_type,
+                  "conf": dict(getattr(dag_run, "conf", None) or {})}
     if record is None:
         raise PipelineRunError(f"run {run_id!r} of {dag_id!r} not found: no report written")
     try:
@@ -696,6 +706,7 @@ def on_run_failure(context: dict[str, Any]) -> None:
         run_type=str(getattr(record["run_type"], "value", record["run_type"])),
         status="failed",
         task_timings=timings,
+        dry_run=bool(record["conf"].get("dry_run")),
     )
 
 

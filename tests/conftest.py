@@ -50,6 +50,12 @@ ensure_manifest()  # daily_trading renders its dbt tasks from dbt/target/manifes
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests on the real Airflow stack run last and together: the stack starts once, late,
+    and never idles beside the other tests."""
+    items.sort(key=lambda item: "airflow_stack" in getattr(item, "fixturenames", ()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from quant.db import stop_embedded
 

@@ -35,7 +35,7 @@ from quant.portfolio._risk import RiskModel
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
-    from quant.execution import Position
+    from quant.typing import Position
 
 __all__ = [
     "load_current_weights",
@@ -192,7 +192,7 @@ def weights_from_positions(positions: Iterable[Position], equity_usd: float) -> 
 
     Parameters
     ----------
-    positions : iterable of quant.execution.Position
+    positions : iterable of quant.typing.Position
     equity_usd : float
         Account equity (cash + positions at market), USD; must be positive.
     """

@@ -113,7 +113,7 @@ def _fmt(value: Any) -> str:
 
 def data_docs_dir(dag_id: str, run_id: str, settings: Settings | None = None) -> Path:
     """Folder of the Data Docs site of ``dag_id``'s run ``run_id``."""
-    from quant.report import data_docs_path
+    from quant.run_folders import data_docs_path
 
     return data_docs_path(dag_id, run_id, settings)
 

@@ -6,13 +6,6 @@ Reports are stored per DAG run: ``reports/<dag_id>/runs/<run_key>/index.html``
 (:func:`session_page_path`) lists the runs of a session.
 """
 
-from quant.report._paths import (
-    data_docs_path,
-    report_path,
-    run_dir,
-    run_key,
-    session_page_path,
-)
 from quant.report._performance import (
     PERFORMANCE_DAG_ID,
     performance_report_path,
@@ -21,6 +14,13 @@ from quant.report._performance import (
 from quant.report._run_report import stage_wall_seconds, wall_seconds, write_run_report
 from quant.report._session_page import session_runs, write_session_page
 from quant.report._web import WebAuth, create_app
+from quant.run_folders import (
+    data_docs_path,
+    report_path,
+    run_dir,
+    run_key,
+    session_page_path,
+)
 
 __all__ = [
     "PERFORMANCE_DAG_ID",

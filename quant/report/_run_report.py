@@ -50,10 +50,10 @@ from typing import Any
 from quant.config import Settings, get_settings
 from quant.db import connect
 from quant.report._html import empty, fmt, kv_table, page, rows_table, section
-from quant.report._paths import report_path, write_text_atomic
 from quant.report._plots import bar_figure, line_figure, two_panel_figure
 from quant.report._run_data import RunData, as_utc_text, drawdown, load_run_data
 from quant.report._session_page import write_session_page
+from quant.run_folders import report_path, write_text_atomic
 
 __all__ = ["stage_wall_seconds", "wall_seconds", "write_run_report"]
 

@@ -2,7 +2,7 @@
 
 ``QUANT_HOME/reports/<dag_id>/<session>/index.html``, rewritten whenever a run
 report of the session is written; each run keeps its own report under
-``<dag_id>/runs/<run_key>/`` (:mod:`quant.report._paths`).
+``<dag_id>/runs/<run_key>/`` (:mod:`quant.run_folders`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from quant.config import Settings
 from quant.db import connect
 from quant.report._html import empty, page, section
-from quant.report._paths import run_key, session_page_path, write_text_atomic
+from quant.run_folders import run_key, session_page_path, write_text_atomic
 
 __all__ = ["session_runs", "write_session_page"]
 

@@ -37,7 +37,7 @@ from urllib.parse import quote, urlsplit
 
 from quant.config import Settings, get_settings
 from quant.report._data_docs import offline_html, validation_pages, validations_banner
-from quant.report._paths import data_docs_path, report_path, run_key
+from quant.run_folders import data_docs_path, report_path, run_key
 
 __all__ = ["WebAuth", "create_app"]
 

@@ -150,19 +150,19 @@ def _scheduler_suite():  # noqa: ANN202 - the test module itself
 
 
 def _snippets_used(source: str) -> set[str]:
-    """Names passed to ``run_snippet(..., "NAME")`` or ``readme_snippet("NAME")``."""
+    """Names passed to ``run_snippet(..., "NAME")`` or ``guide_snippet("NAME")``."""
     names = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             args = [a for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-            if node.func.id in ("run_snippet", "readme_snippet") and args:
+            if node.func.id in ("run_snippet", "guide_snippet") and args:
                 names.add(args[0].value)
     return names
 
 
 def test_scheduler_suite_snippets_when_read_then_each_exists_in_its_docs_page() -> None:
     suite = _scheduler_suite()
-    page = Path(suite.README)
+    page = Path(suite.GUIDE)
     assert page.is_file(), f"the scheduler suite reads {page}, which does not exist"
     assert page.resolve().is_relative_to(ROOT / "docs"), f"{page} is not a page of docs/"
     names = _snippets_used(SCHEDULER_SUITE.read_text())
@@ -171,4 +171,4 @@ def test_scheduler_suite_snippets_when_read_then_each_exists_in_its_docs_page() 
     missing = [n for n in sorted(names) if f"<!-- snippet: {n} -->" not in text]
     assert missing == [], f"{page.relative_to(ROOT)} lacks the snippet marker(s) {missing}"
     for name in names:
-        assert suite.readme_snippet(name).strip(), f"snippet {name!r} is empty"
+        assert suite.guide_snippet(name).strip(), f"snippet {name!r} is empty"

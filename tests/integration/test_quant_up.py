@@ -97,17 +97,6 @@ def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
         for component in ("scheduler", "dag-processor", "triggerer", "sidecar"):
             assert component in names
 
-        # the quant_risk plugin's pages, served by the API server
-        deadline = time.monotonic() + 60
-        while True:
-            status, page = _get(base + "/quant/risk")
-            if b'class="state ACTIVE"' in page or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        assert status == 200
-        assert b"<h1>Risk</h1>" in page
-        assert b'class="state ACTIVE"' in page, page[:2000]
-
         password = json.loads(
             (quant_home / "airflow" / "simple_auth_passwords.json").read_text()
         )["admin"]
@@ -117,6 +106,20 @@ def test_quant_up_when_started_then_api_answers_and_sigint_stops_everything(
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             token = json.loads(response.read())["access_token"]
+
+        # the quant_risk plugin's pages, served by the API server to logged-in users only
+        status, page = _get(base + "/quant/risk")
+        assert status == 401, page[:500]
+        deadline = time.monotonic() + 60
+        while True:
+            status, page = _get(base + "/quant/risk", token)
+            if b'class="state ACTIVE"' in page or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert status == 200
+        assert b"<h1>Risk</h1>" in page
+        assert b'class="state ACTIVE"' in page, page[:2000]
+
         status, payload = _get(base + "/api/v2/dags", token)
         assert status == 200
         assert "daily_trading" in {d["dag_id"] for d in json.loads(payload)["dags"]}

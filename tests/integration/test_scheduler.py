@@ -1,6 +1,6 @@
 """The daily DAG under the real scheduler: `quant up` (API server, scheduler with the
 LocalExecutor, DAG processor, triggerer, sidecar) driven through the REST API exactly as
-README.md says, with the README's own snippets executed verbatim.
+the operations guide says (docs/operations/triggers-and-backfills.md), its snippets run verbatim.
 
 Slow by nature (each daily run takes one to two minutes here): the whole module shares one
 stack and takes about eight to ten minutes on 2 cores.
@@ -24,23 +24,23 @@ from quant.db import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.scheduler]
 
-README = Path(__file__).resolve().parents[2] / "docs" / "operations" / "triggers-and-backfills.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operations" / "triggers-and-backfills.md"
 
 
-def readme_snippet(name: str) -> str:
+def guide_snippet(name: str) -> str:
     """The bash block the triggers-and-backfills page marks with ``<!-- snippet: NAME -->``."""
-    text = README.read_text()
+    text = GUIDE.read_text()
     found = re.search(rf"<!-- snippet: {re.escape(name)} -->\s*```bash\n(.*?)```", text, re.S)
-    assert found, f"README.md has no snippet {name!r}"
+    assert found, f"{GUIDE.name} has no snippet {name!r}"
     return found.group(1)
 
 
 def run_snippet(stack, name: str, **env: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
-    """Run a README snippet with bash, as a user would after `quant up`."""
+    """Run a snippet of the guide with bash, as a user would after `quant up`."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     variables = stack.env | {"PATH": path, "AIRFLOW": stack.base_url,
                              "PASSWORD": stack.password} | env
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_snippet(name)],
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", guide_snippet(name)],
                           env=variables, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, f"{name}: {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     return proc
@@ -80,7 +80,7 @@ def test_trigger_when_readme_rest_call_with_null_logical_date_then_latest_sessio
     latest = get_calendar(stack.settings.exchange).latest_closed_session()
     status, session, summary, run_type = _recorded_run(stack, run_id)
     assert (status, session, run_type) == ("success", latest, "manual")
-    assert summary["optimize_portfolio"]["method"] == "hrp"  # the README's conf reached the task
+    assert summary["optimize_portfolio"]["method"] == "hrp"  # the guide's conf reached the task
     states = stack.task_states(run_id)
     assert all(state == "success" for state in states.values()), states
     # the scheduled run the scheduler created on unpausing ran too
