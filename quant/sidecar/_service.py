@@ -1,5 +1,8 @@
 """The sidecar's core: rules engine, trading state, kill switch, intraday monitor.
 
+The kill switch itself (state changes, their records, the broker actions of a
+kill) is :class:`~quant.sidecar._kill.KillSwitch`; the service trips it.
+
 :class:`RiskService` is transport-free: the HTTP app (``_app.py``), the tests
 and the benchmark call it directly. It is single-threaded by design (the
 HTTP server runs it on one event loop), so no locks: a kill, a check and a
@@ -31,6 +34,7 @@ from quant.risk import (
     feed_is_stale,
     find_breaches,
 )
+from quant.sidecar._kill import KillSwitch, PersistenceError
 from quant.sidecar._metrics import SidecarMetrics
 from quant.sidecar._store import StateStore
 
@@ -41,10 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["RiskService", "PersistenceError"]
 
 log = logging.getLogger("quant.sidecar")
-
-
-class PersistenceError(DatabaseError):
-    """Raised when a state change that must be recorded first cannot be written."""
 
 
 def _utc(ts: float) -> datetime:
@@ -90,16 +90,15 @@ class RiskService:
         self.limits = RiskLimits.from_mapping(risk.model_dump())
         self.ctx = RiskContext(self.limits)
         self.engine = RiskEngine(self.ctx)
-        self.machine = TradingStateMachine()
         self.store = store
-        self._broker_factory = broker_factory
-        self._broker: Broker | None = None
         self.market_open = market_open or (lambda now: False)
         self.session_of = session_of or _utc_session
         self.metrics = metrics or SidecarMetrics()
+        self.switch = KillSwitch(
+            risk, self.ctx, store=store, metrics=self.metrics, broker_factory=broker_factory
+        )
         self.burst = RejectionBurstDetector(risk.rejection_burst, risk.rejection_window_s)
         self.last_marks_at: float | None = None
-        self.fail_closed_reason: str | None = None
         self.started_at = time.time()
         self._saved_peak = 0.0
         self._sod_by_session: dict[str, float] = {}
@@ -112,32 +111,15 @@ class RiskService:
             try:
                 restored = self.store.load()
             except DatabaseError as exc:
-                self._fail_closed(f"cannot read the kill-switch state at start: {exc}")
+                self.switch.fail_closed(f"cannot read the kill-switch state at start: {exc}")
             else:
                 self._restore(restored)
-        if sync_broker and self._broker_factory is not None:
+        if sync_broker and self.switch.has_broker:
             try:
                 self.sync_from_broker(actor="startup")
             except (BrokerError, DatabaseError) as exc:
                 log.error("book not loaded from the broker at start", extra={"error": str(exc)})
         self.metrics.set_state(self.machine.state)
-
-    def _fail_closed(self, why: str) -> None:
-        event = self.machine.force(
-            TradingState.HALTED,
-            kind="fail_closed",
-            reason=why,
-            reason_code=str(ReasonCode.STATE_UNREADABLE),
-            actor="startup",
-        )
-        self.ctx.state = TradingState.HALTED
-        self.fail_closed_reason = why
-        log.critical("starting HALTED (fail closed)", extra={"reason": why})
-        try:
-            assert self.store is not None
-            self.store.append(event)
-        except DatabaseError as exc:
-            log.error("fail-closed event not recorded", extra={"error": str(exc)})
 
     def _restore(self, restored: Any) -> None:
         state = restored.state
@@ -198,7 +180,7 @@ class RiskService:
         if denied:
             burst = self.burst.record(denied, self.ctx.now)
             if burst is not None:
-                self._trip(
+                self.switch.trip(
                     KillMode.HALT,
                     reason=f"{burst} denials within {self.risk.rejection_window_s:g} s",
                     code=ReasonCode.REJECTION_BURST,
@@ -214,7 +196,7 @@ class RiskService:
     ) -> dict[str, Any]:
         """A person's kill: state change recorded, open orders cancelled, positions
         flattened when ``mode`` is ``flatten``. Returns what was done."""
-        return self._trip(
+        return self.switch.trip(
             KillMode(mode), reason=reason, code=ReasonCode.MANUAL, actor=actor, manual=True
         )
 
@@ -226,155 +208,13 @@ class RiskService:
         PersistenceError
             The resume could not be recorded; the state is unchanged.
         """
-        old = self.machine.state
-        old_last = self.machine.last_event
-        event = self.machine.resume(reason=reason, actor=actor)
-        try:
-            event_id = self._persist(event, required=True)
-        except PersistenceError:
-            self.machine.state = old
-            self.machine.last_event = old_last
-            raise
-        self.ctx.state = TradingState.ACTIVE
-        self.fail_closed_reason = None
+        out = self.switch.resume(reason, actor=actor)
         self.last_marks_at = None  # the stale-feed trigger re-arms on the next batch
-        self.metrics.set_state(TradingState.ACTIVE)
-        log.warning("trading resumed", extra={"actor": actor, "reason": reason})
-        return {"event_id": event_id, "event": event.as_dict(), "trading_state": "ACTIVE"}
-
-    def _persist(self, event: StateEvent, *, required: bool) -> int | None:
-        if self.store is None:
-            return None
-        try:
-            return self.store.append(event)
-        except DatabaseError as exc:
-            log.error("kill-switch event not recorded", extra={"error": str(exc)})
-            if required:
-                raise PersistenceError(f"event not recorded, state unchanged: {exc}") from exc
-            return None
-
-    def _trip(
-        self,
-        mode: KillMode,
-        *,
-        reason: str,
-        code: ReasonCode,
-        actor: str,
-        manual: bool,
-        details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        started = time.perf_counter()
-        event = self.machine.trip(
-            mode, reason=reason, reason_code=code, actor=actor, manual=manual, details=details
-        )
-        if event is None:
-            return {"tripped": False, "trading_state": str(self.machine.state)}
-        self.ctx.state = self.machine.state
-        self.metrics.set_state(self.machine.state)
-        self.metrics.trips.labels(str(code)).inc()
-        log.critical(
-            "kill switch tripped",
-            extra={"reason_code": str(code), "reason": reason, "mode": str(mode), "actor": actor},
-        )
-        out: dict[str, Any] = {"tripped": True, "trading_state": str(self.machine.state)}
-        out["event"] = event.as_dict()
-        try:
-            out["event_id"] = self._persist(event, required=False)
-            out["persisted"] = self.store is not None and out["event_id"] is not None
-        except PersistenceError:  # pragma: no cover - required=False never raises
-            out["persisted"] = False
-        # in-flight approvals are void: their orders are being cancelled
-        self.ctx.in_flight = {}
-        self.ctx.projected = dict(self.ctx.positions)
-        self.ctx.revalue()
-        out["cancel"] = self._cancel_all(event)
-        if mode is KillMode.FLATTEN:
-            out["flatten"] = self._flatten(event, out.get("event_id"))
-        out["elapsed_ms"] = (time.perf_counter() - started) * 1000.0
         return out
 
     def broker(self) -> Broker | None:
         """The broker adapter, opened on first use (None when none is configured)."""
-        if self._broker is None and self._broker_factory is not None:
-            self._broker = self._broker_factory()
-        return self._broker
-
-    def _cancel_all(self, trip: StateEvent) -> dict[str, Any]:
-        result: dict[str, Any] = {"cancelled": 0, "attempts": 0, "remaining": None, "errors": []}
-        for _ in range(self.risk.cancel_attempts):
-            result["attempts"] += 1
-            try:
-                broker = self.broker()
-                if broker is None:
-                    result["errors"].append("no broker configured")
-                    break
-                result["cancelled"] += broker.cancel_all()
-                remaining = broker.open_orders()
-                result["remaining"] = len(remaining)
-                if not remaining:
-                    break
-            except (BrokerError, DatabaseError, OSError) as exc:
-                self._broker = None  # reopen on the next attempt
-                result["errors"].append(str(exc))
-        self._action_event("cancel", trip, result)
-        return result
-
-    def _flatten(self, trip: StateEvent, event_id: int | None) -> dict[str, Any]:
-        from quant.execution import Order
-
-        result: dict[str, Any] = {
-            "submitted": [],
-            "attempts": 0,
-            "errors": [],
-            "open_positions": None,
-        }
-        for attempt in range(self.risk.flatten_attempts):
-            result["attempts"] += 1
-            try:
-                broker = self.broker()
-                if broker is None:
-                    result["errors"].append("no broker configured")
-                    break
-                positions = [p for p in broker.positions() if p.qty_shares != 0]
-                closing = {o.symbol for o in broker.open_orders() if o.reduce_only}
-                todo = [p for p in positions if p.symbol not in closing]
-                result["open_positions"] = len(positions)
-                if not todo:
-                    break
-                for p in todo:
-                    order = Order(
-                        client_order_id=f"flatten-{event_id or int(time.time())}-{attempt}-{p.symbol}",
-                        symbol=p.symbol,
-                        side="sell" if p.qty_shares > 0 else "buy",
-                        qty_shares=abs(p.qty_shares),
-                        reduce_only=True,
-                        strategy="kill_switch",
-                    )
-                    try:
-                        placed = broker.submit(order)
-                        result["submitted"].append(placed.client_order_id)
-                    except BrokerError as exc:
-                        result["errors"].append(f"{p.symbol}: {exc}")
-            except (BrokerError, DatabaseError, OSError) as exc:
-                self._broker = None
-                result["errors"].append(str(exc))
-        self._action_event("flatten", trip, result)
-        return result
-
-    def _action_event(self, kind: str, trip: StateEvent, result: dict[str, Any]) -> None:
-        state = self.machine.state
-        event = StateEvent(
-            kind=kind,
-            from_state=state,
-            to_state=state,
-            reason_code=trip.reason_code,
-            reason=f"{kind} after {trip.kind}: {trip.reason}",
-            actor=trip.actor,
-            at=datetime.now(UTC),
-            mode=trip.mode,
-            details=result,
-        )
-        self._persist(event, required=False)
+        return self.switch.broker()
 
     # -- overrides ------------------------------------------------------------------------
     def set_override(
@@ -495,7 +335,7 @@ class RiskService:
         if breaches and self.risk.kill_on_breach != "off":
             first = breaches[0]
             mode = KillMode.REDUCE if self.risk.kill_on_breach == "reduce" else KillMode.HALT
-            out["kill"] = self._trip(
+            out["kill"] = self.switch.trip(
                 mode,
                 reason=f"{first.code}: "
                 + ", ".join(f"{k}={v:.6g}" for k, v in first.context.items()),
@@ -515,7 +355,7 @@ class RiskService:
         if feed_is_stale(self.last_marks_at, now, silence, self.market_open(now)):
             assert self.last_marks_at is not None
             age = now - self.last_marks_at
-            return self._trip(
+            return self.switch.trip(
                 KillMode.HALT,
                 reason=f"no marks for {age:.0f} s during market hours (limit {silence:g} s)",
                 code=ReasonCode.STALE_FEED,
@@ -541,6 +381,16 @@ class RiskService:
         m.drawdown.set(self.ctx.drawdown)
 
     # -- views ----------------------------------------------------------------------------
+    @property
+    def machine(self) -> TradingStateMachine:
+        """The trading-state machine of the kill switch."""
+        return self.switch.machine
+
+    @property
+    def fail_closed_reason(self) -> str | None:
+        """Why the service started HALTED (the state could not be read), else None."""
+        return self.switch.fail_closed_reason
+
     @property
     def state(self) -> TradingState:
         return self.machine.state
