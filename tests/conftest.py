@@ -98,23 +98,9 @@ def db_conn(pg_settings: Settings) -> Iterator:
 @pytest.fixture()
 def clean_db(pg_settings: Settings) -> Settings:
     """Empty every table of the raw and ops schemas (migrations kept) before the test."""
-    from quant.db import connect
+    from quant.testing.db import truncate_pipeline_tables
 
-    conn = connect(pg_settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                select quote_ident(schemaname) || '.' || quote_ident(tablename)
-                from pg_tables
-                where schemaname in ('raw', 'ops') and tablename <> 'schema_migrations'
-                """
-            )
-            tables = [row[0] for row in cur.fetchall()]
-            if tables:
-                cur.execute(f"truncate {', '.join(tables)} restart identity cascade")
-    finally:
-        conn.close()
+    truncate_pipeline_tables(pg_settings)
     return pg_settings
 
 

@@ -19,9 +19,9 @@ from quant.data import (
     provider_from_settings,
 )
 from quant.data._alpaca import AlpacaProvider
-from quant.db import connect
 from quant.exceptions import ConfigurationError, ProviderError
 from quant.testing import FakeAlpaca, StaticProvider
+from quant.testing.db import query
 
 END = date(2024, 6, 28)
 KEY, SECRET = "k", "s"
@@ -163,20 +163,18 @@ def test_ingest_when_chain_then_provider_column_and_ingestion_sources_record_ori
 
     assert result.provider == "alpaca,backup"
     assert result.sources == {"alpaca": 4, "backup": 2}
-    conn = connect(clean_db)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select symbol, provider, count(*) from raw.bars group by 1, 2 order by 1")
-            by_symbol = {s: (p, n) for s, p, n in cur.fetchall()}
-            cur.execute(
-                "select symbol, provider, rows_received, first_date, last_date, skipped_providers "
-                "from ops.ingestion_sources order by symbol"
-            )
-            sources = cur.fetchall()
-            cur.execute("select provider, provider_errors from ops.ingestions")
-            ingestions = cur.fetchall()
-    finally:
-        conn.close()
+    by_symbol = {
+        s: (p, n)
+        for s, p, n in query(
+            clean_db, "select symbol, provider, count(*) from raw.bars group by 1, 2 order by 1"
+        )
+    }
+    sources = query(
+        clean_db,
+        "select symbol, provider, rows_received, first_date, last_date, skipped_providers "
+        "from ops.ingestion_sources order by symbol",
+    )
+    ingestions = query(clean_db, "select provider, provider_errors from ops.ingestions")
     assert {s: p for s, (p, _) in by_symbol.items()} == {
         "SYN001": "alpaca",
         "SYN002": "alpaca",

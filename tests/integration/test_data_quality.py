@@ -9,8 +9,8 @@ import pytest
 from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
 from quant.data import SyntheticProvider, ingest_bars
-from quant.db import connect
 from quant.quality import DataQualityError, run_data_quality
+from quant.testing.db import execute, query, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -29,23 +29,8 @@ def session(small: Settings) -> date:
     return day
 
 
-def _execute(settings: Settings, sql: str, params: tuple = ()) -> None:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-    finally:
-        conn.close()
-
-
 def _first_symbol(settings: Settings, day: date) -> str:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select min(symbol) from raw.bars where date = %s", (day,))
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return scalar(settings, "select min(symbol) from raw.bars where date = %s", day)
 
 
 def _fails_with(settings: Settings, day: date, check: str) -> str:
@@ -60,29 +45,25 @@ def test_data_quality_when_data_clean_then_passes_and_records(small: Settings, s
     report = run_data_quality(session, run_id="clean", settings=small, include_marts=False)
     assert report.blocking_failures == []
     assert report.summary()["passed"] == len(report.results) >= 10
-    conn = connect(small)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select count(*), bool_and(success) from ops.dq_results where run_id = 'clean'")
-            count, all_ok = cur.fetchone()
-    finally:
-        conn.close()
+    count, all_ok = query(
+        small, "select count(*), bool_and(success) from ops.dq_results where run_id = 'clean'"
+    )[0]
     assert count == len(report.results) and all_ok
 
 
 def test_data_quality_when_close_is_nan_then_fails_naming_symbol(small: Settings, session: date) -> None:
     symbol = _first_symbol(small, session)
-    _execute(small, "update raw.bars set close = 'NaN' where symbol = %s and date = %s", (symbol, session))
+    execute(small, "update raw.bars set close = 'NaN' where symbol = %s and date = %s", symbol, session)
     message = _fails_with(small, session, "raw_bars.prices_finite")
     assert symbol in message and "NaN" in message
 
 
 def test_data_quality_when_price_negative_then_fails_naming_symbol(small: Settings, session: date) -> None:
     symbol = _first_symbol(small, session)
-    _execute(
+    execute(
         small,
         "update raw.bars set close = -5, low = -5 where symbol = %s and date = %s",
-        (symbol, session),
+        symbol, session,
     )
     message = _fails_with(small, session, "raw_bars.prices_positive")
     assert symbol in message and "-5" in message
@@ -90,11 +71,11 @@ def test_data_quality_when_price_negative_then_fails_naming_symbol(small: Settin
 
 def test_data_quality_when_tenfold_spike_without_action_then_fails(small: Settings, session: date) -> None:
     symbol = _first_symbol(small, session)
-    _execute(
+    execute(
         small,
         "update raw.bars set open = open * 10, high = high * 10, low = low * 10, close = close * 10 "
         "where symbol = %s and date = %s",
-        (symbol, session),
+        symbol, session,
     )
     message = _fails_with(small, session, "raw_bars.no_unexplained_jump")
     assert symbol in message
@@ -102,27 +83,27 @@ def test_data_quality_when_tenfold_spike_without_action_then_fails(small: Settin
 
 def test_data_quality_when_duplicate_rows_then_fails(small: Settings, session: date) -> None:
     symbol = _first_symbol(small, session)
-    _execute(
+    execute(
         small,
         """
         insert into raw.bars (symbol, date, provider, open, high, low, close, volume)
         select symbol, date, 'csv', open, high, low, close, volume from raw.bars
         where symbol = %s and date = %s
         """,
-        (symbol, session),
+        symbol, session,
     )
     message = _fails_with(small, session, "raw_bars.one_row_per_symbol_and_date")
     assert symbol in message
 
 
 def test_data_quality_when_half_the_universe_missing_then_fails(small: Settings, session: date) -> None:
-    _execute(
+    execute(
         small,
         """
         delete from raw.bars where date = %s and symbol in (
             select symbol from raw.bars where date = %s order by symbol limit %s)
         """,
-        (session, session, SYMBOLS // 2),
+        session, session, SYMBOLS // 2,
     )
     message = _fails_with(small, session, "raw_bars.universe_coverage")
     assert "SYN001" in message  # the missing names are listed
@@ -131,7 +112,7 @@ def test_data_quality_when_half_the_universe_missing_then_fails(small: Settings,
 def test_data_quality_when_feed_stops_a_day_early_then_fails_as_stale(
     small: Settings, session: date
 ) -> None:
-    _execute(small, "delete from raw.bars where date = %s", (session,))
+    execute(small, "delete from raw.bars where date = %s", session)
     message = _fails_with(small, session, "raw_bars.feed_not_stale")
     previous = get_calendar(small.exchange).previous_session(session)
     assert previous.isoformat() in message
@@ -152,7 +133,7 @@ def test_data_quality_when_genuine_split_then_jump_check_passes(clean_db: Settin
     jump = next(r for r in report.results if r.name == "raw_bars.no_unexplained_jump")
     assert jump.success, jump.describe()
     # without the action the same move is flagged: the check is not blind
-    _execute(settings, "delete from raw.corporate_actions where action_type = 'split' and ex_date = %s", (ex_date,))
+    execute(settings, "delete from raw.corporate_actions where action_type = 'split' and ex_date = %s", ex_date)
     with pytest.raises(DataQualityError, match="no_unexplained_jump"):
         run_data_quality(ex_date, run_id="split-unexplained", settings=settings, include_marts=False)
 
@@ -168,17 +149,13 @@ def test_data_quality_when_run_then_data_docs_written_naming_suites(small: Setti
 
 def test_quarantine_view_when_bad_row_then_listed_with_reason(small: Settings, session: date) -> None:
     symbol = _first_symbol(small, session)
-    _execute(small, "update raw.bars set close = -1 where symbol = %s and date = %s", (symbol, session))
-    conn = connect(small)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "select reasons from raw.quarantined_bars where symbol = %s and date = %s",
-                (symbol, session),
-            )
-            (reasons,) = cur.fetchone()
-    finally:
-        conn.close()
+    execute(small, "update raw.bars set close = -1 where symbol = %s and date = %s", symbol, session)
+    (reasons,) = query(
+        small,
+        "select reasons from raw.quarantined_bars where symbol = %s and date = %s",
+        symbol,
+        session,
+    )[0]
     assert "NON_POSITIVE_PRICE" in reasons and "OHLC_INCONSISTENT" in reasons
 
 
@@ -191,6 +168,6 @@ def test_warn_only_when_check_demoted_then_recorded_not_raised(clean_db: Setting
     day = get_calendar(settings.exchange).latest_closed_session()
     ingest_bars(day, settings=settings)
     symbol = _first_symbol(settings, day)
-    _execute(settings, "update raw.bars set close = -1 where symbol = %s and date = %s", (symbol, day))
+    execute(settings, "update raw.bars set close = -1 where symbol = %s and date = %s", symbol, day)
     report = run_data_quality(day, run_id="warn", settings=settings, include_marts=False)
     assert "raw_bars.prices_positive" in {w.name for w in report.warnings}

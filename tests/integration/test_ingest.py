@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from quant.calendar import get_calendar
 from quant.config import Settings
 from quant.data import SyntheticProvider, encode_bars_binary, ingest_bars
-from quant.db import connect
 from quant.exceptions import DataValidationError
 from quant.testing import StaticProvider
+from quant.testing.db import query, truncate_pipeline_tables
 
 pytestmark = pytest.mark.integration
 
@@ -23,31 +23,13 @@ END = date(2024, 6, 28)
 SYMBOLS = 8
 
 
-def _query(settings: Settings, sql: str, args: tuple = ()) -> list[tuple]:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def _bars(settings: Settings, with_stamp: bool = False) -> list[tuple]:
     stamp = ", ingested_at" if with_stamp else ""
-    return _query(
+    return query(
         settings,
         "select symbol, date, provider, open, high, low, close, volume"
         + stamp
         + " from raw.bars order by symbol, date, provider",
-    )
-
-
-def _truncate(settings: Settings) -> None:
-    _query(
-        settings,
-        "truncate raw.bars, raw.bar_revisions, raw.symbols, raw.corporate_actions, "
-        "ops.ingestions restart identity cascade; select 1",
     )
 
 
@@ -80,7 +62,7 @@ def test_ingest_when_same_date_run_twice_then_no_row_changes(clean_db: Settings)
     assert second.sessions_fetched == 0 and second.rows_changed == 0
     assert refreshed.rows_received == len(rows) and refreshed.rows_changed == 0
     assert _bars(clean_db, with_stamp=True) == rows  # same values, same ingestion stamps
-    assert _query(clean_db, "select count(*) from raw.bar_revisions") == [(0,)]
+    assert query(clean_db, "select count(*) from raw.bar_revisions") == [(0,)]
 
 
 def test_ingest_when_bar_corrected_then_row_updated_and_old_version_kept(
@@ -110,7 +92,7 @@ def test_ingest_when_bar_corrected_then_row_updated_and_old_version_kept(
     assert {k: v for k, v in after.items() if k != key} == {
         k: v for k, v in before.items() if k != key
     }
-    revisions = _query(
+    revisions = query(
         clean_db,
         "select symbol, date, provider, open, high, low, close, volume from raw.bar_revisions",
     )
@@ -131,22 +113,22 @@ def test_ingest_when_incremental_day_by_day_then_identical_to_one_full_range(
         )
         assert result.sessions_fetched == 1
     incremental = _bars(clean_db)
-    symbols_inc = _query(
+    symbols_inc = query(
         clean_db,
         "select symbol, provider, sector, listed_at, delisted_at from raw.symbols order by 1",
     )
-    actions_inc = _query(clean_db, "select * from raw.corporate_actions order by 1, 2, 3")
+    actions_inc = query(clean_db, "select * from raw.corporate_actions order by 1, 2, 3")
 
-    _truncate(clean_db)
+    truncate_pipeline_tables(clean_db)
     ingest_bars(END, provider=SyntheticProvider(symbols=SYMBOLS), start=start, settings=clean_db)
 
     assert _bars(clean_db) == incremental
-    assert symbols_inc == _query(
+    assert symbols_inc == query(
         clean_db,
         "select symbol, provider, sector, listed_at, delisted_at from raw.symbols order by 1",
     )
     assert [r[:6] for r in actions_inc] == [
-        r[:6] for r in _query(clean_db, "select * from raw.corporate_actions order by 1, 2, 3")
+        r[:6] for r in query(clean_db, "select * from raw.corporate_actions order by 1, 2, 3")
     ]
 
 
@@ -159,7 +141,7 @@ def test_ingest_when_backfill_start_earlier_then_only_missing_sessions_fetched(
     result = ingest_bars(END, provider=provider, start=start, settings=clean_db)
     assert result.sessions_fetched == 10
     assert result.rows_updated == 0
-    dates = [r[0] for r in _query(clean_db, "select distinct date from raw.bars order by 1")]
+    dates = [r[0] for r in query(clean_db, "select distinct date from raw.bars order by 1")]
     assert dates == window
 
 
@@ -171,7 +153,7 @@ def test_ingest_when_fast_path_and_upsert_path_then_identical_rows(clean_db: Set
     assert fast.rows_inserted == len(bars)
     via_copy = _bars(clean_db)
 
-    _truncate(clean_db)
+    truncate_pipeline_tables(clean_db)
     # one symbol per session first: every session is then present, so the rest must upsert
     seed = bars.loc[bars["symbol"] == "SYN001"]
     ingest_bars(END, provider=StaticProvider("vendor", seed), start=start, settings=clean_db)
@@ -231,7 +213,7 @@ def test_ingest_when_provider_returns_bad_price_then_nothing_written(clean_db: S
     with pytest.raises(DataValidationError, match="'close'"):
         ingest_bars(END, provider=StaticProvider("vendor", bars), start=start, settings=clean_db)
     assert _bars(clean_db) == []
-    assert _query(clean_db, "select count(*) from ops.ingestions") == [(0,)]
+    assert query(clean_db, "select count(*) from ops.ingestions") == [(0,)]
 
 
 def test_ingest_when_run_then_ingestion_recorded_with_sources(clean_db: Settings) -> None:
@@ -239,12 +221,12 @@ def test_ingest_when_run_then_ingestion_recorded_with_sources(clean_db: Settings
     result = ingest_bars(
         END, provider=SyntheticProvider(symbols=SYMBOLS), start=start, settings=clean_db
     )
-    record = _query(
+    record = query(
         clean_db,
         "select provider, rows_received, rows_inserted, rows_updated, sessions_fetched from ops.ingestions",
     )
     assert record == [("synthetic", result.rows_received, result.rows_inserted, 0, len(window))]
-    sources = _query(
+    sources = query(
         clean_db,
         "select provider, count(*), sum(rows_received) from ops.ingestion_sources group by provider",
     )
