@@ -2,8 +2,8 @@
 
 Stages and the sidecar depend on :class:`Broker` only; adapters implement it:
 :class:`SimBroker` (the built-in simulator, the default), :class:`AlpacaBroker`
-(alpaca-py) and :class:`IbkrBroker` (ib_async / ib_insync), opened by
-:func:`open_broker`. :func:`choose_broker` encodes the safety rules (backfills
+(alpaca-py) and :class:`IbkrBroker` (ib_async / ib_insync), each from its venue
+package under :mod:`quant.venues`, opened by :func:`open_broker`. :func:`choose_broker` encodes the safety rules (backfills
 and old dates always fill with the simulator; live trading is refused in
 backfills). The DAG's stages are :func:`generate_orders`,
 :func:`pretrade_check`, :func:`submit_orders` and :func:`reconcile`, one module each;
@@ -23,8 +23,6 @@ from quant.execution._open import open_broker
 from quant.execution._orders import OrderPlan, ProposedOrder, build_orders
 from quant.execution._reconcile import reconcile
 from quant.execution._settle import settle_simulator
-from quant.execution._sim import SimBroker
-from quant.execution._sim_rewind import rewind_sim_account
 from quant.execution._submit import submit_orders
 from quant.typing import (
     Account,
@@ -37,6 +35,7 @@ from quant.typing import (
     Position,
     TimeInForce,
 )
+from quant.venues.sim import SimBroker, rewind_sim_account
 
 __all__ = [
     "BROKER_NAMES",

@@ -50,7 +50,7 @@ def open_broker(
     ex = settings.execution
     creds = dict(credentials or {})
     if name == "sim":
-        from quant.execution._sim import SimBroker
+        from quant.venues.sim import SimBroker
 
         options = {
             "account": account or "paper",

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from quant.exceptions import BrokerError
 from quant.execution import Order, OrderStatus, OrderType, SimBroker
-from quant.execution._sim import _sql_array
+from quant.venues.sim._sql import sql_array as _sql_array
 
 pytestmark = pytest.mark.integration
 
@@ -358,7 +358,7 @@ def test_sim_call_when_caller_transaction_open_then_it_runs_inside_and_commits_i
 def test_fill_auction_when_a_fill_matches_no_order_it_fills_then_rolled_back(
     broker: SimBroker, db_conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # noqa: ANN001
-    from quant.execution import _sim
+    from quant.venues.sim import _matching as _sim
 
     broker.submit_many([order("f-1", "AAA", "buy", 10), order("f-2", "BBB", "buy", 10)])
     other = SimBroker(db_conn, account=f"o-{uuid.uuid4().hex[:8]}")

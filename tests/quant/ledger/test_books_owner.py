@@ -12,7 +12,7 @@ SQL_ON_BOOKS = re.compile(
 )
 OWNERS = {
     "books": lambda path: path.parts[0] == "ledger",
-    "simulator": lambda path: path.parts[0] == "execution" and path.name.startswith("_sim"),
+    "simulator": lambda path: path.parts[:2] == ("venues", "sim"),
 }
 
 
