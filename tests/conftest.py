@@ -136,6 +136,36 @@ def sidecar(pg_settings: Settings) -> Iterator:
         proc.stop()
 
 
+# -- synthetic markets as frames (no database) and small model settings, for the model tests ---
+@pytest.fixture(scope="session")
+def signal_market() -> object:
+    """Features and labels of 80 names with the planted short-term reversal at strength 0.1."""
+    from quant.testing.marts import market_frames
+
+    return market_frames(0.1)
+
+
+@pytest.fixture(scope="session")
+def null_market() -> object:
+    """Features and labels of 80 names with no predictable component."""
+    from quant.testing.marts import market_frames
+
+    return market_frames(0.0)
+
+
+@pytest.fixture(scope="session")
+def model_settings() -> object:
+    """Small validation folds and leaves for 80 names and about 420 sessions."""
+    from quant.config import ModelSettings
+
+    return ModelSettings(
+        validation_sessions=40,
+        min_data_in_leaf=50,
+        max_feature_null_share=0.5,
+        num_boost_round=200,
+    )
+
+
 # -- the real Airflow stack (`quant up`), shared by the scheduler suite and the browser test ----
 @pytest.fixture(scope="session")
 def airflow_stack(pg_settings: Settings) -> Iterator:

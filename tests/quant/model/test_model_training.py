@@ -7,7 +7,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-from model_markets import AS_OF, Market
 
 from quant.config import ModelSettings
 from quant.exceptions import TrainingDataError
@@ -18,6 +17,8 @@ from quant.model import (
     training_set,
     walk_forward_folds,
 )
+from quant.testing.marts import MARKET_AS_OF as AS_OF
+from quant.testing.marts import Market
 
 
 def _after(frame: pd.DataFrame, day: date) -> pd.Series:

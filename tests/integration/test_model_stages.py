@@ -14,12 +14,13 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
-from model_markets import Market
 
 from quant.config import ModelSettings, Settings
 from quant.db import connect
 from quant.exceptions import NoChampionError
 from quant.model import predict, retrain_model
+from quant.testing.db import execute, query
+from quant.testing.marts import Market
 
 pytestmark = pytest.mark.integration
 
@@ -74,31 +75,12 @@ def write_marts(settings: Settings, market: Market, schema: str) -> None:
         conn.close()
 
 
-def _query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def _execute(settings: Settings, sql: str, params: tuple = ()) -> None:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def pristine_marts(pg_settings: Settings, signal_market: Market) -> Iterator[str]:
     """The signal market's mart tables, written once per module."""
     write_marts(pg_settings, signal_market, PRISTINE)
     yield PRISTINE
-    _execute(pg_settings, f"drop schema if exists {PRISTINE} cascade")
+    execute(pg_settings, f"drop schema if exists {PRISTINE} cascade")
 
 
 @pytest.fixture()
@@ -111,18 +93,18 @@ def stage_settings(
         statements.append(
             f"create table {SCHEMA}.{table} as select * from {pristine_marts}.{table}"
         )
-    _execute(clean_db, "; ".join(statements))
+    execute(clean_db, "; ".join(statements))
     model = model_settings.model_copy(update={"marts_schema": SCHEMA})
     yield clean_db.model_copy(update={"model": model})
-    _execute(clean_db, f"drop schema if exists {SCHEMA} cascade")
+    execute(clean_db, f"drop schema if exists {SCHEMA} cascade")
 
 
 def _predictions(settings: Settings, day: date) -> pd.DataFrame:
-    rows = _query(
+    rows = query(
         settings,
         "select symbol, score, model_id from ops.predictions where session_date = %s "
         "order by symbol",
-        (day,),
+        day,
     )
     return pd.DataFrame(rows, columns=["symbol", "score", "model_id"])
 
@@ -142,12 +124,12 @@ def test_retrain_model_when_no_champion_then_trains_promotes_and_rerun_reuses_mo
     assert again["model_id"] == first["model_id"]
     assert again["model_created"] is False
     assert again["artifact_checksum"] == first["artifact_checksum"]
-    rows = _query(stage_settings, "select model_id, status, artifact_path from ops.models")
+    rows = query(stage_settings, "select model_id, status, artifact_path from ops.models")
     assert len(rows) == 1
     assert rows[0][1] == "champion"
     artifact = stage_settings.models_dir / rows[0][2]
     assert artifact.is_file()
-    decisions = _query(
+    decisions = query(
         stage_settings, "select session_date, action, run_id from ops.retrain_decisions"
     )
     assert decisions == [(TUESDAY, "retrained", "r2")]
@@ -162,11 +144,11 @@ def test_retrain_model_when_not_due_then_skipped_and_reason_recorded(
     assert skipped["action"] == "skipped"
     assert skipped["reason"] == "not_due"
     assert skipped["drift_psi"] < stage_settings.model.drift_threshold
-    assert _query(stage_settings, "select count(*) from ops.models") == [(1,)]
-    assert _query(
+    assert query(stage_settings, "select count(*) from ops.models") == [(1,)]
+    assert query(
         stage_settings,
         "select action, reason from ops.retrain_decisions where session_date = %s",
-        (TUESDAY,),
+        TUESDAY,
     ) == [("skipped", "not_due")]
 
 
@@ -177,7 +159,7 @@ def test_retrain_model_when_forced_then_retrains_although_not_due(
     forced = retrain_model(TUESDAY, force=True, settings=stage_settings)
     assert forced["action"] == "retrained"
     assert forced["reason"] == "forced"
-    assert _query(stage_settings, "select count(*) from ops.models") == [(2,)]
+    assert query(stage_settings, "select count(*) from ops.models") == [(2,)]
 
 
 def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
@@ -187,11 +169,11 @@ def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
     calm = retrain_model(TUESDAY, settings=stage_settings)
     assert calm["reason"] == "not_due"
     # the feed starts reporting the 5-day return in percent over the whole drift window
-    _execute(
+    execute(
         stage_settings,
         f"update {SCHEMA}.features set return_5d = return_5d * 100 "
         "where session_date > %s and session_date <= %s",
-        (MONDAY - timedelta(days=60), TUESDAY),
+        MONDAY - timedelta(days=60), TUESDAY,
     )
     drifted = retrain_model(TUESDAY, settings=stage_settings)
     assert drifted["action"] == "retrained"
@@ -213,7 +195,7 @@ def test_retrain_model_when_challenger_worse_then_not_promoted_and_champion_pred
     assert challenger["metrics"]["rank_ic"] < champion["metrics"]["rank_ic"]
     assert challenger["champion_changed"] is False
     assert challenger["champion_model_id"] == champion["model_id"]
-    statuses = dict(_query(stage_settings, "select model_id, status from ops.models"))
+    statuses = dict(query(stage_settings, "select model_id, status from ops.models"))
     assert statuses == {champion["model_id"]: "champion", challenger["model_id"]: "challenger"}
     result = predict(TUESDAY, settings=stage_settings)
     assert result["model_id"] == champion["model_id"]
@@ -226,7 +208,7 @@ def test_retrain_model_when_challenger_better_then_promoted_and_old_champion_ret
     old = retrain_model(MONDAY, settings=stage_settings.model_copy(update={"model": weak}))
     new = retrain_model(TUESDAY, force=True, settings=stage_settings)
     assert new["champion_changed"] is True
-    statuses = dict(_query(stage_settings, "select model_id, status from ops.models"))
+    statuses = dict(query(stage_settings, "select model_id, status from ops.models"))
     assert statuses == {old["model_id"]: "retired", new["model_id"]: "champion"}
     # each session is scored by the champion of that session
     assert predict(MONDAY, settings=stage_settings)["model_id"] == old["model_id"]
@@ -237,11 +219,11 @@ def test_predict_when_champion_then_universe_scored_missing_features_skipped_and
     stage_settings: Settings, signal_market: Market
 ) -> None:
     model = retrain_model(WEDNESDAY, settings=stage_settings)
-    _execute(
+    execute(
         stage_settings,
         f"update {SCHEMA}.features set return_5d = null where session_date = %s and symbol in "
         "('SYN001', 'SYN002')",
-        (WEDNESDAY,),
+        WEDNESDAY,
     )
     first = predict(WEDNESDAY, settings=stage_settings, run_id="run-a")
     assert json.loads(json.dumps(first, allow_nan=False)) == first
@@ -263,7 +245,7 @@ def test_predict_when_champion_then_universe_scored_missing_features_skipped_and
     second = predict(WEDNESDAY, settings=stage_settings, run_id="run-b")
     assert second["rows_written"] == first["rows_written"]
     pd.testing.assert_frame_equal(_predictions(stage_settings, WEDNESDAY), rows)
-    assert _query(stage_settings, "select distinct run_id from ops.predictions") == [("run-b",)]
+    assert query(stage_settings, "select distinct run_id from ops.predictions") == [("run-b",)]
 
 
 def test_stages_when_rows_after_session_perturbed_then_same_model_and_predictions(
@@ -273,22 +255,22 @@ def test_stages_when_rows_after_session_perturbed_then_same_model_and_prediction
     predict(WEDNESDAY, settings=stage_settings)
     before = _predictions(stage_settings, WEDNESDAY)
 
-    _execute(
+    execute(
         stage_settings,
         f"update {SCHEMA}.features set return_5d = -return_5d * 3, volatility_20d = 9 "
         "where session_date > %s",
-        (WEDNESDAY,),
+        WEDNESDAY,
     )
-    _execute(
+    execute(
         stage_settings,
         f"update {SCHEMA}.labels set forward_return_5d = -forward_return_5d, "
         "forward_return_1d = 0.5 where session_date > %s or label_end_date_5d > %s",
-        (WEDNESDAY, WEDNESDAY),
+        WEDNESDAY, WEDNESDAY,
     )
-    _execute(
+    execute(
         stage_settings, "truncate ops.predictions, ops.retrain_decisions, ops.model_promotions"
     )
-    _execute(stage_settings, "delete from ops.models")
+    execute(stage_settings, "delete from ops.models")
     again = retrain_model(WEDNESDAY, settings=stage_settings)
     predict(WEDNESDAY, settings=stage_settings)
     after = _predictions(stage_settings, WEDNESDAY)

@@ -6,7 +6,7 @@ about 480 sessions, ingested into raw.bars and built by the real dbt project.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -14,70 +14,36 @@ import pytest
 
 from quant.calendar import get_calendar
 from quant.config import ModelSettings, Settings, load_settings
+from quant.testing.db import execute, query
+from quant.testing.marts import dbt_as_of, drop_marts, synthetic_marts
 
 pytestmark = pytest.mark.integration
 
 SYMBOLS = 60
 END = date(2016, 12, 30)
 HISTORY_SESSIONS = 480
-
-
-def _query(settings: Settings, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
+BUILD = ("run", "--quiet", "--full-refresh", "--select", "+marts")
 
 
 def _clear_ops(settings: Settings) -> None:
-    _query(
+    execute(
         settings,
         "truncate ops.predictions, ops.retrain_decisions, ops.model_promotions, ops.models "
         "restart identity cascade",
     )
 
 
-def _build(settings: Settings, session: date) -> None:
-    from quant.transform import dbt_vars, run_dbt
-
-    run_dbt(
-        ["run", "--quiet", "--full-refresh", "--select", "+marts"],
-        settings=settings,
-        vars=dbt_vars(session, settings),
-    )
-
-
 @pytest.fixture(scope="module")
-def marts(pg_settings: Settings) -> Iterator[dict[str, Any]]:
+def marts(pg_settings: Settings, model_settings: ModelSettings) -> Iterator[dict[str, Any]]:
     """Raw bars of a signal market ingested; the marts built as of END."""
-    from quant.data import SyntheticProvider, ingest_bars
-
-    model = ModelSettings(
-        validation_sessions=40,
-        min_data_in_leaf=50,
-        max_feature_null_share=0.5,
-        num_boost_round=200,
+    settings = load_settings(
+        synthetic={"symbols": SYMBOLS, "signal_strength": 0.1}, model=model_settings
     )
-    settings = load_settings(synthetic={"symbols": SYMBOLS, "signal_strength": 0.1}, model=model)
-    provider = SyntheticProvider(symbols=SYMBOLS, seed=settings.synthetic.seed, signal_strength=0.1)
     cal = get_calendar(settings.exchange)
-    tables = _query(
-        settings,
-        "select quote_ident(schemaname) || '.' || quote_ident(tablename) from pg_tables "
-        "where schemaname in ('raw', 'ops') and tablename <> 'schema_migrations'",
-    )
-    _query(settings, f"truncate {', '.join(t[0] for t in tables)} restart identity cascade")
-    _query(settings, "drop schema if exists staging, intermediate, marts cascade")
-    ingest_bars(END, start=cal.shift(END, -HISTORY_SESSIONS), settings=settings, provider=provider)
-    _build(settings, END)
+    synthetic_marts(settings, END, start=cal.shift(END, -HISTORY_SESSIONS), command=BUILD)
     yield {"settings": settings, "calendar": cal}
     _clear_ops(settings)
-    _query(settings, "drop schema if exists staging, intermediate, marts cascade")
+    drop_marts(settings)
 
 
 def test_retrain_and_predict_when_marts_built_then_model_learns_signal_and_scores_universe(
@@ -94,16 +60,16 @@ def test_retrain_and_predict_when_marts_built_then_model_learns_signal_and_score
     assert trained["metrics"]["rank_ic"] > 0.05
 
     result = predict(session, settings=settings)
-    universe = _query(
+    universe = query(
         settings,
         "select count(*) from marts.universe where session_date = %s and is_tradable",
-        (session,),
+        session,
     )[0][0]
     assert result["universe_size"] == universe > 0
     assert result["rows_written"] + result["names_skipped"] == universe
     assert result["rows_written"] > 0
-    stored = _query(
-        settings, "select count(*) from ops.predictions where session_date = %s", (session,)
+    stored = query(
+        settings, "select count(*) from ops.predictions where session_date = %s", session
     )
     assert stored == [(result["rows_written"],)]
 
@@ -118,26 +84,26 @@ def test_retrain_when_marts_rebuilt_as_of_session_then_same_model_as_from_later_
     _clear_ops(settings)
     from_later_build = retrain_model(session, settings=settings)
     predict(session, settings=settings)
-    later_scores = _query(
+    later_scores = query(
         settings,
         "select symbol, score from ops.predictions where session_date = %s order by symbol",
-        (session,),
+        session,
     )
 
     try:
         # the marts as the DAG run for `session` saw them: nothing after its close exists
-        _build(settings, session)
-        assert _query(settings, "select max(session_date) from marts.features") == [(session,)]
+        dbt_as_of(settings, session, BUILD)
+        assert query(settings, "select max(session_date) from marts.features") == [(session,)]
         _clear_ops(settings)
         from_own_build = retrain_model(session, settings=settings)
         predict(session, settings=settings)
-        own_scores = _query(
+        own_scores = query(
             settings,
             "select symbol, score from ops.predictions where session_date = %s order by symbol",
-            (session,),
+            session,
         )
     finally:
-        _build(settings, END)
+        dbt_as_of(settings, END, BUILD)
 
     assert from_own_build["train_rows"] == from_later_build["train_rows"]
     assert from_own_build["artifact_checksum"] == from_later_build["artifact_checksum"]
@@ -302,7 +268,7 @@ def _stage_run(settings: Settings, days: list[date]) -> tuple[list[dict], list[t
         decision.pop("seconds")
         decisions.append(decision)
         predict(day, settings=settings)
-    rows = _query(
+    rows = query(
         settings,
         "select p.session_date, p.symbol, p.score, m.artifact_checksum from ops.predictions p "
         "join ops.models m using (model_id) order by p.session_date, p.symbol",
