@@ -21,28 +21,10 @@ from quant.db import connect
 from quant.exceptions import PortfolioError
 from quant.execution import Position
 from quant.portfolio import optimize_portfolio, weights_from_positions
+from quant.testing.db import execute, query
 
 SCHEMA = "portfolio_stage_test"
 N_NAMES = 30
-
-
-def _execute(settings: Settings, statement: str, params: tuple | list = ()) -> None:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(statement, params)
-    finally:
-        conn.close()
-
-
-def _query(settings: Settings, statement: str, params: tuple = ()) -> list[tuple]:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def _sessions(settings: Settings, n: int) -> list[date]:
@@ -131,15 +113,15 @@ def stage(clean_db: Settings) -> Iterator[tuple[Settings, pd.Series, pd.DataFram
     _predict(settings, days[-2], scores)
     _predict(settings, days[-1], -scores)
     yield settings, scores, returns, days
-    _execute(clean_db, f"drop schema if exists {SCHEMA} cascade")
+    execute(clean_db, f"drop schema if exists {SCHEMA} cascade")
 
 
 def _weights(settings: Settings, day: date) -> pd.DataFrame:
-    rows = _query(
+    rows = query(
         settings,
         "select run_id, symbol, weight, method from ops.target_weights "
         "where session_date = %s order by symbol",
-        (day,),
+        day,
     )
     return pd.DataFrame(rows, columns=["run_id", "symbol", "weight", "method"])
 
@@ -154,11 +136,11 @@ def test_optimize_portfolio_when_run_then_weights_and_diagnostics_written(stage)
     assert set(weights["method"]) == {"mean_variance"}
     assert weights["weight"].max() <= settings.portfolio.max_weight + 1e-9
     assert weights["weight"].min() >= 0.0
-    diag = _query(
+    diag = query(
         settings,
         "select method, stage, fallback_used, ex_ante_vol, turnover, n_names, attempts "
         "from ops.portfolio_diagnostics where session_date = %s",
-        (days[-2],),
+        days[-2],
     )
     assert len(diag) == 1
     method, stage_name, fallback, vol, moved, n_names, attempts = diag[0]
@@ -182,10 +164,10 @@ def test_optimize_portfolio_when_rerun_then_rows_replaced_without_duplicates(sta
     other = _weights(settings, days[-2])
     assert (other["run_id"] == "run-2").all()
     pd.testing.assert_frame_equal(first.drop(columns="run_id"), other.drop(columns="run_id"))
-    assert _query(
+    assert query(
         settings,
         "select count(*) from ops.portfolio_diagnostics where session_date = %s",
-        (days[-2],),
+        days[-2],
     ) == [(1,)]
 
 
@@ -193,10 +175,10 @@ def test_optimize_portfolio_when_returns_after_session_change_then_same_weights(
     settings, _, _, days = stage
     optimize_portfolio(days[-2], settings=settings, run_id="r")
     before = _weights(settings, days[-2])
-    _execute(
+    execute(
         settings,
         f"update {SCHEMA}.returns set total_return = total_return * 25 where session_date > %s",
-        (days[-2],),
+        days[-2],
     )
     optimize_portfolio(days[-2], settings=settings, run_id="r")
     pd.testing.assert_frame_equal(before, _weights(settings, days[-2]))
@@ -246,11 +228,11 @@ def test_optimize_portfolio_when_constraints_infeasible_then_fallback_recorded_a
     )
     assert summary["n_candidates"] == 5
     assert summary["fallback_used"] is True
-    row = _query(
+    row = query(
         settings,
         "select method, method_used, stage, fallback_used, attempts "
         "from ops.portfolio_diagnostics where session_date = %s",
-        (days[-2],),
+        days[-2],
     )[0]
     assert row[:4] == ("mean_variance", "hrp", "hrp", True)
     assert row[4][0]["ok"] is False and "infeasible" in row[4][0]["reason"]
@@ -270,10 +252,10 @@ def test_optimize_portfolio_when_optimizer_given_then_that_method_recorded(stage
 def test_optimize_portfolio_when_name_not_tradable_then_never_weighted(stage) -> None:
     settings, scores, _, days = stage
     best = scores.sort_values().index[-1]
-    _execute(
+    execute(
         settings,
         f"update {SCHEMA}.universe set is_tradable = false where symbol = %s",
-        (best,),
+        best,
     )
     summary = optimize_portfolio(days[-2], settings=settings, run_id="t")
     assert summary["n_candidates"] == N_NAMES - 1
@@ -300,11 +282,11 @@ def test_weights_from_positions_when_long_and_short_then_signed_fractions_of_equ
 def test_stage_weights_when_read_like_execution_then_one_method_per_run(stage) -> None:
     settings, _, _, days = stage
     optimize_portfolio(days[-2], settings=settings, run_id="exec")
-    rows = _query(
+    rows = query(
         settings,
         "select symbol, weight, method from ops.target_weights "
         "where run_id = %s and session_date = %s",
-        ("exec", days[-2]),
+        "exec", days[-2],
     )
     assert rows and len({r[2] for r in rows}) == 1
     assert np.isfinite([r[1] for r in rows]).all()

@@ -18,7 +18,6 @@ from starlette.testclient import TestClient
 
 from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
-from quant.db import connect
 from quant.report import (
     create_app,
     report_path,
@@ -26,6 +25,7 @@ from quant.report import (
     session_page_path,
     write_run_report,
 )
+from quant.testing.db import execute, query, scalar
 from quant.testing.sidecar_process import free_port
 
 pytestmark = pytest.mark.integration
@@ -57,16 +57,6 @@ def _client(settings: Settings, token: str | None = None, **kwargs: Any) -> Test
     if token is not None:
         client.cookies.set("_token", token)
     return client
-
-
-def _rows(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def _session(settings: Settings) -> date:
@@ -133,14 +123,14 @@ def test_kill_and_resume_when_operator_then_state_follows_actor_recorded_token_n
         assert killed.status_code == 200, killed.text
         assert 'class="state HALTED"' in killed.text
         assert "ui drill" in killed.text
-        assert _rows(clean_db, "select actor, reason from ops.kill_switch_events "
+        assert query(clean_db, "select actor, reason from ops.kill_switch_events "
                      "where kind = 'kill'") == [("otto", "ui drill")]
 
         resumed = operator.post("/risk/resume", data={"reason": "drill over"}, headers=ORIGIN)
         pages.append(resumed)
         assert resumed.status_code == 200
         assert 'class="state ACTIVE"' in resumed.text
-        assert _rows(clean_db, "select actor, reason from ops.kill_switch_events "
+        assert query(clean_db, "select actor, reason from ops.kill_switch_events "
                      "where kind = 'resume'") == [("otto", "drill over")]
     finally:
         from quant.sidecar import SidecarClient
@@ -167,7 +157,7 @@ def test_kill_when_cross_origin_or_no_origin_then_refused_and_state_unchanged(
     assert operator.post("/risk/resume", data={"reason": "x"},
                          headers={"origin": "http://evil.example"}).status_code == 403
     assert 'class="state ACTIVE"' in operator.get("/risk").text
-    assert _rows(clean_db, "select count(*) from ops.kill_switch_events where reason = 'forged'") \
+    assert query(clean_db, "select count(*) from ops.kill_switch_events where reason = 'forged'") \
         == [(0,)]
     # the same form from this host's page (Referer only) goes through the other checks
     bad_mode = operator.post("/risk/kill", data={"reason": "r", "mode": "bogus"},
@@ -181,13 +171,13 @@ SECOND = "manual__2026-12-03T08:15:00+00:00"
 
 
 def _dry_run_record(settings: Settings, run_id: str, session: date) -> None:
-    _rows(
+    execute(
         settings,
         "insert into ops.execution_runs (namespace, logical_date, run_id, dag_id, run_type, "
         "broker, account, trading_mode, risk_check, choice_reason, dry_run, equity_usd, cash_usd) "
         "values (%s, %s, %s, %s, 'manual', 'sim', 'sim-default', 'paper', 'in_process', "
         "'test', true, 1000000, 1000000)",
-        (f"{DAG_ID}/sim-default/dry-run/{run_id}", session, run_id, DAG_ID),
+        f"{DAG_ID}/sim-default/dry-run/{run_id}", session, run_id, DAG_ID,
     )
 
 
@@ -217,7 +207,7 @@ def test_run_reports_when_two_runs_of_a_session_then_each_keeps_its_own_and_sess
     assert 'class="badge success"' in second_page
     assert '<span class="badge dry">dry run</span>' in second_page  # header
     assert "Dry run: orders are generated and checked" in second_page  # banner
-    assert _rows(clean_db, "select run_id, summary -> 'report' ->> 'dry_run' from ops.pipeline_runs "
+    assert query(clean_db, "select run_id, summary -> 'report' ->> 'dry_run' from ops.pipeline_runs "
                  "order by run_id") == [(SECOND, "true"), (FIRST, "false")]
 
     listing = session_page_path(DAG_ID, session, clean_db).read_text()
@@ -293,9 +283,9 @@ def failed_quality(clean_db: Settings) -> tuple[Settings, str]:
     settings = load_settings(synthetic={"symbols": 30}, history_sessions=80)
     day = _session(settings)
     ingest_bars(day, settings=settings)
-    symbol = _rows(settings, "select min(symbol) from raw.bars where date = %s", (day,))[0][0]
-    _rows(settings, "update raw.bars set close = -5, low = -5 where symbol = %s and date = %s",
-          (symbol, day))
+    symbol = scalar(settings, "select min(symbol) from raw.bars where date = %s", day)
+    execute(settings, "update raw.bars set close = -5, low = -5 where symbol = %s and date = %s",
+            symbol, day)
     with pytest.raises(DataQualityError):
         run_data_quality(day, run_id=QUALITY_RUN, dag_id=DAG_ID, settings=settings,
                          include_marts=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +21,8 @@ import pytest
 from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
 from quant.report import report_path, write_run_report
+from quant.testing.db import execute, query
+from quant.testing.marts import reset_pipeline, synthetic_marts
 
 pytestmark = pytest.mark.integration
 
@@ -31,28 +33,6 @@ DAG_ID = "daily_trading"
 BACKFILL = "report-test"
 SECTIONS = ("summary", "equity", "weights", "turnover", "model", "orders", "data-quality",
             "timings", "market", "stages")
-
-
-def _query(settings: Settings, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
-
-
-def _reset(settings: Settings) -> None:
-    tables = _query(
-        settings,
-        "select quote_ident(schemaname) || '.' || quote_ident(tablename) from pg_tables "
-        "where schemaname in ('raw', 'ops') and tablename <> 'schema_migrations'",
-    )
-    _query(settings, f"truncate {', '.join(t[0] for t in tables)} restart identity cascade")
-    _query(settings, "drop schema if exists staging, intermediate, marts cascade")
 
 
 def _timed(stages: dict[str, dict], name: str, call: Callable[..., Any], *args: Any,
@@ -74,20 +54,16 @@ def _section(page: str, section_id: str) -> str:
 @pytest.fixture(scope="module")
 def pipeline(pg_settings: Settings) -> Iterator[tuple[Settings, list[date], dict[str, dict], str]]:
     """Three sessions through every stage; the last one's restricted name is rejected."""
-    from quant.data import SyntheticProvider, ingest_bars
     from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
     from quant.model import predict, retrain_model
     from quant.portfolio import optimize_portfolio
     from quant.quality import run_data_quality
-    from quant.transform import dbt_vars, run_dbt
 
     settings = load_settings(synthetic={"symbols": SYMBOLS})
     cal = get_calendar(settings.exchange)
     sessions = [cal.shift(END, -2), cal.shift(END, -1), END]
-    _reset(settings)
-    ingest_bars(END, start=cal.shift(END, -HISTORY_SESSIONS), settings=settings,
-                provider=SyntheticProvider(symbols=SYMBOLS, seed=settings.synthetic.seed))
-    run_dbt(["run", "--quiet", "--full-refresh"], settings=settings, vars=dbt_vars(END, settings))
+    synthetic_marts(settings, END, start=cal.shift(END, -HISTORY_SESSIONS),
+                    command=("run", "--quiet", "--full-refresh"))
     stages: dict[str, dict] = {}
     for i, day in enumerate(sessions):
         run_id = f"backfill__{day.isoformat()}"
@@ -105,11 +81,11 @@ def pipeline(pg_settings: Settings) -> Iterator[tuple[Settings, list[date], dict
                backfill_id=BACKFILL)
         check_settings = settings
         if day == END:  # restrict the largest buy of the last session: its order is rejected
-            largest = _query(
+            largest = query(
                 settings,
                 "select symbol from ops.orders where logical_date = %s and side = 'buy' "
                 "order by notional_usd desc limit 1",
-                (day,),
+                day,
             )[0][0]
             check_settings = load_settings(synthetic={"symbols": SYMBOLS},
                                            risk={"restricted_symbols": [largest]})
@@ -117,7 +93,7 @@ def pipeline(pg_settings: Settings) -> Iterator[tuple[Settings, list[date], dict
         _timed(stages, "submit_orders", submit_orders, day, **args)
         _timed(stages, "reconcile", reconcile, day, **args)
     yield settings, sessions, stages, f"backfill__{END.isoformat()}"
-    _reset(settings)
+    reset_pipeline(settings)
 
 
 def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
@@ -134,8 +110,8 @@ def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//|url\((?!#)|@import', page)  # self-contained
 
     # equity and drawdown of the backfill account, one point per session
-    equity = _query(settings, "select logical_date, equity_usd from ops.execution_runs "
-                    "where account = %s order by logical_date", (f"backfill-{BACKFILL}",))
+    equity = query(settings, "select logical_date, equity_usd from ops.execution_runs "
+                   "where account = %s order by logical_date", f"backfill-{BACKFILL}")
     assert [d for d, _ in equity] == sessions
     peak, worst = 0.0, 0.0
     for _, value in equity:
@@ -148,10 +124,10 @@ def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
     assert f"{equity[-1][1]:,.2f}" in section
 
     # weights by sector: every sector holding a name of the session's target weights
-    sectors = {r[0] for r in _query(
+    sectors = {r[0] for r in query(
         settings,
         "select distinct s.sector from ops.target_weights w join raw.symbols s using (symbol) "
-        "where w.session_date = %s and w.weight <> 0", (END,))}
+        "where w.session_date = %s and w.weight <> 0", END)}
     assert sectors
     section = _section(page, "weights")
     assert "<svg" in section
@@ -160,13 +136,13 @@ def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
 
     # turnover and model history
     assert "<svg" in _section(page, "turnover")
-    models = _query(settings, "select model_id from ops.models")
+    models = query(settings, "select model_id from ops.models")
     assert models and "<svg" in _section(page, "model")
     assert "Retrain decisions" in _section(page, "model")
 
     # orders, with the reason codes of the rejected ones
-    orders = _query(settings, "select client_order_id, status, reject_reasons from ops.orders "
-                    "where logical_date = %s", (END,))
+    orders = query(settings, "select client_order_id, status, reject_reasons from ops.orders "
+                   "where logical_date = %s", END)
     section = _section(page, "orders")
     rejected = [o for o in orders if o[1] == "rejected"]
     assert rejected and all("RESTRICTED_SYMBOL" in o[2] for o in rejected)
@@ -177,8 +153,8 @@ def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
     assert table.count("<tr>") == len(orders) + 1  # a header, then one row per order
 
     # data quality: the run's checks and a link to its Data Docs next to the report
-    checks = _query(settings, "select count(*), count(*) filter (where success) "
-                    "from ops.dq_results where run_id = %s", (run_id,))[0]
+    checks = query(settings, "select count(*), count(*) filter (where success) "
+                   "from ops.dq_results where run_id = %s", run_id)[0]
     section = _section(page, "data-quality")
     assert f"<th>checks</th><td class=\"num\">{checks[0]}</td>" in section
     assert f"<th>passed</th><td class=\"num\">{checks[1]}</td>" in section
@@ -194,8 +170,8 @@ def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
     # the summary: orders were sent, none of them rejected ones
     sent = [o for o in orders if o[1] not in ("generated", "approved", "rejected")]
     assert f"{len(sent)} order(s) submitted" in _section(page, "summary")
-    recorded = _query(settings, "select status, dag_id from ops.pipeline_runs where run_id = %s",
-                      (run_id,))
+    recorded = query(settings, "select status, dag_id from ops.pipeline_runs where run_id = %s",
+                     run_id)
     assert recorded == [("success", DAG_ID)]
 
 
@@ -220,15 +196,15 @@ def test_write_run_report_when_run_failed_with_empty_tables_then_says_what_faile
     assert "No target weights" in _section(page, "weights")
     assert "No orders for this run" in _section(page, "orders")
     assert "No data-quality checks recorded" in _section(page, "data-quality")
-    assert _query(clean_db, "select status from ops.pipeline_runs where run_id = %s",
-                  (run_id,)) == [("failed",)]
+    assert query(clean_db, "select status from ops.pipeline_runs where run_id = %s",
+                 run_id) == [("failed",)]
 
 
 def test_write_run_report_when_sidecar_halted_then_summary_says_no_order_submitted(
     clean_db: Settings,
 ) -> None:
     session = get_calendar(clean_db.exchange).latest_closed_session()
-    _query(
+    execute(
         clean_db,
         "insert into ops.kill_switch_events (kind, from_state, to_state, mode, reason_code, "
         "reason, actor) values ('kill', 'ACTIVE', 'HALTED', 'halt', 'MANUAL', 'desk drill', 'ops')",
@@ -272,8 +248,8 @@ def test_write_run_report_when_tasks_ran_in_parallel_then_wall_time_not_summed(
     tasks = re.search(r'<table class="tasks">(.*?)</table>', section, re.S).group(1)
     assert tasks.count("<tr>") == len(timings) + 1
     assert "2026-12-02 21:00:10 UTC" in tasks
-    summary = _query(clean_db, "select summary from ops.pipeline_runs where run_id = %s",
-                     (run_id,))[0][0]
+    summary = query(clean_db, "select summary from ops.pipeline_runs where run_id = %s",
+                    run_id)[0][0]
     summary = summary if isinstance(summary, dict) else json.loads(summary)
     assert summary["report"]["seconds"] == 65.0
 
@@ -283,22 +259,22 @@ def test_write_run_report_when_another_run_generated_the_sessions_orders_then_no
 ) -> None:
     session = get_calendar(clean_db.exchange).latest_closed_session()
     namespace = f"{DAG_ID}/sim-default"
-    _query(
+    execute(
         clean_db,
         "insert into ops.execution_runs (namespace, logical_date, run_id, dag_id, run_type, "
         "broker, account, trading_mode, risk_check, choice_reason, dry_run, equity_usd, cash_usd) "
         "values (%s, %s, 'manual__trader', %s, 'manual', 'sim', 'sim-default', 'paper', "
         "'in_process', 'test', false, 1000000, 400000)",
-        (namespace, session, DAG_ID),
+        namespace, session, DAG_ID,
     )
-    _query(
+    execute(
         clean_db,
         "insert into ops.orders (client_order_id, namespace, logical_date, run_id, dag_id, symbol, "
         "side, qty_shares, ref_price_usd, notional_usd, order_type, time_in_force, target_weight, "
         "target_qty_shares, current_qty_shares, sequence, broker, account, status) values "
         "('q-test-1', %s, %s, 'manual__trader', %s, 'SYN001', 'buy', 10, 50, 500, 'market', "
         "'day', 0.0005, 10, 0, 1, 'sim', 'sim-default', 'filled')",
-        (namespace, session, DAG_ID),
+        namespace, session, DAG_ID,
     )
     trader = write_run_report(dag_id=DAG_ID, run_id="manual__trader", session=session,
                               stages={}, settings=clean_db).read_text()

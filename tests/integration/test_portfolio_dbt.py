@@ -6,9 +6,8 @@ The stage reads its default relations, ``intermediate.int_prices_adjusted`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,71 +15,41 @@ import pytest
 from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
 from quant.portfolio import optimize_portfolio
+from quant.testing.db import execute, query
+from quant.testing.marts import reset_pipeline, synthetic_marts
 
 pytestmark = pytest.mark.integration
 
 SYMBOLS = 40
 END = date(2016, 12, 30)
 HISTORY_SESSIONS = 300
-
-
-def _query(settings: Settings, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
-
-
-def _truncate_raw_and_ops(settings: Settings) -> None:
-    tables = _query(
-        settings,
-        "select quote_ident(schemaname) || '.' || quote_ident(tablename) from pg_tables "
-        "where schemaname in ('raw', 'ops') and tablename <> 'schema_migrations'",
-    )
-    _query(settings, f"truncate {', '.join(t[0] for t in tables)} restart identity cascade")
+BUILD = ("run", "--quiet", "--full-refresh", "--select", "+universe", "+int_prices_adjusted")
 
 
 @pytest.fixture(scope="module")
 def built(pg_settings: Settings) -> Iterator[tuple[Settings, list[date]]]:
     """Bars of 40 synthetic names ingested; the returns and universe models built as of END."""
-    from quant.data import SyntheticProvider, ingest_bars
-    from quant.transform import dbt_vars, run_dbt
-
     settings = load_settings(synthetic={"symbols": SYMBOLS})
-    provider = SyntheticProvider(symbols=SYMBOLS, seed=settings.synthetic.seed)
     cal = get_calendar(settings.exchange)
-    _truncate_raw_and_ops(settings)
-    _query(settings, "drop schema if exists staging, intermediate, marts cascade")
-    ingest_bars(END, start=cal.shift(END, -HISTORY_SESSIONS), settings=settings, provider=provider)
-    run_dbt(
-        ["run", "--quiet", "--full-refresh", "--select", "+universe", "+int_prices_adjusted"],
-        settings=settings,
-        vars=dbt_vars(END, settings),
-    )
+    synthetic_marts(settings, END, start=cal.shift(END, -HISTORY_SESSIONS), command=BUILD)
     yield settings, [cal.shift(END, -1), END]
-    _truncate_raw_and_ops(settings)
-    _query(settings, "drop schema if exists staging, intermediate, marts cascade")
+    reset_pipeline(settings)
 
 
 def _store_scores(settings: Settings, day: date, seed: int) -> int:
     """Random scores for D's tradable names in ops.predictions; returns how many."""
     tradable = [
         r[0]
-        for r in _query(
+        for r in query(
             settings,
             "select symbol from marts.universe where session_date = %s and is_tradable",
-            (day,),
+            day,
         )
     ]
     rng = np.random.default_rng(seed)
-    model = _query(settings, "select model_id from ops.models limit 1")
+    model = query(settings, "select model_id from ops.models limit 1")
     if not model:
-        model = _query(
+        model = query(
             settings,
             """
             insert into ops.models (trained_through, horizon_sessions, objective, target, params,
@@ -89,15 +58,15 @@ def _store_scores(settings: Settings, day: date, seed: int) -> int:
             values (%s, 5, 'regression', 'rank', '{}', 10, '{f}', 'h', '{}', 1, 1, 'm', 'c')
             returning model_id
             """,
-            (day,),
+            day,
         )
-    _query(settings, "delete from ops.predictions where session_date = %s", (day,))
+    execute(settings, "delete from ops.predictions where session_date = %s", day)
     for symbol in tradable:
-        _query(
+        execute(
             settings,
             "insert into ops.predictions (session_date, symbol, score, model_id) "
             "values (%s, %s, %s, %s)",
-            (day, symbol, float(rng.normal()), model[0][0]),
+            day, symbol, float(rng.normal()), model[0][0],
         )
     return len(tradable)
 
@@ -112,12 +81,12 @@ def test_optimize_portfolio_when_dbt_models_built_then_weights_within_limits(bui
 
     assert summary["n_candidates"] == n_scored
     assert summary["stage"] == "primary"
-    rows = _query(
+    rows = query(
         settings,
         "select t.symbol, t.weight, u.sector from ops.target_weights t "
         "join marts.universe u on u.symbol = t.symbol and u.session_date = t.session_date "
         "where t.session_date = %s",
-        (end,),
+        end,
     )
     weights = np.array([r[1] for r in rows])
     limits = settings.portfolio
@@ -130,10 +99,10 @@ def test_optimize_portfolio_when_dbt_models_built_then_weights_within_limits(bui
     assert max(by_sector.values()) <= limits.max_sector_weight + 1e-6
     assert summary["ex_ante_vol"] <= limits.vol_target * (1 + 1e-4)
     previous_weights = dict(
-        _query(
+        query(
             settings,
             "select symbol, weight from ops.target_weights where session_date = %s",
-            (previous,),
+            previous,
         )
     )
     now = {r[0]: r[1] for r in rows}
