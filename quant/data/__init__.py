@@ -3,13 +3,21 @@
 Every provider implements :class:`MarketDataProvider`; :func:`get_provider`
 builds one by name, :class:`FailoverProvider` chains several, and
 :func:`ingest_bars` loads what they deliver into the ``raw`` schema. The
-synthetic provider is the offline default.
+synthetic provider is the offline default; the venues' providers (``alpaca``,
+``ibkr``) live in :mod:`quant.venues`.
+
+This package spans two layers (``make lint`` checks them): the providers'
+contract (``_base``), the failover chain and the synthetic and csv providers
+sit below the venues, which build on them; ingestion sits above the venues, as
+it builds the configured providers by name (:mod:`quant.providers`, whose
+``get_provider`` and ``PROVIDERS`` are loaded here on first use). Code below
+ingestion imports the modules it needs (``quant.data._base``, ...), not this
+package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quant.data._base import (
     ACTION_COLUMNS,
@@ -30,7 +38,9 @@ from quant.data._ingest import (
     providers_from_settings,
 )
 from quant.data._synthetic import SyntheticProvider
-from quant.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from quant.providers import PROVIDERS, get_provider
 
 __all__ = [
     "ACTION_COLUMNS",
@@ -54,60 +64,16 @@ __all__ = [
 ]
 
 
-def _alpaca(**kwargs: Any) -> MarketDataProvider:
-    from quant.data._alpaca import AlpacaProvider
+def __getattr__(name: str) -> Any:
+    """``get_provider`` and ``PROVIDERS`` of :mod:`quant.providers`, imported on first use."""
+    if name not in ("PROVIDERS", "get_provider"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import quant.providers
 
-    return AlpacaProvider(**kwargs)
-
-
-def _ibkr(**kwargs: Any) -> MarketDataProvider:
-    from quant.data._ibkr import IbkrProvider
-
-    return IbkrProvider(**kwargs)
-
-
-PROVIDERS: dict[str, Callable[..., MarketDataProvider]] = {
-    SyntheticProvider.name: SyntheticProvider,
-    CsvProvider.name: CsvProvider,
-    "alpaca": _alpaca,
-    "ibkr": _ibkr,
-}
-"""Provider name to constructor; add an entry to support a new provider.
-
-The ``alpaca`` and ``ibkr`` constructors import their SDK on first use.
-"""
+    value = getattr(quant.providers, name)
+    globals()[name] = value
+    return value
 
 
-def get_provider(name: str, **kwargs: Any) -> MarketDataProvider:
-    """Build the market-data provider called ``name``.
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`PROVIDERS`, e.g. ``"synthetic"``.
-    **kwargs
-        Passed to the provider's constructor (for the synthetic provider:
-        ``symbols``, ``seed``, ``signal_strength``, ``exchange``, ``origin``;
-        csv: ``directory``, ``exchange``; alpaca: ``symbols``, ``data_url``,
-        ``feed``, ...; ibkr: ``symbols``, ``host``, ``port``, ``client_id``, ...).
-
-    Returns
-    -------
-    MarketDataProvider
-
-    Raises
-    ------
-    ConfigurationError
-        If no provider has that name, or the constructor rejects a keyword.
-    """
-    try:
-        factory = PROVIDERS[name]
-    except KeyError:
-        known = ", ".join(sorted(PROVIDERS))
-        raise ConfigurationError(
-            f"unknown market-data provider {name!r}; known providers: {known}"
-        ) from None
-    try:
-        return factory(**kwargs)
-    except TypeError as exc:
-        raise ConfigurationError(f"bad arguments for provider {name!r}: {exc}") from exc
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

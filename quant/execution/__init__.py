@@ -10,7 +10,6 @@ backfills). The DAG's stages are :func:`generate_orders`,
 what they record goes through :mod:`quant.ledger`.
 """
 
-from quant.execution._alpaca import AlpacaBroker
 from quant.execution._broker import BatchBroker, Broker
 from quant.execution._check import pretrade_check
 from quant.execution._common import DEFAULT_DAG_ID
@@ -35,6 +34,7 @@ from quant.typing import (
     Position,
     TimeInForce,
 )
+from quant.venues.alpaca import AlpacaBroker
 from quant.venues.sim import SimBroker, rewind_sim_account
 
 __all__ = [

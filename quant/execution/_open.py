@@ -61,7 +61,7 @@ def open_broker(
         } | kwargs
         return SimBroker.open(settings, **options)
     if name == "alpaca":
-        from quant.execution._alpaca import AlpacaBroker
+        from quant.venues.alpaca import AlpacaBroker
 
         options = {
             "api_key": creds.get("api_key"),

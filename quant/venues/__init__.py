@@ -9,6 +9,7 @@ tests). Venues build on :mod:`quant.typing`, :mod:`quant.exceptions`,
 :class:`~quant.execution.Broker` protocol.
 """
 
+from quant.venues.alpaca import AlpacaBroker, AlpacaProvider
 from quant.venues.sim import SimBroker, rewind_sim_account
 
-__all__ = ["SimBroker", "rewind_sim_account"]
+__all__ = ["AlpacaBroker", "AlpacaProvider", "SimBroker", "rewind_sim_account"]

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from quant.data import BAR_COLUMNS, MarketDataProvider, SyntheticProvider, get_provider
-from quant.data._alpaca import AlpacaProvider
 from quant.exceptions import ConfigurationError, ProviderError, ProviderUnavailableError
 from quant.testing import FakeAlpaca
+from quant.venues.alpaca import AlpacaProvider
 
 KEY, SECRET = "test-key-id", "test-secret-key"
 START, END = date(2024, 3, 1), date(2024, 4, 30)

@@ -18,10 +18,10 @@ from quant.data import (
     ingest_bars,
     provider_from_settings,
 )
-from quant.data._alpaca import AlpacaProvider
 from quant.exceptions import ConfigurationError, ProviderError
 from quant.testing import FakeAlpaca, StaticProvider
 from quant.testing.db import query
+from quant.venues.alpaca import AlpacaProvider
 
 END = date(2024, 6, 28)
 KEY, SECRET = "k", "s"

@@ -1,4 +1,4 @@
-"""The ``alpaca`` broker adapter: alpaca-py's ``TradingClient`` (paper by default).
+"""The Alpaca broker adapter: alpaca-py's ``TradingClient`` (paper by default).
 
 Credentials come from ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY`` (or are
 passed in, e.g. resolved from an Airflow connection by the DAG task); the
@@ -20,12 +20,10 @@ Alpaca charges no per-share commission, so ``commission_usd`` is 0.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from quant.exceptions import BrokerError, BrokerUnavailableError, ConfigurationError
 from quant.typing import (
@@ -38,14 +36,18 @@ from quant.typing import (
     Position,
     TimeInForce,
 )
+from quant.venues.alpaca._connection import (
+    KEY_VARIABLE,
+    RETRYABLE_STATUS,
+    SECRET_VARIABLE,
+    backoff_wait,
+    bounded,
+    credentials,
+    retry_after_s,
+    trading_url,
+)
 
-__all__ = ["AlpacaBroker", "RETRYABLE_STATUS"]
-
-RETRYABLE_STATUS: frozenset[int] = frozenset({429, 500, 502, 503, 504})
-KEY_VARIABLE = "APCA_API_KEY_ID"
-SECRET_VARIABLE = "APCA_API_SECRET_KEY"
-URL_VARIABLE = "APCA_API_BASE_URL"
-LIVE_HOST = "api.alpaca.markets"
+__all__ = ["AlpacaBroker"]
 
 _STATUS = {
     "new": OrderStatus.OPEN,
@@ -151,23 +153,13 @@ class AlpacaBroker:
     ) -> None:
         from alpaca.trading.client import TradingClient
 
-        api_key = api_key or os.environ.get(KEY_VARIABLE)
-        secret_key = secret_key or os.environ.get(SECRET_VARIABLE)
+        api_key, secret_key = credentials(api_key, secret_key)
         if not api_key or not secret_key:
             raise ConfigurationError(
                 f"alpaca broker: credentials missing: set {KEY_VARIABLE} and {SECRET_VARIABLE} "
                 "(or an Airflow connection the DAG resolves)"
             )
-        base_url = (base_url or os.environ.get(URL_VARIABLE) or "").rstrip("/") or None
-        if base_url is not None:
-            if not base_url.startswith(("http://", "https://")):
-                raise ConfigurationError(f"{URL_VARIABLE}: must be an http(s) URL")
-            if base_url.endswith("/v2"):
-                base_url = base_url[: -len("/v2")]
-            if paper and urlsplit(base_url).hostname == LIVE_HOST:
-                raise ConfigurationError(
-                    f"{URL_VARIABLE} points at Alpaca's live server but the trading mode is paper"
-                )
+        base_url = trading_url(base_url, paper=paper)
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         self.paper = paper
@@ -180,15 +172,7 @@ class AlpacaBroker:
         self._client = TradingClient(
             api_key, secret_key, paper=paper, raw_data=True, url_override=base_url
         )
-        self._client._retry = 0  # the SDK's own 429/504 retry: off, ours is bounded
-        session = self._client._session
-        request = session.request
-
-        def request_with_timeout(method: str, url: str, **kwargs: Any) -> Any:
-            kwargs.setdefault("timeout", self.timeout_s)
-            return request(method, url, **kwargs)
-
-        session.request = request_with_timeout  # type: ignore[method-assign]
+        bounded(self._client, timeout_s)  # a timeout on every request; the SDK's retry off
         self._client_ids: dict[str, str] = {}
 
     def __repr__(self) -> str:  # never the credentials
@@ -204,15 +188,8 @@ class AlpacaBroker:
         except APIError as exc:
             status = exc.status_code
             if status in RETRYABLE_STATUS:
-                wait = None
-                response = exc.response
-                if response is not None and response.headers.get("Retry-After"):
-                    try:
-                        wait = float(response.headers["Retry-After"])
-                    except ValueError:
-                        wait = None
                 raise _Retryable(
-                    f"HTTP {status}", may_have_reached=status != 429, wait_s=wait
+                    f"HTTP {status}", may_have_reached=status != 429, wait_s=retry_after_s(exc)
                 ) from None
             raise
         except requests.Timeout as exc:
@@ -237,10 +214,7 @@ class AlpacaBroker:
         )
 
     def _wait(self, attempt: int, hint: float | None) -> float:
-        wait = min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
-        if hint is not None:
-            wait = min(max(wait, hint), self.max_backoff_s)
-        return wait
+        return backoff_wait(attempt, self.backoff_s, self.max_backoff_s, hint)
 
     @staticmethod
     def _api_error(exc: Exception) -> tuple[int | None, str]:

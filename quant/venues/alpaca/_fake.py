@@ -27,8 +27,7 @@ and can inject failures (:meth:`FakeAlpaca.fail_next`: a 429 with
 too late for the client's timeout). Every request is recorded in
 :attr:`FakeAlpaca.requests`.
 
-Extending it (e.g. with the trading API: orders, positions, account,
-cancel): register a handler for a method and path, keeping state in
+Extending it: register a handler for a method and path, keeping state in
 :attr:`FakeAlpaca.state`::
 
     fake = FakeAlpaca(api_key="k", secret_key="s")
@@ -44,68 +43,26 @@ cancel): register a handler for a method and path, keeping state in
 
 or subclass it and register routes in ``__init__``. Path templates match
 ``{name}`` segments into :attr:`FakeRequest.path_params`; the JSON body of
-a POST/PATCH is :attr:`FakeRequest.json`.
+a POST/PATCH is :attr:`FakeRequest.json`. The HTTP side (routes, injected
+failures, the threaded server) is :mod:`quant.venues.alpaca._fake_http`.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import re
 import threading
 import time as _time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import date, datetime, time, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
+
+from quant.venues.alpaca._fake_http import Failure, FakeRequest, FakeResponse, RoutedHTTPFake
 
 __all__ = ["FakeAlpaca", "FakeRequest", "FakeResponse", "Failure"]
 
 _NEW_YORK = ZoneInfo("America/New_York")
-
-
-@dataclass(frozen=True)
-class FakeRequest:
-    """One request as the fake saw it."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any = None
-    path_params: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FakeResponse:
-    """What a route answers: status, JSON body (``None`` = empty) and extra headers."""
-
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An injected failure, answered instead of the route's response."""
-
-    status: int
-    path_prefix: str = ""
-    retry_after_s: float | None = None
-    message: str = "injected failure"
-    method: str | None = None
-    after_handling: bool = False
-    """True: the request takes effect first, then the failure is answered."""
-    delay_s: float = 0.0
-    """Seconds to wait before answering (longer than the client's timeout = a timeout)."""
-
-
-Handler = Callable[[FakeRequest], FakeResponse]
 
 
 def _token(offset: int) -> str:
@@ -138,7 +95,7 @@ def _bar_time(day: date) -> str:
     return _bar_instant(day).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FakeAlpaca:
+class FakeAlpaca(RoutedHTTPFake):
     """A threaded local HTTP server speaking a subset of Alpaca's APIs.
 
     Parameters
@@ -159,6 +116,8 @@ class FakeAlpaca:
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
+    thread_name = "fake-alpaca"
+
     def __init__(
         self,
         *,
@@ -169,18 +128,12 @@ class FakeAlpaca:
         page_size: int = 1000,
         cash: float = 100_000.0,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.secret_key = secret_key
         self.bars: list[dict[str, Any]] = list(bars)
         self.actions: list[dict[str, Any]] = list(actions)
         self.page_size = page_size
-        self.requests: list[FakeRequest] = []
-        self.state: dict[str, Any] = {}
-        self._failures: deque[Failure] = deque()
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.route("GET", "/v2/stocks/bars")(self._stock_bars)
         self.route("GET", "/v1/corporate-actions")(self._corporate_actions)
         # trading account
@@ -201,148 +154,14 @@ class FakeAlpaca:
         self.route("GET", "/v2/account")(self._account)
         self.route("GET", "/v2/account/activities/FILL")(self._fill_activities)
 
-    # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def url(self) -> str:
-        """Base URL to give alpaca-py's ``url_override``."""
-        if self._server is None:
-            raise RuntimeError("FakeAlpaca is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeAlpaca:
-        handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-alpaca", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeAlpaca:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ extension
-
-    def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
-        """Register a handler for ``method`` and a path template (``{name}`` segments)."""
-        pattern = re.compile(
-            "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
-        )
-
-        def register(handler: Handler) -> Handler:
-            with self._lock:
-                self._routes.insert(0, (method.upper(), pattern, handler))
-            return handler
-
-        return register
-
-    def fail_next(
-        self,
-        status: int,
-        count: int = 1,
-        *,
-        path_prefix: str = "",
-        retry_after_s: float | None = None,
-        method: str | None = None,
-        after_handling: bool = False,
-        delay_s: float = 0.0,
-    ) -> None:
-        """Answer the next ``count`` requests under ``path_prefix`` (and of ``method``,
-        when given) with ``status``; with ``after_handling`` the request takes effect
-        first (e.g. the order is created, then a 500 is answered)."""
-        with self._lock:
-            for _ in range(count):
-                self._failures.append(
-                    Failure(
-                        status,
-                        path_prefix,
-                        retry_after_s,
-                        method=method,
-                        after_handling=after_handling,
-                        delay_s=delay_s,
-                    )
-                )
-
-    def delay_next(
-        self, delay_s: float, count: int = 1, *, path_prefix: str = "", method: str | None = None
-    ) -> None:
-        """The next ``count`` requests take effect but are answered after ``delay_s``
-        (longer than the client's timeout: the client sees a timeout)."""
-        self.fail_next(
-            0, count, path_prefix=path_prefix, method=method, after_handling=True, delay_s=delay_s
-        )
-
-    def requests_to(self, path: str) -> list[FakeRequest]:
-        """The recorded requests for ``path``."""
-        return [r for r in self.requests if r.path == path]
-
-    # ------------------------------------------------------------------ dispatch
-
-    def handle(self, request: FakeRequest) -> FakeResponse:
-        with self._lock:
-            self.requests.append(request)
-            failure = next(
-                (
-                    f
-                    for f in self._failures
-                    if request.path.startswith(f.path_prefix)
-                    and (f.method is None or f.method.upper() == request.method)
-                ),
-                None,
-            )
-            if failure is not None:
-                self._failures.remove(failure)
+    def _refuse(self, request: FakeRequest) -> FakeResponse | None:
+        """Every request must carry the fake's credentials (``APCA-API-KEY-ID`` and
+        ``APCA-API-SECRET-KEY``); otherwise 401, before any injected failure."""
         if request.headers.get("apca-api-key-id") != self.api_key or (
             request.headers.get("apca-api-secret-key") != self.secret_key
         ):
             return FakeResponse(401, {"code": 40110000, "message": "request is not authorized"})
-        if failure is not None and not failure.after_handling:
-            return self._failure_response(failure)
-        response = self._dispatch(request)
-        if failure is not None:
-            if failure.delay_s:
-                _time.sleep(failure.delay_s)
-            if failure.status:
-                return self._failure_response(failure)
-        return response
-
-    @staticmethod
-    def _failure_response(failure: Failure) -> FakeResponse:
-        if failure.delay_s and not failure.after_handling:
-            _time.sleep(failure.delay_s)
-        headers = {}
-        if failure.retry_after_s is not None:
-            headers["Retry-After"] = str(failure.retry_after_s)
-        return FakeResponse(
-            failure.status, {"code": failure.status, "message": failure.message}, headers
-        )
-
-    def _dispatch(self, request: FakeRequest) -> FakeResponse:
-        for method, pattern, handler in list(self._routes):
-            match = pattern.match(request.path)
-            if method == request.method and match:
-                req = FakeRequest(
-                    request.method,
-                    request.path,
-                    request.query,
-                    request.headers,
-                    request.json,
-                    match.groupdict(),
-                )
-                return handler(req)
-        return FakeResponse(404, {"code": 40410000, "message": f"no route {request.path}"})
+        return None
 
     # ------------------------------------------------------------------ market data
 
@@ -670,48 +489,3 @@ class FakeAlpaca:
             ids = [a["id"] for a in rows]
             rows = rows[ids.index(token) + 1 :] if token in ids else []
         return FakeResponse(200, rows[:size])
-
-
-def _make_handler(fake: FakeAlpaca) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-            return
-
-        def handle(self) -> None:
-            try:
-                super().handle()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout under test): nothing to answer
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            body = json.loads(raw) if raw else None
-            request = FakeRequest(
-                self.command,
-                parts.path,
-                query,
-                {k.lower(): v for k, v in self.headers.items()},
-                body,
-            )
-            try:
-                response = fake.handle(request)
-            except Exception as exc:  # a broken handler is a 500, visible in the test
-                response = FakeResponse(500, {"code": 50000000, "message": repr(exc)})
-            payload = b"" if response.body is None else json.dumps(response.body).encode()
-            self.send_response(response.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for key, value in response.headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            if payload:
-                self.wfile.write(payload)
-
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-    return _Handler

@@ -1,4 +1,4 @@
-"""The ``alpaca`` provider: raw daily bars and corporate actions through alpaca-py.
+"""The Alpaca market-data provider: raw daily bars and corporate actions through alpaca-py.
 
 Bars come from ``StockHistoricalDataClient.get_stock_bars`` (``1Day``,
 ``adjustment=raw``, the configured feed), corporate actions from
@@ -16,7 +16,6 @@ so the bound is ours alone.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -36,14 +35,17 @@ from quant.data._base import (
 )
 from quant.data._csv import UNKNOWN_SECTOR
 from quant.exceptions import ConfigurationError, ProviderError, ProviderUnavailableError
+from quant.venues.alpaca._connection import (
+    KEY_VARIABLE,
+    RETRYABLE_STATUS,
+    SECRET_VARIABLE,
+    backoff_wait,
+    bounded,
+    credentials,
+    retry_after_s,
+)
 
-__all__ = ["RETRYABLE_STATUS", "AlpacaProvider"]
-
-RETRYABLE_STATUS: frozenset[int] = frozenset({429, 500, 502, 503, 504})
-"""HTTP statuses retried with backoff."""
-
-KEY_VARIABLE = "APCA_API_KEY_ID"
-SECRET_VARIABLE = "APCA_API_SECRET_KEY"
+__all__ = ["AlpacaProvider"]
 
 
 def _retrying_client(base: type, *, name: str) -> type:
@@ -61,12 +63,7 @@ def _retrying_client(base: type, *, name: str) -> type:
             **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
-            # alpaca-py sends requests without a timeout; a hung connection would hang the
-            # task. Its session (the attribute it calls) gets a default timeout.
-            self._session = _TimeoutSession(timeout_s)
-            # The SDK retries 429/504 itself (_retry more attempts, _retry_wait s apart);
-            # off, so that the only retry loop is the bounded one below.
-            self._retry = 0
+            bounded(self, timeout_s)  # a timeout on every request; the SDK's retry off
             self._max_attempts = max_attempts
             self._backoff_s = backoff_s
             self._max_backoff_s = max_backoff_s
@@ -78,7 +75,7 @@ def _retrying_client(base: type, *, name: str) -> type:
 
             last = ""
             for attempt in range(1, self._max_attempts + 1):
-                wait = min(self._backoff_s * 2 ** (attempt - 1), self._max_backoff_s)
+                after = None
                 try:
                     return super().get(path, data, **kwargs)
                 except APIError as exc:
@@ -88,13 +85,11 @@ def _retrying_client(base: type, *, name: str) -> type:
                             f"alpaca: GET {path} answered HTTP {status}: {_short(str(exc))}"
                         ) from None
                     last = f"HTTP {status}"
-                    after = _retry_after(exc)
-                    if after is not None:
-                        wait = min(max(wait, after), self._max_backoff_s)
+                    after = retry_after_s(exc)
                 except (requests.ConnectionError, requests.Timeout) as exc:
                     last = f"{type(exc).__name__}: {_short(str(exc))}"
                 if attempt < self._max_attempts:
-                    self._sleep(wait)
+                    self._sleep(backoff_wait(attempt, self._backoff_s, self._max_backoff_s, after))
             raise ProviderUnavailableError(
                 f"alpaca: GET {path} failed {self._max_attempts} times (last: {last}); giving up"
             )
@@ -103,34 +98,8 @@ def _retrying_client(base: type, *, name: str) -> type:
     return _Client
 
 
-class _TimeoutSession:
-    """A ``requests.Session`` stand-in whose requests default to a timeout, seconds."""
-
-    def __init__(self, timeout_s: float) -> None:
-        import requests
-
-        self._session = requests.Session()
-        self._timeout_s = timeout_s
-
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self._timeout_s)
-        return self._session.request(method, url, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    value = None if response is None else response.headers.get("Retry-After")
-    try:
-        return None if value is None else float(value)
-    except ValueError:
-        return None
 
 
 class AlpacaProvider:
@@ -192,8 +161,7 @@ class AlpacaProvider:
         from alpaca.data.historical.corporate_actions import CorporateActionsClient
         from alpaca.data.historical.stock import StockHistoricalDataClient
 
-        key = api_key or os.environ.get(KEY_VARIABLE)
-        secret = secret_key or os.environ.get(SECRET_VARIABLE)
+        key, secret = credentials(api_key, secret_key)
         if not key or not secret:
             raise ConfigurationError(
                 f"the alpaca provider needs {KEY_VARIABLE} and {SECRET_VARIABLE} in the environment"
