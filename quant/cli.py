@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import time
-from contextlib import contextmanager
-from datetime import date
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from quant._cli_backtest import register as register_backtest_command
+from quant._cli_common import console, fail, output_to, parse_date
+from quant._cli_demo import register as register_demo_command
 from quant.config import get_settings
 from quant.exceptions import QuantError
 from quant.sidecar._cli import register as register_sidecar_commands
@@ -29,13 +27,6 @@ app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Benchmarks that print JSON figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 register_sidecar_commands(app, bench_app)  # sidecar, kill, resume, status, bench sidecar
-
-console = Console()
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 # -- database -------------------------------------------------------------------------------
@@ -60,7 +51,7 @@ def db_down() -> None:
 
     settings = get_settings()
     if settings.database_url:
-        raise _fail("DATABASE_URL points at an external server; it is not managed here")
+        raise fail("DATABASE_URL points at an external server; it is not managed here")
     stopped = stop_embedded(settings.pgdata_dir)
     console.print("stopped" if stopped else "not running")
 
@@ -154,9 +145,9 @@ def backfill(
     if reprocess not in ("none", "failed", "completed"):
         raise typer.BadParameter(f"{reprocess!r}: use none, failed or completed", param_hint="--reprocess")
     settings = get_settings()
-    sessions = get_calendar(settings.exchange).sessions(_parse_date(from_), _parse_date(to))
+    sessions = get_calendar(settings.exchange).sessions(parse_date(from_), parse_date(to))
     if not sessions:
-        raise _fail(f"no {settings.exchange} session between {from_} and {to}")
+        raise fail(f"no {settings.exchange} session between {from_} and {to}")
     ensure_airflow_db(settings)
     args = [
         "backfill", "create", "--dag-id", DAG_ID,
@@ -178,34 +169,6 @@ def backfill(
 
 
 # -- runs -----------------------------------------------------------------------------------
-@contextmanager
-def _output_to(logfile: Path):
-    """Send this process's stdout and stderr (file descriptors too) to ``logfile``."""
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(logfile, "a") as fh:
-        os.dup2(fh.fileno(), 1)
-        os.dup2(fh.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
-def _parse_date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
-
-
 @app.command("run")
 def run(
     date_: Annotated[str, typer.Option("--date", help="the session to run, YYYY-MM-DD")],
@@ -217,11 +180,11 @@ def run(
     from quant.orchestration import run_dag
 
     settings = get_settings()
-    session = get_calendar(settings.exchange).require_session(_parse_date(date_))
+    session = get_calendar(settings.exchange).require_session(parse_date(date_))
     migrate(settings)
     logfile = settings.home / "logs" / f"run-{session.isoformat()}.log"
     if quiet:
-        with _output_to(logfile):
+        with output_to(logfile):
             result = run_dag(session, settings=settings)
     else:
         result = run_dag(session, settings=settings)
@@ -240,237 +203,8 @@ def _print_run(result) -> None:  # noqa: ANN001 - RunResult, imported lazily
     console.print(table)
 
 
-@contextmanager
-def _sidecar_running(settings, console_out: Console):  # noqa: ANN001, ANN202
-    """Use the configured sidecar, or run a local demo one for the duration."""
-    from quant.exceptions import SidecarError
-    from quant.sidecar.client import SidecarClient
-
-    try:
-        with SidecarClient(settings.sidecar_url, timeout_s=0.5) as client:
-            client.health()
-        yield "already running"
-        return
-    except SidecarError:
-        pass
-    import subprocess
-
-    logfile = settings.home / "logs" / "sidecar-demo.log"
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    with open(logfile, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "quant.cli", "sidecar", "--demo"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with SidecarClient(settings.sidecar_url, timeout_s=0.5) as client:
-                    client.health()
-                break
-            except SidecarError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise _fail(f"the demo sidecar did not start; see {logfile}") from None
-                time.sleep(0.2)
-        yield f"demo sidecar started (log {logfile})"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _session_figures(settings, sessions: list[date]) -> dict[date, dict]:  # noqa: ANN001
-    """Per session: the simulated account's equity and P&L, orders, rejections, DQ status."""
-    from quant import ledger
-    from quant.db import connect
-
-    conn = connect(settings)
-    out: dict[date, dict] = {}
-    try:
-        with conn, conn.cursor() as cur:
-            previous_equity: dict[str, float] = {}
-            for day in sessions:
-                row = ledger.latest_execution(conn, "daily_trading", day)
-                figures: dict = {}
-                if row is not None and row["logical_date"] == day:
-                    account, equity = row["account"], row["equity_usd"]
-                    orders, rejected = ledger.session_order_counts(conn, row)
-                    before = previous_equity.get(account)
-                    figures = {
-                        "account": account, "equity_usd": equity, "orders": orders,
-                        "rejected": rejected,
-                        "pnl_usd": None if before is None else equity - before,
-                    }
-                    previous_equity[account] = equity
-                cur.execute(
-                    "select count(*) filter (where not success and severity = 'blocking'), "
-                    "count(*) filter (where not success and severity = 'warning'), count(*) "
-                    "from ops.dq_results where session_date = %s",
-                    (day,),
-                )
-                blocking, warnings, checks = cur.fetchone()
-                figures["quality"] = (
-                    "not run" if not checks else
-                    "[red]failed[/]" if blocking else
-                    f"[yellow]{warnings} warning(s)[/]" if warnings else "[green]passed[/]"
-                )
-                out[day] = figures
-    finally:
-        conn.close()
-    return out
-
-
-@app.command("demo")
-def demo(
-    sessions: Annotated[int, typer.Option(min=1, max=500, help="how many recent sessions")] = 60,
-) -> None:
-    """Run daily_trading over the most recent sessions of the synthetic market, then summarise.
-
-    The data is ingested and the dbt models are built once for the whole range
-    (they are point in time: a session's rows never depend on later data), then
-    each session runs through the DAG with its dbt tasks marked done; the last
-    session runs every task, dbt included.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from quant.calendar import get_calendar
-    from quant.data import ingest_bars
-    from quant.db import migrate
-    from quant.orchestration import ensure_airflow_db, run_dag
-    from quant.report import report_path
-    from quant.transform import dbt_vars, run_dbt
-
-    settings = get_settings()
-    cal = get_calendar(settings.exchange)
-    last = cal.latest_closed_session()
-    days = cal.sessions(cal.shift(last, -(sessions - 1)), last)
-    console.print(
-        f"quant demo: {len(days)} sessions {days[0]} .. {days[-1]}, provider "
-        f"{settings.provider}, broker {settings.broker} ({settings.trading_mode}), state in {settings.home}"
-    )
-    migrate(settings)
-    ensure_airflow_db(settings)
-    logfile = settings.home / "logs" / "demo.log"
-    out = Console(file=os.fdopen(os.dup(1), "w"), force_terminal=console.is_terminal)
-    results = []
-    started = time.monotonic()
-    with _sidecar_running(settings, console) as sidecar_note:
-        console.print(f"risk sidecar: {settings.sidecar_url} ({sidecar_note})")
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=out,
-        ) as progress:
-            bar = progress.add_task("ingest and dbt build", total=len(days) + 1)
-            with _output_to(logfile):
-                ingest_bars(last, start=cal.shift(days[0], -(settings.history_sessions - 1)),
-                            settings=settings)
-                run_dbt(["build"], settings=settings, vars=dbt_vars(last, settings))
-            progress.advance(bar)
-            for day in days:
-                progress.update(bar, description=f"daily_trading {day}")
-                t0 = time.monotonic()
-                with _output_to(logfile):
-                    result = run_dag(
-                        day, settings=settings,
-                        mark_success_pattern=None if day == last else r"dbt\..*",
-                    )
-                results.append((result, time.monotonic() - t0))
-                progress.advance(bar)
-    figures = _session_figures(settings, [r.session for r, _ in results])
-    table = Table(title="daily_trading runs")
-    for col in ("session", "state", "account", "equity (USD)", "P&L (USD)", "orders",
-                "rejected", "data quality", "seconds"):
-        table.add_column(col, justify="right" if col not in ("session", "state", "account") else "left")
-    for result, secs in results:
-        colour = "green" if result.succeeded else "red"
-        f = figures.get(result.session, {})
-        pnl = f.get("pnl_usd")
-        table.add_row(
-            str(result.session), f"[{colour}]{result.state}[/]", f.get("account", ""),
-            f"{f['equity_usd']:,.0f}" if f.get("equity_usd") is not None else "",
-            "" if pnl is None else f"[{'green' if pnl >= 0 else 'red'}]{pnl:+,.0f}[/]",
-            str(f.get("orders", 0)), str(f.get("rejected", 0)), f.get("quality", ""),
-            f"{secs:.1f}",
-        )
-    (console if console.is_terminal else Console(width=150)).print(table)
-    failed = [r for r, _ in results if not r.succeeded]
-    console.print(f"total {time.monotonic() - started:.0f} s; task logs: {logfile}")
-    # the last run's own report (the session's page beside it lists every run of the session)
-    last_report = report_path("daily_trading", results[-1][0].run_id, settings)
-    console.print(f"report: {last_report}", soft_wrap=True)
-    if failed:
-        raise _fail(f"{len(failed)} run(s) failed: {', '.join(str(r.session) for r in failed)}")
-
-
-@app.command("backtest")
-def backtest(
-    start: Annotated[str, typer.Option(help="first day of the range, YYYY-MM-DD")],
-    end: Annotated[str, typer.Option(help="last day of the range, YYYY-MM-DD")],
-    provider: Annotated[str | None, typer.Option(help="market-data provider (chain); default QUANT_PROVIDER")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="portfolio method; default QUANT_PORTFOLIO__OPTIMIZER")] = None,
-    trials: Annotated[int, typer.Option("--trials", min=1, help="configurations tried (deflated Sharpe ratio)")] = 1,
-    baselines: Annotated[bool, typer.Option(help="also run equal weight and top_k")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object on the last line")] = False,
-) -> None:
-    """Walk-forward backtest on the daily stage functions, with a tear sheet (HTML).
-
-    Ingests the range (plus QUANT_HISTORY_SESSIONS of history), builds the dbt models
-    once, then runs retrain (on its schedule), predict, optimise, orders and simulator
-    fills session by session, and the equal-weight and top_k baselines beside it.
-    """
-    import json
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from quant.backtest import run_backtest, write_tear_sheet
-
-    settings = get_settings()
-    first, last = _parse_date(start), _parse_date(end)
-    logfile = settings.home / "logs" / "backtest.log"
-    bar_console = Console(stderr=True) if as_json else Console(
-        file=os.fdopen(os.dup(1), "w"), force_terminal=console.is_terminal
-    )
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=bar_console,
-    ) as bar:
-        task = bar.add_task("backtest", total=None)
-
-        def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=what)
-
-        with _output_to(logfile):
-            result = run_backtest(first, last, settings=settings, optimizer=optimizer,
-                                  provider=provider, n_trials=trials, progress=progress,
-                                  baselines=baselines)
-    path = write_tear_sheet(result, settings)
-    figures = result.figures() | {"tear_sheet": str(path)}
-    if as_json:
-        print(json.dumps(figures))
-        return
-    table = Table(title=f"backtest {figures['start']} .. {figures['end']} ({figures['sessions']} sessions, "
-                        f"{figures['optimizer']})")
-    names = ["strategy", *figures["baselines"]]
-    per = {"strategy": figures} | figures["baselines"]
-    table.add_column("figure")
-    for name in names:
-        table.add_column(name, justify="right")
-    for key in ("cagr", "annualised_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
-                "turnover", "hit_rate", "psr", "dsr", "final_equity_usd"):
-        table.add_row(key, *("–" if per[n].get(key) is None else f"{per[n][key]:.4g}" for n in names))
-    console.print(table)
-    for key in ("ic", "rank_ic"):
-        s = figures[key]
-        if s["mean"] is not None:
-            console.print(f"{key}: mean {s['mean']:.4f}, t {s['t_stat'] or 0:.2f}, over {s['n']} sessions")
-    console.print(f"{result.seconds:.0f} s; logs: {logfile}")
-    console.print(f"tear sheet: {path}")
+register_demo_command(app)  # demo
+register_backtest_command(app)  # backtest
 
 
 @bench_app.command("pipeline")
