@@ -28,7 +28,7 @@ def _alpaca(**kwargs: Any) -> MarketDataProvider:
 
 
 def _ibkr(**kwargs: Any) -> MarketDataProvider:
-    from quant.data._ibkr import IbkrProvider
+    from quant.venues.ibkr import IbkrProvider
 
     return IbkrProvider(**kwargs)
 

@@ -14,7 +14,6 @@ from quant.execution._broker import BatchBroker, Broker
 from quant.execution._check import pretrade_check
 from quant.execution._common import DEFAULT_DAG_ID
 from quant.execution._generate import generate_orders
-from quant.execution._ibkr import IbkrBroker
 from quant.execution._ids import client_order_id, order_namespace
 from quant.execution._market import cache_market_inputs
 from quant.execution._modes import BROKER_NAMES, DEFAULT_SIM_ACCOUNT, BrokerChoice, choose_broker
@@ -35,6 +34,7 @@ from quant.typing import (
     TimeInForce,
 )
 from quant.venues.alpaca import AlpacaBroker
+from quant.venues.ibkr import IbkrBroker
 from quant.venues.sim import SimBroker, rewind_sim_account
 
 __all__ = [

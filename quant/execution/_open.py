@@ -75,7 +75,7 @@ def open_broker(
         } | kwargs
         return AlpacaBroker(**options)
     if name == "ibkr":
-        from quant.execution._ibkr import IbkrBroker
+        from quant.venues.ibkr import IbkrBroker
 
         options = {
             "host": creds.get("host", settings.ib_host),

@@ -7,9 +7,9 @@ live with their venue (:mod:`quant.venues.alpaca`, :mod:`quant.venues.ibkr`)
 and are re-exported here.
 """
 
-from quant.testing.fake_ib import FakeIBConnection, FakeIBGateway
 from quant.testing.static_provider import StaticProvider
 from quant.venues.alpaca import Failure, FakeAlpaca, FakeRequest, FakeResponse
+from quant.venues.ibkr import FakeIBConnection, FakeIBGateway
 
 __all__ = [
     "FakeAlpaca",

@@ -10,6 +10,14 @@ tests). Venues build on :mod:`quant.typing`, :mod:`quant.exceptions`,
 """
 
 from quant.venues.alpaca import AlpacaBroker, AlpacaProvider
+from quant.venues.ibkr import IbkrBroker, IbkrProvider
 from quant.venues.sim import SimBroker, rewind_sim_account
 
-__all__ = ["AlpacaBroker", "AlpacaProvider", "SimBroker", "rewind_sim_account"]
+__all__ = [
+    "AlpacaBroker",
+    "AlpacaProvider",
+    "IbkrBroker",
+    "IbkrProvider",
+    "SimBroker",
+    "rewind_sim_account",
+]

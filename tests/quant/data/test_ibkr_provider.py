@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 
 from quant.data import BAR_COLUMNS, MarketDataProvider, SyntheticProvider
-from quant.data._ibkr import IbkrProvider, duration_for
 from quant.exceptions import ProviderError, ProviderUnavailableError
 from quant.testing import FakeIBGateway
-from quant.testing.fake_ib import IN
+from quant.venues.ibkr import IN, IbkrProvider, duration_for
 
 START, END = date(2024, 2, 1), date(2024, 3, 28)
 

@@ -11,12 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from quant.data._ibkr import ib_module
 from quant.exceptions import BrokerError, BrokerUnavailableError, ConfigurationError
 from quant.execution import Broker, Fill, IbkrBroker, Order, OrderStatus, TimeInForce
 from quant.testing import FakeIBGateway
-from quant.testing.fake_ib import IN
 from quant.testing.sidecar_process import free_port
+from quant.venues.ibkr import IN, ib_module
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""The ``ibkr`` provider: raw daily TRADES bars from an IB Gateway or TWS.
+"""The IB market-data provider (``ibkr``): raw daily TRADES bars from an IB Gateway or TWS.
 
 Uses ``ib_async`` when installed, else ``ib_insync`` (the same API):
 ``IB.connect(host, port, clientId, readonly=True)`` then one
@@ -10,7 +10,6 @@ chain a provider that has them, or adjust downstream from another source.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from datetime import date
@@ -29,37 +28,12 @@ from quant.data._base import (
 )
 from quant.data._csv import UNKNOWN_SECTOR
 from quant.exceptions import ConfigurationError, ProviderError, ProviderUnavailableError
+from quant.venues.ibkr._connection import ensure_event_loop, ib_module
 
-__all__ = ["NO_DATA_CODES", "IbkrProvider", "ib_module"]
+__all__ = ["NO_DATA_CODES", "IbkrProvider", "duration_for"]
 
 NO_DATA_CODES: frozenset[int] = frozenset({162, 200})
 """IB error codes meaning "no bars for this contract" (the chain moves on)."""
-
-
-def ib_module() -> ModuleType:
-    """``ib_async`` if installed, else ``ib_insync``."""
-    try:
-        import ib_async
-
-        return ib_async
-    except ImportError:
-        import ib_insync
-
-        return ib_insync
-
-
-def _ensure_event_loop() -> None:
-    """Give the thread a usable event loop: the sync API of ib_insync / ib_async runs on it.
-
-    A worker thread has none, and an earlier ``asyncio.run`` leaves the main
-    thread without one (or with a closed one).
-    """
-    try:
-        loop = asyncio.get_event_loop()
-    except RuntimeError:
-        loop = None
-    if loop is None or loop.is_closed():
-        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def duration_for(start: date, end: date) -> str:
@@ -126,7 +100,7 @@ class IbkrProvider:
         return configured_universe("ibkr", self.configured_symbols, symbols)
 
     def _connect(self, ib_mod: ModuleType) -> Any:
-        _ensure_event_loop()
+        ensure_event_loop()
         ib = ib_mod.IB()
         ib.RaiseRequestErrors = True
         try:

@@ -1,4 +1,4 @@
-"""The ``ibkr`` broker adapter: an IB Gateway / TWS through ib_async (or ib_insync).
+"""The IB broker adapter: an IB Gateway / TWS through ib_async (or ib_insync).
 
 One API connection (``QUANT_IB_HOST``, ``QUANT_IB_PORT``,
 ``QUANT_EXECUTION__IB_CLIENT_ID``; paper Gateway port 4002 by default) is
@@ -44,11 +44,9 @@ from quant.typing import (
     Position,
     TimeInForce,
 )
+from quant.venues.ibkr._connection import LIVE_PORTS, PAPER_PORTS, ensure_event_loop, ib_module
 
-__all__ = ["LIVE_PORTS", "PAPER_PORTS", "IbkrBroker"]
-
-PAPER_PORTS: frozenset[int] = frozenset({4002, 7497})
-LIVE_PORTS: frozenset[int] = frozenset({4001, 7496})
+__all__ = ["IbkrBroker"]
 
 _STATUS = {
     "PendingSubmit": OrderStatus.OPEN,
@@ -61,17 +59,6 @@ _STATUS = {
     "Filled": OrderStatus.FILLED,
     "Inactive": OrderStatus.REJECTED,
 }
-
-
-def _ensure_event_loop() -> None:
-    """ib_insync / ib_async run their sync API on the thread's event loop; after an
-    ``asyncio.run`` elsewhere in the process the thread has none: give it one."""
-    import asyncio
-
-    try:
-        asyncio.get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -110,12 +97,6 @@ def _settle(ib: Any) -> None:
         reconnects).
     """
     ib.reqCurrentTime()
-
-
-def _ib_module() -> Any:
-    from quant.data._ibkr import ib_module
-
-    return ib_module()
 
 
 class IbkrBroker:
@@ -185,7 +166,7 @@ class IbkrBroker:
 
     def _start_worker(self) -> None:
         self._worker_ident = threading.get_ident()
-        _ensure_event_loop()
+        ensure_event_loop()
 
     def __repr__(self) -> str:
         return f"IbkrBroker(host={self.host!r}, port={self.port}, client_id={self.client_id})"
@@ -194,8 +175,8 @@ class IbkrBroker:
     def _conn(self) -> Any:
         if self._ib is not None and self._ib.isConnected():
             return self._ib
-        _ensure_event_loop()
-        mod = _ib_module()
+        ensure_event_loop()
+        mod = ib_module()
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             ib = mod.IB()
@@ -334,7 +315,7 @@ class IbkrBroker:
     def fills_since(self, since: datetime) -> list[Fill]:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC)")
-        mod = _ib_module()
+        mod = ib_module()
         flt = mod.ExecutionFilter(time=since.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S"))
 
         def executions(ib: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -384,7 +365,7 @@ class IbkrBroker:
             raise BrokerError(
                 f"ibkr: duplicate client_order_id (orderRef) {order.client_order_id!r}"
             )
-        mod = _ib_module()
+        mod = ib_module()
         ib = self._conn()
         contract = mod.Stock(order.symbol.upper(), self.route, self.currency)
         action = "BUY" if order.side == "buy" else "SELL"

@@ -11,7 +11,8 @@ with its "end" message; executions: the recorded ones, see below) and ``reqHisto
 definition" for the others).
 
 Wire format: every message is a 4-byte big-endian length followed by
-NUL-terminated text fields; the first field of a message is its id.
+NUL-terminated text fields; the first field of a message is its id
+(:mod:`quant.venues.ibkr._fake_wire`).
 
 Extending it (e.g. orders for the execution engineer): register a handler
 for an incoming message id; it receives the connection and the fields and
@@ -61,7 +62,6 @@ from __future__ import annotations
 
 import socket
 import socketserver
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -69,88 +69,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from quant.venues._fake_server import ThreadedFakeServer
+from quant.venues.ibkr._fake_wire import (
+    IN,
+    OUT,
+    FakeIBConnection,
+    Handler,
+    commission_message,
+    execution_message,
+    messages,
+    stock,
+)
+
 __all__ = ["FakeIBConnection", "FakeIBGateway", "IN", "OUT"]
 
-SERVER_VERSION = 176
-"""Server version the fake announces (ib_insync 0.9.86 accepts 157..176)."""
 
-
-class IN:
-    """Ids of messages the client sends."""
-
-    PLACE_ORDER = 3
-    CANCEL_ORDER = 4
-    REQ_ALL_OPEN_ORDERS = 16
-    REQ_GLOBAL_CANCEL = 58
-    REQ_HISTORICAL_DATA = 20
-    REQ_OPEN_ORDERS = 5
-    REQ_ACCOUNT_UPDATES = 6
-    REQ_EXECUTIONS = 7
-    REQ_IDS = 8
-    REQ_POSITIONS = 61
-    START_API = 71
-    REQ_ACCOUNT_UPDATES_MULTI = 76
-    REQ_COMPLETED_ORDERS = 99
-    CANCEL_HISTORICAL_DATA = 25
-    REQ_CURRENT_TIME = 49
-
-
-class OUT:
-    """Ids of messages the gateway sends."""
-
-    ORDER_STATUS = 3
-    ACCT_VALUE = 6
-    EXECUTION_DATA = 11
-    COMMISSION_REPORT = 59
-    POSITION_DATA = 61
-    ERR_MSG = 4
-    NEXT_VALID_ID = 9
-    MANAGED_ACCOUNTS = 15
-    HISTORICAL_DATA = 17
-    OPEN_ORDER_END = 53
-    ACCOUNT_DOWNLOAD_END = 54
-    EXECUTION_DATA_END = 55
-    POSITION_END = 62
-    ACCOUNT_UPDATE_MULTI_END = 74
-    COMPLETED_ORDERS_END = 102
-    CURRENT_TIME = 49
-
-
-Handler = Callable[["FakeIBConnection", list[str]], None]
-
-
-def _stock(con_id: int, symbol: str, exchange: str) -> tuple[Any, ...]:
-    """A US stock's contract fields as execution and position messages carry them:
-    conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange, currency."""
-    return (con_id, symbol, "STK", "", 0.0, "", "", exchange, "USD")
-
-
-def _encode(fields: Iterable[Any]) -> bytes:
-    text = "".join(f"{'' if f is None else f}\0" for f in fields)
-    payload = text.encode()
-    return struct.pack(">I", len(payload)) + payload
-
-
-class FakeIBConnection:
-    """One client connection; handlers answer through :meth:`send`."""
-
-    def __init__(self, gateway: FakeIBGateway, sock: socket.socket) -> None:
-        self.gateway = gateway
-        self.sock = sock
-        self.client_id: int | None = None
-        self._lock = threading.Lock()
-
-    def send(self, *fields: Any) -> None:
-        """Send one message (its id first)."""
-        with self._lock:
-            self.sock.sendall(_encode(fields))
-
-    def error(self, req_id: int, code: int, message: str) -> None:
-        """Send an error message for ``req_id``."""
-        self.send(OUT.ERR_MSG, 2, req_id, code, message, "")
-
-
-class FakeIBGateway:
+class FakeIBGateway(ThreadedFakeServer):
     """A threaded TCP server on 127.0.0.1 acting as an IB Gateway.
 
     Parameters
@@ -195,7 +129,6 @@ class FakeIBGateway:
         """Zone in which execution times are sent (the TWS login's zone)."""
         self._conns: dict[int, FakeIBConnection] = {}
         self._handlers: dict[int, Handler] = {}
-        self._server: socketserver.ThreadingTCPServer | None = None
         self._lock = threading.Lock()
         defaults: dict[int, Handler] = {
             IN.START_API: self._start_api,
@@ -236,24 +169,11 @@ class FakeIBGateway:
                 gateway._serve(self.request)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer((self.host, self.requested_port), _Session)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, name="fake-ib-gateway", daemon=True
-        ).start()
+        self._serve_in_thread(
+            socketserver.ThreadingTCPServer((self.host, self.requested_port), _Session),
+            "fake-ib-gateway",
+        )
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeIBGateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ extension
 
@@ -391,40 +311,10 @@ class FakeIBGateway:
         return f"{local:%Y%m%d %H:%M:%S} {self.time_zone}"
 
     def _send_execution(self, conn: FakeIBConnection, req_id: int, e: dict[str, Any]) -> None:
-        # ib_insync decoder.execDetails at server version 176: reqId, orderId, 11 contract
-        # fields, execId, time, acctNumber, exchange, side, shares, price, permId, clientId,
-        # liquidation, cumQty, avgPrice, orderRef, evRule, evMultiplier, modelCode,
-        # lastLiquidity
-        symbol = e["symbol"]
-        conn.send(
-            OUT.EXECUTION_DATA,
-            req_id,
-            e["order_id"],
-            *_stock(0, symbol, "ISLAND"),
-            symbol,
-            "NMS",
-            e["exec_id"],
-            self._time_text(e["time"]),
-            e["account"],
-            "ISLAND",
-            e["side"],
-            e["shares"],
-            e["price"],
-            e["perm_id"],
-            e["client_id"],
-            0,
-            e["cum_qty"],
-            e["avg_price"],
-            e["order_ref"],
-            "",
-            "",
-            "",
-            1,
-        )
+        conn.send(*execution_message(req_id, e, self._time_text(e["time"])))
 
     def _send_commission(self, conn: FakeIBConnection, e: dict[str, Any]) -> None:
-        # version, execId, commission, currency, realizedPNL, yield, yieldRedemptionDate
-        conn.send(OUT.COMMISSION_REPORT, 1, e["exec_id"], e["commission"], "USD", "", "", "")
+        conn.send(*commission_message(e))
 
     def _execution_filter_time(self, text: str) -> datetime | None:
         """``yyyymmdd-hh:mm:ss`` is UTC; ``yyyymmdd hh:mm:ss [zone]`` is in the zone
@@ -472,48 +362,14 @@ class FakeIBGateway:
             self.connections += 1
         conn = FakeIBConnection(self, sock)
         try:
-            self._session(conn, sock)
+            self._session(conn)
         finally:
             with self._lock:
                 if conn.client_id is not None and self._conns.get(conn.client_id) is conn:
                     del self._conns[conn.client_id]
 
-    def _session(self, conn: FakeIBConnection, sock: socket.socket) -> None:
-        buffer = b""
-
-        def read_exact(n: int) -> bytes | None:
-            nonlocal buffer
-            while len(buffer) < n:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return None
-                buffer += chunk
-            out, buffer = buffer[:n], buffer[n:]
-            return out
-
-        magic = read_exact(4)
-        if magic != b"API\0":
-            return
-        size = read_exact(4)
-        if size is None:
-            return
-        versions = read_exact(struct.unpack(">I", size)[0])
-        if versions is None:
-            return
-        connected_at = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime())
-        conn.send(SERVER_VERSION, connected_at)
-        while True:
-            size = read_exact(4)
-            if size is None:
-                return
-            payload = read_exact(struct.unpack(">I", size)[0])
-            if payload is None:
-                return
-            fields = payload.decode(errors="replace").split("\0")
-            if fields and fields[-1] == "":
-                fields.pop()
-            if not fields:
-                continue
+    def _session(self, conn: FakeIBConnection) -> None:
+        for fields in messages(conn):
             message_id = int(fields[0])
             with self._lock:
                 self.received.append((message_id, fields))
@@ -540,7 +396,7 @@ class FakeIBGateway:
                 OUT.POSITION_DATA,
                 3,
                 self.account,
-                *_stock(con_id, symbol, "SMART"),
+                *stock(con_id, symbol, "SMART"),
                 symbol,
                 symbol,
                 qty,
