@@ -38,8 +38,8 @@ from quant.execution._market import average_daily_volume, session_bars
 from quant.execution._modes import BrokerChoice, choose_broker
 from quant.execution._orders import build_orders
 from quant.execution._settle import settle_simulator
-from quant.execution._sim_rewind import rewind_sim_account
 from quant.typing import OrderType
+from quant.venues.sim import rewind_sim_account
 
 if TYPE_CHECKING:
     from quant.config import Settings
