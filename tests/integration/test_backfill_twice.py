@@ -11,7 +11,8 @@ import pytest
 
 from quant.calendar import get_calendar
 from quant.config import Settings
-from quant.db import connect
+from quant.testing.db import query
+from quant.testing.marts import synthetic_marts
 
 pytestmark = pytest.mark.integration
 
@@ -19,42 +20,36 @@ SESSIONS = 10
 
 
 def _snapshot(settings: Settings) -> dict[str, list[tuple]]:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "select session_date, symbol, round(weight::numeric, 10) from ops.target_weights "
-                "order by 1, 2"
-            )
-            weights = cur.fetchall()
-            cur.execute(
-                "select logical_date, client_order_id, symbol, side, qty_shares, status, "
-                "reject_reasons from ops.orders where account = 'replay' order by 1, 2"
-            )
-            orders = cur.fetchall()
-            cur.execute(
-                "select client_order_id, symbol, side, qty_shares, round(price_usd::numeric, 8), "
-                "round(commission_usd::numeric, 8), filled_at from ops.sim_fills "
-                "where account = 'replay' order by filled_at, client_order_id"
-            )
-            fills = cur.fetchall()
-    finally:
-        conn.close()
+    weights = query(
+        settings,
+        "select session_date, symbol, round(weight::numeric, 10) from ops.target_weights "
+        "order by 1, 2",
+    )
+    orders = query(
+        settings,
+        "select logical_date, client_order_id, symbol, side, qty_shares, status, "
+        "reject_reasons from ops.orders where account = 'replay' order by 1, 2",
+    )
+    fills = query(
+        settings,
+        "select client_order_id, symbol, side, qty_shares, round(price_usd::numeric, 8), "
+        "round(commission_usd::numeric, 8), filled_at from ops.sim_fills "
+        "where account = 'replay' order by filled_at, client_order_id",
+    )
     return {"weights": weights, "orders": orders, "fills": fills}
 
 
 def test_past_sessions_when_run_twice_then_identical_weights_orders_and_fills(
     clean_db: Settings, airflow_db: Settings
 ) -> None:
-    from quant.data import ingest_bars
     from quant.orchestration import run_dag
-    from quant.transform import dbt_vars, run_dbt
 
     cal = get_calendar(clean_db.exchange)
     last = cal.previous_session(cal.latest_closed_session())  # past sessions only: simulator
     days = cal.sessions(cal.shift(last, -(SESSIONS - 1)), last)
-    ingest_bars(last, start=cal.shift(days[0], -(clean_db.history_sessions - 1)), settings=clean_db)
-    run_dbt(["build"], settings=clean_db, vars=dbt_vars(last, clean_db))
+    # clean_db emptied raw and ops; the dbt schemas are built over as they are
+    synthetic_marts(clean_db, last, start=cal.shift(days[0], -(clean_db.history_sessions - 1)),
+                    fresh=False)
 
     def run_all() -> None:
         for day in days:

@@ -17,70 +17,41 @@ from typing import Any
 import pytest
 
 from quant.config import Settings
+from quant.testing.db import query, truncate_pipeline_tables
+from quant.testing.marts import synthetic_marts
 
 pytestmark = pytest.mark.integration
-
-
-def _query(settings: Settings, sql: str, *params: Any) -> list[tuple]:
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def _truncate_raw_and_ops(settings: Settings) -> None:
-    tables = [r[0] for r in _query(
-        settings,
-        "select quote_ident(schemaname) || '.' || quote_ident(tablename) from pg_tables "
-        "where schemaname in ('raw', 'ops') and tablename <> 'schema_migrations'",
-    )]
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(f"truncate {', '.join(tables)} restart identity cascade")
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
 def parity(pg_settings: Settings, airflow_db: Settings) -> dict[str, Any]:
     from quant.backtest import run_backtest
     from quant.calendar import get_calendar
-    from quant.data import ingest_bars
     from quant.execution import choose_broker, order_namespace
     from quant.orchestration import run_dag
-    from quant.transform import dbt_vars, run_dbt
 
     settings = pg_settings
-    _truncate_raw_and_ops(settings)
+    truncate_pipeline_tables(settings)
     cal = get_calendar(settings.exchange)
     latest = cal.latest_closed_session()
     days = cal.sessions(cal.shift(latest, -6), cal.shift(latest, -2))
     assert len(days) == 5 and latest not in days
     # as `quant demo`: ingest and build the (point-in-time) marts once, then one DAG run per
     # session with its dbt tasks marked done
-    ingest_bars(days[-1], start=cal.shift(days[0], -(settings.history_sessions - 1)),
-                settings=settings)
-    run_dbt(["build"], settings=settings, vars=dbt_vars(days[-1], settings))
+    synthetic_marts(settings, days[-1], start=cal.shift(days[0], -(settings.history_sessions - 1)),
+                    fresh=False)
     for day in days:
         result = run_dag(day, settings=settings, mark_success_pattern=r"dbt\..*")
         assert result.succeeded, (day, result.task_states)
     choice = choose_broker(settings, session=days[0], run_type="manual", latest_session=latest)
     namespace = order_namespace("daily_trading", choice.account,
                                 default_account=choice.is_default_account)
-    dag_weights = _query(
+    dag_weights = query(
         settings,
         "select session_date, symbol, weight from ops.target_weights "
         "where session_date between %s and %s order by 1, 2", days[0], days[-1],
     )
-    dag_orders = _query(
+    dag_orders = query(
         settings,
         "select logical_date, symbol, side, qty_shares from ops.orders "
         "where namespace = %s and logical_date between %s and %s order by 1, 2, 3",
@@ -112,7 +83,7 @@ def test_backtest_when_same_sessions_as_dag_runs_then_identical_weights_and_orde
 
 def _impact_inputs_by_hand(settings: Settings, session: date, symbol: str) -> tuple[float, float]:
     """Daily volatility and ADV (shares) of ``symbol`` over the 20 sessions up to ``session``."""
-    (row,) = _query(
+    (row,) = query(
         settings,
         "with days as (select distinct session_date from intermediate.int_prices_adjusted "
         "where session_date <= %s order by 1 desc limit 20) "
@@ -146,7 +117,7 @@ def test_backtest_when_rerun_with_baselines_and_costs_then_same_orders_and_costs
     )
     # per fill (ops.fills): 10 bps of the notional plus 0.5 x sigma x sqrt(qty / ADV) of it,
     # sigma and ADV over the 20 sessions up to the session the order was generated
-    fills = _query(
+    fills = query(
         settings,
         "select filled_at, symbol, qty_shares, price_usd from ops.fills where account = %s",
         second.strategy.account,

@@ -8,38 +8,20 @@ import pytest
 
 from quant.calendar import get_calendar
 from quant.config import Settings
+from quant.testing.db import query, scalar
 
 pytestmark = pytest.mark.integration
 
 
 def _bars_for(settings: Settings, session: date) -> list[tuple]:
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                select symbol, date, provider, open, high, low, close, volume, ingested_at
-                from raw.bars where date = %s order by symbol
-                """,
-                (session,),
-            )
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def _count(settings: Settings, sql: str, *params: object) -> int:
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return query(
+        settings,
+        """
+        select symbol, date, provider, open, high, low, close, volume, ingested_at
+        from raw.bars where date = %s order by symbol
+        """,
+        session,
+    )
 
 
 def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
@@ -61,44 +43,36 @@ def test_daily_trading_when_run_twice_then_succeeds_and_rows_unchanged(
     assert page.exists()
     assert session.isoformat() in page.read_text()
 
-    weights = _count(clean_db, "select count(*) from ops.target_weights where session_date = %s", session)
-    orders = _count(clean_db, "select count(*) from ops.orders where logical_date = %s", session)
+    weights = scalar(clean_db, "select count(*) from ops.target_weights where session_date = %s", session)
+    orders = scalar(clean_db, "select count(*) from ops.orders where logical_date = %s", session)
     assert weights > 0 and orders > 0
-    assert _count(clean_db, "select count(*) from ops.dq_results where session_date = %s and not success "
+    assert scalar(clean_db, "select count(*) from ops.dq_results where session_date = %s and not success "
                   "and severity = 'blocking'", session) == 0
 
     second = run_dag(session, settings=clean_db)
     assert second.succeeded, second.task_states
     assert _bars_for(clean_db, session) == rows  # same values, same ingestion stamps
-    assert _count(clean_db, "select count(*) from ops.orders where logical_date = %s", session) == orders
+    assert scalar(clean_db, "select count(*) from ops.orders where logical_date = %s", session) == orders
 
 
 def test_daily_trading_when_run_then_dbt_models_built_for_the_session(
     airflow_db: Settings,
 ) -> None:
-    from quant.db import connect
     from quant.orchestration import run_dag
 
     cal = get_calendar(airflow_db.exchange)
     session = cal.previous_session(cal.latest_closed_session())
     result = run_dag(session, settings=airflow_db)
     assert result.succeeded, result.task_states
-    conn = connect(airflow_db)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "select count(*) from staging.stg_market__bars where session_date = %s", (session,)
-            )
-            staged = cur.fetchone()[0]
-            cur.execute(
-                "select count(*), max(session_date) from marts.features where session_date <= %s",
-                (session,),
-            )
-            features, last = cur.fetchone()
-            cur.execute("select max(session_date) from marts.labels")
-            last_label = cur.fetchone()[0]
-    finally:
-        conn.close()
+    staged = scalar(
+        airflow_db, "select count(*) from staging.stg_market__bars where session_date = %s", session
+    )
+    features, last = query(
+        airflow_db,
+        "select count(*), max(session_date) from marts.features where session_date <= %s",
+        session,
+    )[0]
+    last_label = scalar(airflow_db, "select max(session_date) from marts.labels")
     assert staged == len(_bars_for(airflow_db, session)) > 0
     assert features > 0 and last == session
     assert last_label == session  # built as of the session: nothing later is kept

@@ -10,7 +10,7 @@ raw data the provider delivered.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -18,6 +18,8 @@ import pytest
 
 from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
+from quant.testing.db import execute, query
+from quant.testing.marts import dbt_as_of, drop_marts, reset_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -26,36 +28,20 @@ SESSIONS = 60
 MARTS = ("intermediate.int_prices_adjusted", "marts.universe", "marts.features", "marts.labels")
 
 
-def _query(settings: Settings, sql: str, params: Sequence[Any] | dict | None = None) -> list[tuple]:
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
-
-
 def _snapshot(settings: Settings, table: str, until: date | None = None) -> list[tuple]:
     where = "where session_date <= %s" if until else ""
-    return _query(
-        settings, f"select * from {table} {where} order by symbol, session_date", (until,) if until else None
-    )
+    args = (until,) if until else ()
+    return query(settings, f"select * from {table} {where} order by symbol, session_date", *args)
 
 
 def _build(settings: Settings, session: date, *extra: str) -> None:
-    from quant.transform import dbt_vars, run_dbt
-
-    run_dbt(["run", "--quiet", *extra], settings=settings, vars=dbt_vars(session, settings))
+    dbt_as_of(settings, session, ("run", "--quiet", *extra))
 
 
 @pytest.fixture(scope="module")
 def market(pg_settings: Settings) -> Iterator[dict[str, Any]]:
     """Raw data ingested, then the project built session by session over 60 sessions."""
     from quant.data import SyntheticProvider, ingest_bars
-    from quant.transform import dbt_vars, run_dbt
 
     settings = load_settings(synthetic={"symbols": SYMBOLS})
     provider = SyntheticProvider(symbols=SYMBOLS, seed=settings.synthetic.seed)
@@ -68,17 +54,11 @@ def market(pg_settings: Settings) -> Iterator[dict[str, Any]]:
     sessions = cal.sessions(first, end)
     history_start = cal.shift(first, -300)
 
-    tables = _query(
-        settings,
-        "select quote_ident(schemaname) || '.' || quote_ident(tablename) from pg_tables "
-        "where schemaname in ('raw', 'ops') and tablename <> 'schema_migrations'",
-    )
-    _query(settings, f"truncate {', '.join(t[0] for t in tables)} restart identity cascade")
-    _query(settings, "drop schema if exists staging, intermediate, marts cascade")
+    reset_pipeline(settings)
     ingest_bars(end, start=history_start, settings=settings, provider=provider)
 
     # the first session builds everything (and runs every test); the rest run incrementally
-    run_dbt(["build", "--quiet"], settings=settings, vars=dbt_vars(sessions[0], settings))
+    dbt_as_of(settings, sessions[0], ("build", "--quiet"))
     for session in sessions[1:]:
         _build(settings, session)
     incremental = {table: _snapshot(settings, table) for table in MARTS}
@@ -92,7 +72,7 @@ def market(pg_settings: Settings) -> Iterator[dict[str, Any]]:
         "incremental": incremental,
     }
     # leave no marts built from this module's (altered) data to later tests
-    _query(settings, "drop schema if exists staging, intermediate, marts cascade")
+    drop_marts(settings)
 
 
 def test_marts_when_built_day_by_day_then_equal_to_full_rebuild(market: dict[str, Any]) -> None:
@@ -102,7 +82,7 @@ def test_marts_when_built_day_by_day_then_equal_to_full_rebuild(market: dict[str
     _build(settings, end, "--full-refresh")
     for table in MARTS:
         assert _snapshot(settings, table) == market["incremental"][table], table
-    built = _query(settings, "select max(session_date) from marts.features")[0][0]
+    built = query(settings, "select max(session_date) from marts.features")[0][0]
     assert built == end
 
 
@@ -117,10 +97,10 @@ def test_marts_when_session_built_again_then_no_row_changes(market: dict[str, An
 def test_marts_when_built_then_tests_pass(market: dict[str, Any]) -> None:
     import json
 
-    from quant.transform import dbt_vars, ensure_manifest, run_dbt
+    from quant.transform import ensure_manifest
 
     settings = market["settings"]
-    result = run_dbt(["test", "--quiet"], settings=settings, vars=dbt_vars(market["sessions"][-1], settings))
+    result = dbt_as_of(settings, market["sessions"][-1], ("test", "--quiet"))
     nodes = json.loads(ensure_manifest().read_text())["nodes"].values()
     assert result.tests_passed == sum(1 for node in nodes if node["resource_type"] == "test")
     assert all(status == "pass" for status in result.nodes.values()), result.nodes
@@ -136,10 +116,10 @@ def test_adjusted_returns_when_split_or_dividend_then_equal_total_return_and_con
     assert len(splits) >= 1 and len(dividends) >= 1, "the synthetic market should have both"
     for action in actions.itertuples():
         ex_date = action.ex_date.date()
-        raw = _query(
+        raw = query(
             settings,
             "select date, close from raw.bars where symbol = %s and date <= %s order by date desc limit 2",
-            (action.symbol, ex_date),
+            action.symbol, ex_date,
         )
         if len(raw) < 2 or raw[0][0] != ex_date:
             continue
@@ -147,13 +127,13 @@ def test_adjusted_returns_when_split_or_dividend_then_equal_total_return_and_con
         ratio = 1.0 if math.isnan(action.split_ratio) else action.split_ratio
         dividend = 0.0 if math.isnan(action.dividend_usd) else action.dividend_usd
         expected = (close * ratio + dividend) / previous_close - 1
-        rows = _query(
+        rows = query(
             settings,
             """
             select session_date, total_return, adj_close_usd from intermediate.int_prices_adjusted
             where symbol = %s and session_date <= %s order by session_date desc limit 2
             """,
-            (action.symbol, ex_date),
+            action.symbol, ex_date,
         )
         (day, total_return, adj_close), (_, _, previous_adj_close) = rows
         assert day == ex_date
@@ -171,20 +151,20 @@ def test_universe_when_name_delisted_then_included_before_and_excluded_from_deli
     cal = get_calendar(settings.exchange)
     before = cal.previous_session(delisting)
     rows = dict(
-        _query(
+        query(
             settings,
             "select session_date, is_tradable from marts.universe where symbol = %s",
-            (symbol,),
+            symbol,
         )
     )
     assert rows[before] is True
     assert rows.get(delisting) in (False, None)
     assert not any(tradable for day, tradable in rows.items() if day >= delisting)
     later = cal.next_session(delisting)
-    listed = _query(
+    listed = query(
         settings,
         "select count(*) from marts.universe where session_date = %s and is_tradable",
-        (later,),
+        later,
     )[0][0]
     assert listed > 0  # the others stay
 
@@ -196,11 +176,11 @@ def test_universe_when_name_listed_late_then_absent_before_listing_and_history_r
     reference = provider.symbols()
     late = reference[reference["listed_at"] > reference["listed_at"].min()].iloc[0]
     listing = late["listed_at"].date()
-    rows = _query(
+    rows = query(
         settings,
         "select session_date, history_sessions, has_enough_history from marts.universe "
         "where symbol = %s order by session_date",
-        (late["symbol"],),
+        late["symbol"],
     )
     assert rows and rows[0][0] >= listing
     assert all(has == (history >= 126) for _, history, has in rows)
@@ -215,25 +195,25 @@ def test_features_when_later_data_altered_then_features_up_to_d_unchanged(
     labels_before = _snapshot(settings, "marts.labels", until=cutoff)
     assert features_before
     # rewrite history after the cutoff: prices jump, a split appears, a new name trades
-    _query(
+    execute(
         settings,
         "update raw.bars set open = open * 1.7, high = high * 1.7, low = low * 1.7, "
         "close = close * 1.7 where date > %s and symbol <= 'SYN010'",
-        (cutoff,),
+        cutoff,
     )
     later = get_calendar(settings.exchange).next_session(cutoff)
-    _query(
+    execute(
         settings,
         "insert into raw.corporate_actions (symbol, ex_date, action_type, provider, split_ratio) "
         "values ('SYN012', %s, 'split', 'synthetic', 3.0) on conflict do nothing",
-        (later,),
+        later,
     )
-    _query(
+    execute(
         settings,
         "insert into raw.bars (symbol, date, provider, open, high, low, close, volume) "
         "select 'NEW001', date, provider, open, high, low, close, volume from raw.bars "
         "where symbol = 'SYN013' and date > %s",
-        (cutoff,),
+        cutoff,
     )
     _build(settings, sessions[-1], "--full-refresh")
     assert _snapshot(settings, "marts.features", until=cutoff) == features_before

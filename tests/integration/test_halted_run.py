@@ -8,20 +8,9 @@ import pytest
 
 from quant.calendar import get_calendar
 from quant.config import Settings
+from quant.testing.db import query
 
 pytestmark = pytest.mark.integration
-
-
-def _rows(settings: Settings, sql: str, *params: object) -> list[tuple]:
-    from quant.db import connect
-
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def test_daily_trading_when_sidecar_halted_then_no_order_submitted_and_report_says_so(
@@ -44,12 +33,12 @@ def test_daily_trading_when_sidecar_halted_then_no_order_submitted_and_report_sa
     assert result.task_states["submit_orders"] == "failed"
     assert result.task_states["report"] != "success"  # the failure callback wrote the page
 
-    orders = _rows(clean_db, "select status, reject_reasons, broker_order_id from ops.orders "
+    orders = query(clean_db, "select status, reject_reasons, broker_order_id from ops.orders "
                    "where logical_date = %s", session)
     assert orders, "orders were generated before the halted submission"
     assert all(status in ("generated", "approved", "rejected") for status, _, _ in orders)
     assert all(broker_id is None for _, _, broker_id in orders)
-    sent = _rows(clean_db, "select count(*) from ops.sim_orders o join ops.orders q "
+    sent = query(clean_db, "select count(*) from ops.sim_orders o join ops.orders q "
                  "using (client_order_id) where q.logical_date = %s", session)
     assert sent == [(0,)]
 
@@ -58,5 +47,5 @@ def test_daily_trading_when_sidecar_halted_then_no_order_submitted_and_report_sa
     assert "No order submitted: the risk sidecar is HALTED" in page
     assert "halted-run drill" in page
     assert "submit_orders" in page
-    assert _rows(clean_db, "select status from ops.pipeline_runs where run_id = %s",
+    assert query(clean_db, "select status from ops.pipeline_runs where run_id = %s",
                  result.run_id) == [("failed",)]

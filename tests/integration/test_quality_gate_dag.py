@@ -7,7 +7,7 @@ import pytest
 from quant.calendar import get_calendar
 from quant.config import Settings
 from quant.data import ingest_bars
-from quant.db import connect
+from quant.testing.db import execute, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -17,16 +17,6 @@ DOWNSTREAM = (
 )
 
 
-def _scalar(settings: Settings, sql: str, *params: object) -> object:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
-
-
 def test_daily_trading_when_close_is_nan_then_gate_fails_and_nothing_downstream_runs(
     clean_db: Settings, airflow_db: Settings, sidecar: object
 ) -> None:
@@ -34,15 +24,9 @@ def test_daily_trading_when_close_is_nan_then_gate_fails_and_nothing_downstream_
 
     session = get_calendar(clean_db.exchange).latest_closed_session()
     ingest_bars(session, settings=clean_db)
-    symbol = _scalar(clean_db, "select min(symbol) from raw.bars where date = %s", session)
-    conn = connect(clean_db)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "update raw.bars set close = 'NaN' where symbol = %s and date = %s", (symbol, session)
-            )
-    finally:
-        conn.close()
+    symbol = scalar(clean_db, "select min(symbol) from raw.bars where date = %s", session)
+    execute(clean_db, "update raw.bars set close = 'NaN' where symbol = %s and date = %s", symbol,
+            session)
 
     result = run_dag(session, settings=clean_db)
 
@@ -50,7 +34,7 @@ def test_daily_trading_when_close_is_nan_then_gate_fails_and_nothing_downstream_
     assert result.task_states["data_quality"] == "failed"
     for task_id in DOWNSTREAM:
         assert result.task_states[task_id] == "upstream_failed", (task_id, result.task_states)
-    failed = _scalar(
+    failed = scalar(
         clean_db,
         "select string_agg(check_name, ',') from ops.dq_results "
         "where session_date = %s and not success and severity = 'blocking'",
@@ -61,7 +45,7 @@ def test_daily_trading_when_close_is_nan_then_gate_fails_and_nothing_downstream_
         ("ops.orders", "logical_date"), ("ops.target_weights", "session_date"),
         ("ops.predictions", "session_date"),
     ):
-        assert _scalar(clean_db, f"select count(*) from {table} where {column} = %s", session) == 0
-    assert _scalar(
+        assert scalar(clean_db, f"select count(*) from {table} where {column} = %s", session) == 0
+    assert scalar(
         clean_db, "select status from ops.pipeline_runs where logical_date = %s", session
     ) == "failed"  # the failure callback recorded the run and wrote its report
