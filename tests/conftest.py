@@ -136,6 +136,39 @@ def sidecar(pg_settings: Settings) -> Iterator:
         proc.stop()
 
 
+# -- the execution stages' tests: a sidecar of the module's own for past sessions -------------
+@pytest.fixture(scope="module")
+def replay_sidecar(pg_settings: Settings) -> Iterator:
+    """A risk sidecar process of the test module's own, whose feed counts a past session's
+    prices as fresh (``replaying_sidecar``).
+
+    Module scope: one process per test module (the approved client order ids it remembers
+    stay within the module), stopped after the module's last test.
+    """
+    from quant.testing.sidecar_process import replaying_sidecar
+
+    with replaying_sidecar(pg_settings, "replay-sidecar-token") as proc:
+        yield proc
+
+
+@pytest.fixture()
+def replay_settings(clean_db: Settings, replay_sidecar) -> Settings:  # noqa: ANN001
+    """The emptied database's settings, checking orders with the module's ``replay_sidecar``."""
+    from pydantic import SecretStr
+
+    return clean_db.model_copy(
+        update={"sidecar_url": replay_sidecar.url, "sidecar_token": SecretStr(replay_sidecar.token)}
+    )
+
+
+@pytest.fixture()
+def dag_id() -> str:
+    """A DAG id of the test's own: fresh client order ids (the sidecar remembers approved ones)."""
+    import uuid
+
+    return f"dag_{uuid.uuid4().hex[:8]}"
+
+
 # -- synthetic markets as frames (no database) and small model settings, for the model tests ---
 @pytest.fixture(scope="session")
 def signal_market() -> object:

@@ -43,12 +43,12 @@ DBT_SCHEMAS = ("staging", "intermediate", "marts")
 
 
 def drop_marts(settings: Settings) -> None:
-    """Drop the schemas dbt builds (staging, intermediate, marts), so the next build starts empty."""
+    """Drop the schemas dbt builds (``DBT_SCHEMAS``), so the next build starts from nothing."""
     execute(settings, f"drop schema if exists {', '.join(DBT_SCHEMAS)} cascade")
 
 
 def reset_pipeline(settings: Settings) -> None:
-    """Empty the ``raw`` and ``ops`` tables and drop the dbt schemas, as a fresh migration leaves them."""
+    """Empty the ``raw`` and ``ops`` tables and drop the dbt schemas: the database as migrated."""
     truncate_pipeline_tables(settings)
     drop_marts(settings)
 

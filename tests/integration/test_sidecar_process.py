@@ -10,6 +10,7 @@ from quant.config import Settings
 from quant.db import connect
 from quant.exceptions import SidecarAuthError
 from quant.sidecar import SidecarClient
+from quant.testing.db import query
 from quant.testing.sidecar_process import SidecarProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -51,15 +52,9 @@ def test_kill_then_process_restarted_is_still_halted_with_event_in_database(
     assert any(
         e["kind"] == "kill" and e["reason"] == "restart drill" for e in state["recent_events"]
     )
-    conn = connect(clean_db)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "select to_state, reason, actor from ops.kill_switch_events where kind = 'kill'"
-            )
-            assert cur.fetchall() == [("HALTED", "restart drill", "test")]
-    finally:
-        conn.close()
+    assert query(
+        clean_db, "select to_state, reason, actor from ops.kill_switch_events where kind = 'kill'"
+    ) == [("HALTED", "restart drill", "test")]
     client.resume("drill over", actor="test")
     assert client.health()["trading_state"] == "ACTIVE"
 

@@ -6,7 +6,6 @@ sidecar is needed; the worker "dies" by an exception that nothing may catch.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -59,11 +58,6 @@ class Recording:
         if self.crash == "after":
             raise Crash("worker killed after the broker accepted the batch")
         return placed
-
-
-@pytest.fixture()
-def dag_id() -> str:
-    return f"dag_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from execution_world import WEIGHTS, load_world
-from pydantic import SecretStr
 
 from quant.config import Settings
 from quant.exceptions import (
@@ -31,14 +29,7 @@ from quant.testing.sidecar_process import SidecarProcess, replaying_sidecar
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "alpaca-submission-token"
 KEY, SECRET = "paper-key", "paper-secret"
-
-
-@pytest.fixture(scope="module")
-def sidecar(pg_settings: Settings) -> Iterator[SidecarProcess]:
-    with replaying_sidecar(pg_settings, TOKEN) as proc:
-        yield proc
 
 
 @pytest.fixture()
@@ -51,23 +42,11 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAlpaca]:
 
 
 @pytest.fixture()
-def settings(clean_db: Settings, sidecar: SidecarProcess, fake: FakeAlpaca) -> Settings:
-    execution = clean_db.execution.model_copy(
+def settings(replay_settings: Settings, fake: FakeAlpaca) -> Settings:
+    execution = replay_settings.execution.model_copy(
         update={"broker_backoff_s": 0.01, "broker_max_backoff_s": 0.02, "broker_timeout_s": 1.0}
     )
-    return clean_db.model_copy(
-        update={
-            "broker": "alpaca",
-            "sidecar_url": sidecar.url,
-            "sidecar_token": SecretStr(TOKEN),
-            "execution": execution,
-        }
-    )
-
-
-@pytest.fixture()
-def dag_id() -> str:
-    return f"dag_{uuid.uuid4().hex[:8]}"
+    return replay_settings.model_copy(update={"broker": "alpaca", "execution": execution})
 
 
 class Crash(BaseException):
@@ -152,14 +131,14 @@ def test_submit_when_crash_after_half_then_rerun_leaves_one_order_per_client_id(
 def test_submit_when_sidecar_halted_or_stopped_then_fails_and_fake_server_receives_nothing(
     settings: Settings, fake: FakeAlpaca, db_conn, dag_id: str
 ) -> None:
-    own = replaying_sidecar(settings, TOKEN)
+    own = replaying_sidecar(settings, settings.sidecar_token.get_secret_value())
     own.start()
     try:
         on_own = settings.model_copy(update={"sidecar_url": own.url})
         _, day = _prepare(on_own, db_conn, dag_id)
         assert {o["status"] for o in _orders(db_conn, dag_id).values()} == {"approved"}
         seen = len(fake.requests)
-        client = SidecarClient(own.url, token=TOKEN)
+        client = SidecarClient(own.url, token=own.token)
         client.kill("test: trading stopped", "halt")
         with pytest.raises(ExecutionError, match="HALTED"):
             submit_orders(day, run_id="r", settings=on_own, dag_id=dag_id)
@@ -225,7 +204,7 @@ def test_backfill_when_configured_for_alpaca_then_uses_sim_and_fake_sees_nothing
 
 
 def test_reconcile_when_alpaca_position_differs_then_locks_symbol_and_raises(
-    settings: Settings, fake: FakeAlpaca, sidecar: SidecarProcess, db_conn, dag_id: str
+    settings: Settings, fake: FakeAlpaca, replay_sidecar: SidecarProcess, db_conn, dag_id: str
 ) -> None:
     world, day = _prepare(settings, db_conn, dag_id)
     submit_orders(day, run_id="r", settings=settings, dag_id=dag_id)
@@ -238,7 +217,7 @@ def test_reconcile_when_alpaca_position_differs_then_locks_symbol_and_raises(
     fake.set_position("BBB", held["qty"] - 3, held["avg_entry_price"], held["current_price"])
     with pytest.raises(ReconciliationError, match="BBB"):
         reconcile(day, run_id="r", settings=settings, dag_id=dag_id)
-    overrides = SidecarClient(sidecar.url).state()["book"]["symbol_overrides"]
+    overrides = SidecarClient(replay_sidecar.url).state()["book"]["symbol_overrides"]
     assert overrides["BBB"]["reduce_only"] is True
     fake.set_position("BBB", held["qty"], held["avg_entry_price"], held["current_price"])
     assert reconcile(day, run_id="r", settings=settings, dag_id=dag_id)["cleared_locks"] == ["BBB"]

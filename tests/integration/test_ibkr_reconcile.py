@@ -3,28 +3,17 @@ session submitted, once the gateway fills them, are reconciled into ops.fills.""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from execution_world import WEIGHTS, load_world
-from pydantic import SecretStr
 
 from quant.config import Settings
 from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
 from quant.testing import FakeIBGateway
-from quant.testing.sidecar_process import SidecarProcess, replaying_sidecar
 
 pytestmark = pytest.mark.integration
-
-TOKEN = "ibkr-reconcile-token"
-
-
-@pytest.fixture(scope="module")
-def sidecar(pg_settings: Settings) -> Iterator[SidecarProcess]:
-    with replaying_sidecar(pg_settings, TOKEN) as proc:
-        yield proc
 
 
 @pytest.fixture()
@@ -36,8 +25,8 @@ def gateway() -> Iterator[FakeIBGateway]:
 
 
 @pytest.fixture()
-def settings(clean_db: Settings, sidecar: SidecarProcess, gateway: FakeIBGateway) -> Settings:
-    execution = clean_db.execution.model_copy(
+def settings(replay_settings: Settings, gateway: FakeIBGateway) -> Settings:
+    execution = replay_settings.execution.model_copy(
         update={
             "broker_backoff_s": 0.01,
             "broker_max_backoff_s": 0.02,
@@ -45,22 +34,19 @@ def settings(clean_db: Settings, sidecar: SidecarProcess, gateway: FakeIBGateway
             "ib_client_id": 51,
         }
     )
-    return clean_db.model_copy(
+    return replay_settings.model_copy(
         update={
             "broker": "ibkr",
             "ib_host": gateway.host,
             "ib_port": gateway.port,
-            "sidecar_url": sidecar.url,
-            "sidecar_token": SecretStr(TOKEN),
             "execution": execution,
         }
     )
 
 
 def test_reconcile_when_ibkr_orders_filled_by_gateway_then_fills_and_positions_recorded(
-    settings: Settings, gateway: FakeIBGateway, db_conn
+    settings: Settings, gateway: FakeIBGateway, db_conn, dag_id: str
 ) -> None:
-    dag_id = f"dag_{uuid.uuid4().hex[:8]}"
     world = load_world(db_conn)
     day = world.sessions[-3]
     common = {"run_id": "r", "settings": settings, "dag_id": dag_id}

@@ -9,8 +9,8 @@ import pytest
 from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
 from quant.data import ingest_bars
-from quant.db import connect
 from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
+from quant.testing.db import query, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +30,7 @@ def _weights(session: date, symbols: list[str]) -> dict[str, float]:
 
 
 def _run(settings: Settings, sessions: list[date], prefix: str, latest: date, run_type: str) -> None:
-    conn = connect(settings)
-    with conn, conn.cursor() as cur:
-        cur.execute("select distinct symbol from raw.bars order by symbol")
-        symbols = [r[0] for r in cur.fetchall()]
-    conn.close()
+    symbols = [r[0] for r in query(settings, "select distinct symbol from raw.bars order by symbol")]
     for day in sessions:
         run_id = f"{prefix}-{day.isoformat()}"
         generate_orders(day, run_id=run_id, settings=settings, run_type=run_type,
@@ -45,30 +41,26 @@ def _run(settings: Settings, sessions: list[date], prefix: str, latest: date, ru
 
 
 def _book(settings: Settings, account: str) -> dict[str, object]:
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "select logical_date, symbol, side, qty_shares, status from ops.orders "
-                "where account = %s order by logical_date, symbol, side", (account,)
-            )
-            orders = cur.fetchall()
-            cur.execute(
-                "select symbol, side, qty_shares, round(price_usd::numeric, 8), "
-                "round(commission_usd::numeric, 8), filled_at from ops.sim_fills "
-                "where account = %s order by filled_at, symbol", (account,)
-            )
-            fills = cur.fetchall()
-            cur.execute("select round(cash_usd::numeric, 6) from ops.sim_accounts where account = %s",
-                        (account,))
-            cash = cur.fetchone()[0]
-            cur.execute(
-                "select symbol, qty_shares from ops.sim_positions where account = %s "
-                "and qty_shares <> 0 order by symbol", (account,)
-            )
-            positions = cur.fetchall()
-    finally:
-        conn.close()
+    orders = query(
+        settings,
+        "select logical_date, symbol, side, qty_shares, status from ops.orders "
+        "where account = %s order by logical_date, symbol, side", account,
+    )
+    fills = query(
+        settings,
+        "select symbol, side, qty_shares, round(price_usd::numeric, 8), "
+        "round(commission_usd::numeric, 8), filled_at from ops.sim_fills "
+        "where account = %s order by filled_at, symbol", account,
+    )
+    cash = scalar(
+        settings, "select round(cash_usd::numeric, 6) from ops.sim_accounts where account = %s",
+        account,
+    )
+    positions = query(
+        settings,
+        "select symbol, qty_shares from ops.sim_positions where account = %s "
+        "and qty_shares <> 0 order by symbol", account,
+    )
     return {"orders": orders, "fills": fills, "cash": cash, "positions": positions}
 
 

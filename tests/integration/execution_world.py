@@ -1,13 +1,17 @@
 """Small, honest market data for the execution tests: a few symbols in raw.bars and
-raw.symbols over real XNYS sessions, with prices that move a little every day."""
+raw.symbols over real XNYS sessions, with prices that move a little every day; and the
+stages that turn target weights into orders at the broker, called as the DAG calls them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from quant.calendar import get_calendar
+from quant.config import Settings
+from quant.execution import generate_orders, pretrade_check, submit_orders
 
 PROVIDER = "synthetic"
 SYMBOLS: dict[str, tuple[float, str, float]] = {
@@ -75,3 +79,33 @@ def load_world(conn: Any, n: int = 30, last: date = LAST, extra_sessions: int = 
 
 WEIGHTS = {"AAA": 0.08, "BBB": 0.06, "CCC": 0.09, "DDD": 0.05, "EEE": 0.07, "FFF": 0.02}
 """Within the sidecar's default limits (10% per name, 35% per sector)."""
+
+
+def run_stages(
+    settings: Settings,
+    day: date,
+    run_id: str,
+    dag_id: str,
+    *,
+    weights: Mapping[str, float] = WEIGHTS,
+    dry_run: bool = False,
+    **choice: object,
+) -> dict[str, dict]:
+    """generate, check and submit, as the DAG calls them (``choice``: the broker choice's
+    inputs; default the latest session, so the paper account and the sidecar)."""
+    out = {
+        "generate": generate_orders(
+            day,
+            run_id=run_id,
+            settings=settings,
+            dag_id=dag_id,
+            weights=weights,
+            dry_run=dry_run,
+            **({"latest_session": day} | choice),
+        )
+    }
+    out["check"] = pretrade_check(day, run_id=run_id, settings=settings, dag_id=dag_id)
+    out["submit"] = submit_orders(
+        day, run_id=run_id, settings=settings, dag_id=dag_id, dry_run=dry_run
+    )
+    return out

@@ -4,13 +4,8 @@ the real run's orders, fills, positions and broker state as they were."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from datetime import date
-
 import pytest
-from execution_world import WEIGHTS, load_world
-from pydantic import SecretStr
+from execution_world import WEIGHTS, load_world, run_stages
 
 from quant.config import Settings
 from quant.exceptions import ExecutionError
@@ -19,16 +14,11 @@ from quant.execution import (
     client_order_id,
     generate_orders,
     order_namespace,
-    pretrade_check,
     reconcile,
-    submit_orders,
 )
 from quant.report import write_run_report
-from quant.testing.sidecar_process import SidecarProcess, replaying_sidecar
 
 pytestmark = pytest.mark.integration
-
-TOKEN = "dry-run-test-token"
 
 # What a run leaves behind, at the broker (the simulator's tables) and in the books.
 _RECORDS = {
@@ -50,51 +40,9 @@ _WHAT = (
 )
 
 
-@pytest.fixture(scope="module")
-def sidecar(pg_settings: Settings) -> Iterator[SidecarProcess]:
-    with replaying_sidecar(pg_settings, TOKEN) as proc:
-        yield proc
-
-
 @pytest.fixture()
-def settings(clean_db: Settings, sidecar: SidecarProcess) -> Settings:
-    return clean_db.model_copy(
-        update={"sidecar_url": sidecar.url, "sidecar_token": SecretStr(TOKEN)}
-    )
-
-
-@pytest.fixture()
-def dag_id() -> str:
-    return f"dag_{uuid.uuid4().hex[:8]}"  # fresh client ids: the sidecar remembers approved ones
-
-
-def _stages(
-    settings: Settings,
-    day: date,
-    run_id: str,
-    dag_id: str,
-    *,
-    dry_run: bool = False,
-    **choice: object,
-) -> dict[str, dict]:
-    """generate, check and submit, as the DAG calls them (``choice``: the broker choice's
-    inputs; default the latest session, so the paper account and the sidecar)."""
-    out = {
-        "generate": generate_orders(
-            day,
-            run_id=run_id,
-            settings=settings,
-            dag_id=dag_id,
-            weights=WEIGHTS,
-            dry_run=dry_run,
-            **({"latest_session": day} | choice),
-        )
-    }
-    out["check"] = pretrade_check(day, run_id=run_id, settings=settings, dag_id=dag_id)
-    out["submit"] = submit_orders(
-        day, run_id=run_id, settings=settings, dag_id=dag_id, dry_run=dry_run
-    )
-    return out
+def settings(replay_settings: Settings) -> Settings:
+    return replay_settings
 
 
 def _records(conn, namespace: str, account: str = "paper") -> dict[str, list[str]]:  # noqa: ANN001
@@ -146,15 +94,15 @@ def test_dry_run_when_session_already_traded_then_real_records_untouched_and_own
 ) -> None:
     world = load_world(db_conn)
     d0, d1 = world.sessions[-3], world.sessions[-2]
-    _stages(settings, d0, "real-d0", dag_id)
-    real = _stages(settings, d1, "real-d1", dag_id)  # fills d0's orders at d1's open
+    run_stages(settings, d0, "real-d0", dag_id)
+    real = run_stages(settings, d1, "real-d1", dag_id)  # fills d0's orders at d1's open
     reconcile(d1, run_id="real-d1", settings=settings, dag_id=dag_id)
     real_orders = _run_orders(db_conn, "real-d1")
     assert real["submit"]["submitted"] == len(real_orders) > 0
     before = _records(db_conn, dag_id)
     assert before["ops.fills"] and before["ops.positions"]
 
-    dry = _stages(settings, d1, "dry-d1", dag_id, dry_run=True)
+    dry = run_stages(settings, d1, "dry-d1", dag_id, dry_run=True)
     rec = reconcile(d1, run_id="dry-d1", settings=settings, dag_id=dag_id)
 
     assert _records(db_conn, dag_id) == before
@@ -186,7 +134,7 @@ def test_real_run_when_session_had_a_dry_run_then_same_orders_and_ids_as_a_run_a
     world = load_world(db_conn)
     d0 = world.sessions[-3]
     alone_dag = f"{dag_id}_alone"
-    alone = _stages(settings, d0, "alone", alone_dag)
+    alone = run_stages(settings, d0, "alone", alone_dag)
     alone_orders = _run_orders(db_conn, "alone")
     assert alone["submit"]["submitted"] == len(alone_orders) > 0
     paper = SimBroker.open(settings, account="paper")
@@ -195,8 +143,8 @@ def test_real_run_when_session_had_a_dry_run_then_same_orders_and_ids_as_a_run_a
     finally:
         paper.close()
 
-    dry = _stages(settings, d0, "dry", dag_id, dry_run=True)
-    real = _stages(settings, d0, "real", dag_id)
+    dry = run_stages(settings, d0, "dry", dag_id, dry_run=True)
+    real = run_stages(settings, d0, "real", dag_id)
 
     assert dry["generate"]["dry_run"] is True and dry["submit"]["submitted"] == 0
     assert real["generate"]["reused"] is False and real["generate"]["dry_run"] is False
@@ -228,7 +176,7 @@ def test_dry_run_when_backfill_account_has_later_sessions_then_refused_and_accou
     d0, d1 = world.sessions[-5], world.sessions[-4]
     backfill = {"run_type": "backfill", "backfill_id": 7, "latest_session": world.sessions[-3]}
     for day in (d0, d1):
-        _stages(settings, day, f"backfill-{day}", dag_id, **backfill)
+        run_stages(settings, day, f"backfill-{day}", dag_id, **backfill)
         reconcile(day, run_id=f"backfill-{day}", settings=settings, dag_id=dag_id)
     namespace = order_namespace(dag_id, "backfill-7", default_account=False)
     before = _records(db_conn, namespace, "backfill-7")

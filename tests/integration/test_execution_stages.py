@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
-from execution_world import SYMBOLS, WEIGHTS, load_world
-from pydantic import SecretStr
+from execution_world import SYMBOLS, WEIGHTS, load_world, run_stages
 
 from quant.config import Settings
 from quant.exceptions import ReconciliationError, SidecarError
@@ -19,29 +15,14 @@ from quant.execution import (
     submit_orders,
 )
 from quant.sidecar import SidecarClient
-from quant.testing.sidecar_process import SidecarProcess, free_port, replaying_sidecar
+from quant.testing.sidecar_process import SidecarProcess, free_port
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "execution-test-token"
-
-
-@pytest.fixture(scope="module")
-def sidecar(pg_settings: Settings) -> Iterator[SidecarProcess]:
-    with replaying_sidecar(pg_settings, TOKEN) as proc:
-        yield proc
-
 
 @pytest.fixture()
-def settings(clean_db: Settings, sidecar: SidecarProcess) -> Settings:
-    return clean_db.model_copy(
-        update={"sidecar_url": sidecar.url, "sidecar_token": SecretStr(TOKEN)}
-    )
-
-
-@pytest.fixture()
-def dag_id() -> str:
-    return f"dag_{uuid.uuid4().hex[:8]}"  # fresh client ids: the sidecar remembers approved ones
+def settings(replay_settings: Settings) -> Settings:
+    return replay_settings
 
 
 def _orders(conn, dag_id: str) -> list[dict]:  # noqa: ANN001
@@ -66,28 +47,12 @@ def _sim_orders(conn, account: str = "paper") -> list[tuple]:  # noqa: ANN001
         return cur.fetchall()
 
 
-def _run_day(settings: Settings, day, run_id: str, dag_id: str, weights=WEIGHTS) -> dict:  # noqa: ANN001
-    out = {
-        "generate": generate_orders(
-            day,
-            run_id=run_id,
-            settings=settings,
-            dag_id=dag_id,
-            latest_session=day,
-            weights=weights,
-        )
-    }
-    out["check"] = pretrade_check(day, run_id=run_id, settings=settings, dag_id=dag_id)
-    out["submit"] = submit_orders(day, run_id=run_id, settings=settings, dag_id=dag_id)
-    return out
-
-
 def test_stages_when_latest_session_then_orders_reach_paper_sim_and_fill_next_open(
     settings: Settings, db_conn, dag_id: str
 ) -> None:
     world = load_world(db_conn)
     d0, d1 = world.sessions[-3], world.sessions[-2]
-    first = _run_day(settings, d0, "run-d0", dag_id)
+    first = run_stages(settings, d0, "run-d0", dag_id)
     gen = first["generate"]
     assert (gen["broker"], gen["account"], gen["risk_check"]) == ("sim", "paper", "sidecar")
     orders = _orders(db_conn, dag_id)
@@ -112,7 +77,7 @@ def test_stages_when_latest_session_then_orders_reach_paper_sim_and_fill_next_op
         assert o["status"] == "submitted" and o["broker_order_id"]
 
     # next session: the simulator fills them at the open; reconcile books the fills
-    second = _run_day(settings, d1, "run-d1", dag_id)
+    second = run_stages(settings, d1, "run-d1", dag_id)
     assert second["generate"]["settled"]["fills"] == len(orders)
     rec = reconcile(d1, run_id="run-d1", settings=settings, dag_id=dag_id)
     assert rec["new_fills"] == len(orders) and rec["differences"] == []
@@ -139,9 +104,9 @@ def test_stages_when_rerun_then_same_orders_and_nothing_sent_twice(
 ) -> None:
     world = load_world(db_conn)
     d0 = world.sessions[-3]
-    _run_day(settings, d0, "run-d0", dag_id)
+    run_stages(settings, d0, "run-d0", dag_id)
     before = _orders(db_conn, dag_id)
-    again = _run_day(settings, d0, "run-d0", dag_id)
+    again = run_stages(settings, d0, "run-d0", dag_id)
     assert again["generate"]["reused"] is True
     assert again["check"]["checked"] == 0
     assert again["submit"]["submitted"] == 0
@@ -155,7 +120,7 @@ def test_pretrade_when_order_breaks_a_limit_then_stored_rejected_with_code_and_n
     world = load_world(db_conn)
     d0 = world.sessions[-3]
     weights = dict(WEIGHTS) | {"AAA": 0.2}  # over the sidecar's 10% position weight
-    out = _run_day(settings, d0, "run-d0", dag_id, weights)
+    out = run_stages(settings, d0, "run-d0", dag_id, weights=weights)
     assert out["check"]["rejected"] == 1
     orders = {o["symbol"]: o for o in _orders(db_conn, dag_id)}
     assert orders["AAA"]["status"] == "rejected"
@@ -177,12 +142,12 @@ def test_pretrade_when_order_breaks_a_limit_then_stored_rejected_with_code_and_n
 
 
 def test_reconcile_when_broker_position_differs_then_locks_symbol_records_and_raises(
-    settings: Settings, sidecar: SidecarProcess, db_conn, dag_id: str
+    settings: Settings, replay_sidecar: SidecarProcess, db_conn, dag_id: str
 ) -> None:
     world = load_world(db_conn)
     d0, d1 = world.sessions[-3], world.sessions[-2]
-    _run_day(settings, d0, "run-d0", dag_id)
-    _run_day(settings, d1, "run-d1", dag_id)
+    run_stages(settings, d0, "run-d0", dag_id)
+    run_stages(settings, d1, "run-d1", dag_id)
     reconcile(d1, run_id="run-d1", settings=settings, dag_id=dag_id)
     with db_conn, db_conn.cursor() as cur:  # a trade the pipeline did not make
         cur.execute(
@@ -194,7 +159,7 @@ def test_reconcile_when_broker_position_differs_then_locks_symbol_records_and_ra
     [diff] = err.value.breaks
     assert diff["broker_qty_shares"] - diff["expected_qty_shares"] == 7
     assert diff["locked"] is True
-    client = SidecarClient(sidecar.url, token=TOKEN)
+    client = SidecarClient(replay_sidecar.url, token=replay_sidecar.token)
     override = client.state()["book"]["symbol_overrides"]["CCC"]
     assert override["reduce_only"] is True
     with db_conn.cursor() as cur:
