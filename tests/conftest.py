@@ -236,6 +236,11 @@ def failed_run(airflow_stack) -> object:  # noqa: ANN001
 
     stack = airflow_stack
     settings = stack.settings
+    import time
+
+    deadline = time.monotonic() + 300
+    while not stack.runs() and time.monotonic() < deadline:
+        time.sleep(3)  # the scheduler creates the latest session's run after the unpause
     for run in stack.runs():  # the scheduled run of the latest session ingests the history
         stack.wait_for(run["dag_run_id"])
     cal = get_calendar(settings.exchange)
@@ -252,9 +257,10 @@ def failed_run(airflow_stack) -> object:  # noqa: ANN001
         run_id = stack.trigger(logical_date=logical_datetime(session, settings).isoformat())
         state = stack.wait_for(run_id)
     finally:
-        with conn, conn.cursor() as cur:
-            cur.execute("update raw.bars set close = %s where date = %s and close = 'NaN'",
-                        (close, session))
+        if "close" in locals():
+            with conn, conn.cursor() as cur:
+                cur.execute("update raw.bars set close = %s where date = %s and close = 'NaN'",
+                            (close, session))
         conn.close()
     return SimpleNamespace(dag_id=stack.dag_id, run_id=run_id, session=session, state=state,
                            symbol=symbol)
