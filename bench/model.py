@@ -73,6 +73,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from quant.pipeline import run_context
+
 WARMUP_SESSIONS = 260
 """Sessions of bars before the training window, so that trailing windows are full."""
 
@@ -241,10 +243,10 @@ def _stages(settings, end: date) -> dict:
     from quant.model import predict, retrain_model
 
     t0 = time.perf_counter()
-    retrain_model(end, settings=settings, force=True)
+    retrain_model(run_context(end, settings=settings), force=True)
     retrain_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    predicted = predict(end, settings=settings)
+    predicted = predict(run_context(end, settings=settings))
     predict_seconds = time.perf_counter() - t0
     return {
         "retrain_stage_seconds": round(retrain_seconds, 2),
@@ -271,7 +273,7 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
     from quant.calendar import get_calendar
     from quant.config import ModelSettings, load_settings
     from quant.data import SyntheticProvider
-    from quant.db import RelationCache, cached_relations, connect
+    from quant.db import RelationCache, connect
     from quant.model import _train, cache_model_inputs, predict, retrain_model
 
     model = ModelSettings(
@@ -359,18 +361,18 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
     try:
         c0 = time.process_time()
         w0 = time.perf_counter()
-        with cached_relations(cache):
-            for day in sessions:
-                t, c = time.perf_counter(), time.process_time()
-                decision = retrain_model(day, settings=settings)
-                took = time.perf_counter() - t
-                (retrains if decision["action"] == "retrained" else decisions).append(took)
-                if decision["action"] == "retrained":
-                    retrain_cpu.append(time.process_time() - c)
-                reasons[decision["reason"]] = reasons.get(decision["reason"], 0) + 1
-                t = time.perf_counter()
-                predict(day, settings=settings)
-                predicts.append(time.perf_counter() - t)
+        for day in sessions:
+            run = run_context(day, settings=settings, relations=cache)
+            t, c = time.perf_counter(), time.process_time()
+            decision = retrain_model(run)
+            took = time.perf_counter() - t
+            (retrains if decision["action"] == "retrained" else decisions).append(took)
+            if decision["action"] == "retrained":
+                retrain_cpu.append(time.process_time() - c)
+            reasons[decision["reason"]] = reasons.get(decision["reason"], 0) + 1
+            t = time.perf_counter()
+            predict(run)
+            predicts.append(time.perf_counter() - t)
         loop_seconds = time.perf_counter() - w0
         loop_cpu_seconds = time.process_time() - c0
         # the same stages reading PostgreSQL: a retrain, then sessions without one
@@ -379,15 +381,15 @@ def _run_backtest_stages(args: argparse.Namespace, home: Path) -> dict:
         sql_predicts: list[float] = []
         if args.sql_sessions:
             t = time.perf_counter()
-            retrain_model(sessions[-1], settings=settings, force=True)
+            retrain_model(run_context(sessions[-1], settings=settings), force=True)
             sql_retrain.append(time.perf_counter() - t)
             for day in sessions[-args.sql_sessions:]:
                 t = time.perf_counter()
-                decision = retrain_model(day, settings=settings)
+                decision = retrain_model(run_context(day, settings=settings))
                 if decision["action"] != "retrained":
                     sql_decisions.append(time.perf_counter() - t)
                 t = time.perf_counter()
-                predict(day, settings=settings)
+                predict(run_context(day, settings=settings))
                 sql_predicts.append(time.perf_counter() - t)
     finally:
         stages.train_model = real_train

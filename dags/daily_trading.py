@@ -85,45 +85,33 @@ def daily_trading() -> None:
         from quant.model import retrain_model as retrain
 
         run = current_run()
-        return retrain(run.session, force=bool(run.params.get("force_retrain")), run_id=run.run_id)
+        return retrain(run, force=bool(run.params.get("force_retrain")))
 
     @task(**ONCE)
     def predict() -> dict:
         from quant.model import predict as score
 
-        run = current_run()
-        return score(run.session, run_id=run.run_id)
+        return score(current_run())
 
     @task(outlets=[TARGET_WEIGHTS], **ONCE)
     def optimize_portfolio() -> dict:
         from quant.portfolio import optimize_portfolio as optimize
 
         run = current_run()
-        return optimize(run.session, optimizer=run.params.get("optimizer"), run_id=run.run_id,
+        return optimize(run, optimizer=run.params.get("optimizer"),
                         symbols=run.params.get("symbols") or None)
-
-    def _execution_args() -> dict:
-        from quant.orchestration import broker_credentials
-
-        run = current_run()
-        broker = run.params.get("broker") or _SETTINGS.broker
-        return {"session": run.session, "run_id": run.run_id, "dag_id": run.dag_id,
-                "credentials": broker_credentials(broker)}
 
     @task(**ONCE)
     def generate_orders() -> dict:
         from quant.execution import generate_orders as generate
 
-        run = current_run()
-        return generate(**_execution_args(), run_type=run.run_type,
-                        requested_broker=run.params.get("broker"),
-                        dry_run=bool(run.params.get("dry_run")))
+        return generate(current_run(credentials=True))
 
     @task(**ONCE)
     def pretrade_check() -> dict:
         from quant.execution import pretrade_check as check
 
-        return check(**_execution_args())
+        return check(current_run(credentials=True))
 
     @task(**NETWORK)
     def submit_orders() -> dict:
@@ -132,7 +120,7 @@ def daily_trading() -> None:
         from quant.orchestration import fail_without_retry
 
         with fail_without_retry(TradingHaltedError):
-            return submit(**_execution_args(), dry_run=bool(current_run().params.get("dry_run")))
+            return submit(current_run(credentials=True))
 
     @task(**NETWORK)
     def reconcile() -> dict:
@@ -141,7 +129,7 @@ def daily_trading() -> None:
         from quant.orchestration import fail_without_retry
 
         with fail_without_retry(ReconciliationError):
-            return reconcile_book(**_execution_args())
+            return reconcile_book(current_run(credentials=True))
 
     @task(**ONCE)
     def report(stages: dict) -> str:

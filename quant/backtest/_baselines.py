@@ -21,9 +21,9 @@ from quant.backtest._session import (
     BASELINES,
     Book,
     Clock,
+    backtest_runs,
     baseline_session,
     relation_cache,
-    session_context,
 )
 from quant.config import Settings
 
@@ -65,10 +65,10 @@ def work(receive: Connection, send: Connection) -> None:
     try:
         cache = relation_cache(conn, sessions, settings, model=False)
         conn.commit()
-        with session_context(cache):
+        with backtest_runs(settings, cache, sessions[0]) as base:
             while (message := receive.recv()) is not None:
                 day, run_id = message
-                baseline_session(books, day, run_id, conn, settings, clock)
+                baseline_session(books, base.but(session=day, run_id=run_id), conn, clock)
         states = {name: (b.equity, b.weights, b.run_ids) for name, b in books.items()}
         send.send(("done", states, clock.seconds))
     finally:

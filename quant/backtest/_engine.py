@@ -17,7 +17,8 @@ session's rows are the same whichever later session they were built as of.
 The marts the sessions read are then loaded into memory once
 (:class:`quant.db.RelationCache`); the stages' loaders answer from it with the
 frames they would have read from PostgreSQL. The stages' connections are
-reused from one stage to the next (:func:`quant.db.reused_connections`).
+reused from one stage to the next: the stages' run context holds both
+(:func:`quant.backtest._session.backtest_runs`).
 The models of the calendar's retrains are fitted ahead in a process of their
 own (:mod:`quant.backtest._trainer`): ``retrain_model`` registers them instead
 of fitting them again, the same models since the fit is deterministic.
@@ -50,14 +51,15 @@ from quant.backtest._session import (
     BASELINES,
     Book,
     Clock,
+    backtest_runs,
     execute,
     relation_cache,
-    session_context,
 )
 from quant.backtest._stats import information_coefficients
 from quant.backtest._trainer import Trainer
 from quant.config import PORTFOLIO_METHODS, PROVIDER_NAMES, Settings, get_settings
 from quant.exceptions import BacktestError, ConfigurationError, QuantError
+from quant.pipeline import RunContext
 
 __all__ = ["BACKTEST_DAG_ID", "ProgressCallback", "backtest_id", "run_backtest"]
 
@@ -230,7 +232,7 @@ def _loop(
     sessions: list[date],
     bid: str,
     method: str,
-    settings: Settings,
+    base: RunContext,
     book: Book,
     conn: Any,
     clock: Clock,
@@ -245,21 +247,21 @@ def _loop(
     total = len(sessions) + 1
     for i, day in enumerate(sessions):
         run_id = f"backtest__{bid}__{day.isoformat()}"
-        decision = clock.run("retrain_model", day, retrain_model, day, settings=settings,
-                             run_id=run_id)
+        run = base.but(session=day, run_id=run_id)
+        decision = clock.run("retrain_model", day, retrain_model, run)
         retrains.append((day, decision["action"], decision["reason"],
                          decision.get("champion_model_id")))
-        clock.run("predict", day, predict, day, settings=settings, run_id=run_id)
+        clock.run("predict", day, predict, run)
         if baselines is not None:
             baselines.send(day, run_id)
-        clock.run("optimize_portfolio", day, optimize_portfolio, day, settings=settings,
-                  run_id=f"{run_id}__{MAIN}", optimizer=method)
+        run = run.but(run_id=f"{run_id}__{MAIN}")
+        clock.run("optimize_portfolio", day, optimize_portfolio, run, optimizer=method)
         weights = _read_weights(conn, day)
         conn.commit()
         book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
         book.weights += [(day, s, w) for s, w in weights.items()]
         # the strategy reads ops.target_weights, as the DAG's generate_orders does
-        execute(book, day, f"{run_id}__{MAIN}", settings, clock, None)
+        execute(book, run, clock, None)
         report(i + 2, total, f"session {day}")
 
 
@@ -319,7 +321,6 @@ def run_backtest(
     """
     from quant.calendar import get_calendar
     from quant.db import connect, migrate
-    from quant.model import pretrained_models
 
     started = time.perf_counter()
     settings = _with_provider(settings or get_settings(), provider)
@@ -378,8 +379,8 @@ def run_backtest(
     try:
         cache = clock.run("cache_marts", sessions[0], relation_cache, conn, sessions, settings)
         conn.commit()
-        with session_context(cache), pretrained_models(trainer):
-            _loop(sessions, bid, method, settings, book, conn, clock, retrains, report, baselines)
+        with backtest_runs(settings, cache, sessions[0], models=trainer) as base:
+            _loop(sessions, bid, method, base, book, conn, clock, retrains, report, baselines)
         if baselines is not None:
             states, seconds = baselines.finish()
             for stage, spent in seconds.items():

@@ -1,26 +1,29 @@
 """What the backtest's processes share: the books, the stage clock and one session's order path.
 
-The strategy's process (:mod:`quant.backtest._engine`), the baselines'
-(:mod:`quant.backtest._baselines`) and the trainer's
-(:mod:`quant.backtest._trainer`) all run their sessions in
-:func:`session_context` on a :func:`relation_cache`; the strategy's and the
-baselines' books go through :func:`execute` (generate, check, submit and
-reconcile orders, as a backfill run of :data:`BACKTEST_DAG_ID`).
+This module is the backtest's wiring: the strategy's process
+(:mod:`quant.backtest._engine`) and the baselines'
+(:mod:`quant.backtest._baselines`) run their sessions on the run contexts of
+:func:`backtest_runs` (the marts of a :func:`relation_cache` in memory,
+connections handed from stage to stage, models fitted ahead by the trainer's
+process, :mod:`quant.backtest._trainer`); the strategy's and the baselines'
+books go through :func:`execute` (generate, check, submit and reconcile
+orders, as a backfill run of :data:`BACKTEST_DAG_ID`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import threadpool_limits
 
 from quant.config import Settings
-from quant.db import RelationCache, cached_relations, reused_connections
+from quant.db import RelationCache, reused_connections
 from quant.exceptions import BacktestError, QuantError
+from quant.pipeline import PretrainedSource, RunContext
 
 if TYPE_CHECKING:
     from quant.execution import SimBroker
@@ -32,11 +35,12 @@ __all__ = [
     "TOP_K",
     "Book",
     "Clock",
+    "backtest_runs",
     "baseline_session",
     "equal_weights",
     "execute",
+    "one_blas_thread",
     "relation_cache",
-    "session_context",
 ]
 
 BACKTEST_DAG_ID = "backtest"
@@ -95,11 +99,13 @@ class Book:
         self.broker.close()
 
 
-def equal_weights(conn: Any, day: date, settings: Settings) -> dict[str, float]:
+def equal_weights(
+    conn: Any, day: date, settings: Settings, cache: RelationCache | None = None
+) -> dict[str, float]:
     """Weights 1 / N of the gross (leverage less the cash buffer) over D's tradable names."""
     from quant.portfolio import load_universe
 
-    universe = load_universe(conn, day, settings.portfolio.universe_relation)
+    universe = load_universe(conn, day, settings.portfolio.universe_relation, cache=cache)
     names = sorted(universe.index[universe["is_tradable"].fillna(False).astype(bool)])
     if not names:
         raise BacktestError(f"no tradable name at {day} in {settings.portfolio.universe_relation}")
@@ -109,75 +115,80 @@ def equal_weights(conn: Any, day: date, settings: Settings) -> dict[str, float]:
 
 
 def execute(
-    book: Book,
-    day: date,
-    run_id: str,
-    settings: Settings,
-    clock: Clock,
-    weights: dict[str, float] | None,
+    book: Book, run: RunContext, clock: Clock, weights: dict[str, float] | None
 ) -> None:
-    """One book's orders for D as a backfill run: generate, check, submit, reconcile.
+    """One book's orders for the run's session as a backfill run: generate, check, submit,
+    reconcile.
 
     ``weights``: the book's targets; None for the strategy's (``ops.target_weights``).
     """
     from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
 
-    common = {
-        "run_id": run_id,
-        "settings": settings,
-        "broker": book.broker,
-        "dag_id": BACKTEST_DAG_ID,
-    }
-    generated = clock.run(
-        "generate_orders",
-        day,
-        generate_orders,
-        day,
-        run_type="backfill",
-        backfill_id=book.backfill_id,
-        latest_session=day,
-        weights=weights,
-        **common,
-    )
-    clock.run("pretrade_check", day, pretrade_check, day, **common)
-    clock.run("submit_orders", day, submit_orders, day, **common)
-    clock.run("reconcile", day, reconcile, day, **common)
+    day = run.session
+    run = run.but(broker=book.broker, backfill_id=book.backfill_id, targets=weights)
+    generated = clock.run("generate_orders", day, generate_orders, run)
+    clock.run("pretrade_check", day, pretrade_check, run)
+    clock.run("submit_orders", day, submit_orders, run)
+    clock.run("reconcile", day, reconcile, run)
     book.equity[day] = float(generated["equity_usd"])
-    book.run_ids[day] = run_id
+    book.run_ids[day] = str(run.run_id)
 
 
-def baseline_session(
-    books: dict[str, Book], day: date, run_id: str, conn: Any, settings: Settings, clock: Clock
-) -> None:
-    """D's equal-weight and top_k books: weights, then orders, checks, fills and reconcile."""
+def baseline_session(books: dict[str, Book], run: RunContext, conn: Any, clock: Clock) -> None:
+    """The session's equal-weight and top_k books: weights, then orders, checks, fills and
+    reconcile (each book's run id is the run's with its name appended)."""
     from quant.portfolio import solve_portfolio
 
+    day, settings = run.session, run.settings
     for name, book in books.items():
         if name == EQUAL_WEIGHT:
-            weights = equal_weights(conn, day, settings)
+            weights = equal_weights(conn, day, settings, run.relations)
         else:
             # solve_portfolio writes nothing: ops.target_weights is the strategy's
             solved = clock.run("optimize_portfolio", day, solve_portfolio, conn, day,
                                settings=settings, optimizer=TOP_K,
-                               current_weights=book.previous_weights)
+                               current_weights=book.previous_weights, relations=run.relations)
             weights = solved.target_weights()
             book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
         conn.commit()
         book.weights += [(day, s, w) for s, w in weights.items()]
-        execute(book, day, f"{run_id}__{name}", settings, clock, weights)
+        execute(book, run.but(run_id=f"{run.run_id}__{name}"), clock, weights)
 
 
-def session_context(cache: RelationCache) -> contextlib.ExitStack:
-    """What the session loops run in: reused connections, the marts in memory, one BLAS thread.
+def one_blas_thread() -> Any:
+    """A block in which BLAS uses one thread.
 
     A session's matrices are small (names x names): one BLAS thread beats
     several fighting over two cores with LightGBM's and the other process's.
     """
-    stack = contextlib.ExitStack()
-    stack.enter_context(reused_connections())
-    stack.enter_context(cached_relations(cache))
-    stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
-    return stack
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+@contextlib.contextmanager
+def backtest_runs(
+    settings: Settings,
+    cache: RelationCache,
+    first: date,
+    *,
+    models: PretrainedSource | None = None,
+) -> Iterator[RunContext]:
+    """The run context every session of a backtest process starts from (``run.but(session=D,
+    run_id=...)`` for session D): backfill runs of :data:`BACKTEST_DAG_ID` that read the marts
+    from ``cache``, hand connections from one stage to the next, and register the models
+    ``models`` gives instead of fitting them. Connections end, and BLAS gets its threads back,
+    with the block.
+    """
+    with reused_connections() as pool, one_blas_thread():
+        yield RunContext(
+            session=first,
+            run_id=None,
+            settings=settings,
+            dag_id=BACKTEST_DAG_ID,
+            run_type="backfill",
+            relations=cache,
+            connections=pool,
+            models=models,
+        )
 
 
 def relation_cache(

@@ -6,7 +6,7 @@ fits depends only on the marts up to its session, which are all built before
 the loop; so a second process fits those models with
 :func:`quant.model.fit_model`, in date order, while the strategy's process
 works through the sessions before them. When ``retrain_model`` retrains at D,
-it registers the model fitted for D (:func:`quant.model.pretrained_models`)
+it registers the model fitted for D (the run context's ``models``)
 instead of fitting it again: the same model, since the fit is deterministic
 (``tests/integration/test_backtest_parity.py`` holds the backtest's models'
 weights and orders to the DAG's, which fits inline). A retrain the calendar
@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from quant.backtest._process import WorkerProcess
-from quant.backtest._session import session_context
+from quant.backtest._session import one_blas_thread
 from quant.config import Settings
 from quant.exceptions import BacktestError
 
@@ -114,10 +114,10 @@ def work(receive: Connection, send: Connection) -> None:
         cache = RelationCache()
         cache_model_inputs(conn, cache, sessions[0], sessions[-1], settings)
         conn.commit()
-        with session_context(cache):
+        with one_blas_thread():
             for day in dates:
                 try:
-                    send.send(("model", day, fit_model(conn, day, settings)))
+                    send.send(("model", day, fit_model(conn, day, settings, cache=cache)))
                 except TrainingDataError as exc:
                     send.send(("none", day, str(exc)))  # the retrain meets it and decides
                 conn.rollback()

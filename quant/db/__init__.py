@@ -3,11 +3,10 @@
 from quant.db._cache import (
     CachedRelation,
     RelationCache,
-    active_cache,
-    cached_relations,
     quote_identifier,
 )
 from quant.db._connect import (
+    ConnectionPool,
     airflow_database_url,
     connect,
     connection_params,
@@ -21,9 +20,8 @@ from quant.db._migrate import applied_migrations, available_migrations, migrate
 
 __all__ = [
     "CachedRelation",
+    "ConnectionPool",
     "RelationCache",
-    "active_cache",
-    "cached_relations",
     "airflow_database_url",
     "applied_migrations",
     "available_migrations",

@@ -3,10 +3,11 @@
 The daily stages read the dbt marts a session at a time. A backtest calls
 them for every session of a range, and reading the same rows from
 PostgreSQL over and over is most of its time. A :class:`RelationCache`
-loads each relation once for the whole range; while it is active
-(:func:`cached_relations`), the loaders that know it (``quant.model``'s
-and ``quant.portfolio``'s) take their rows from it instead of the
-database and give the same frames they would have read.
+loads each relation once for the whole range; the run context carries it
+(:attr:`quant.pipeline.RunContext.relations`), and the loaders that take it
+(``quant.model``'s, ``quant.portfolio``'s and ``quant.execution``'s market
+inputs, ``cache=``) take their rows from it instead of the database and give
+the same frames they would have read.
 
 Only relations nobody writes during the run may be cached: the dbt marts
 after the build, never ``ops.*``.
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -29,13 +28,8 @@ import pandas as pd
 __all__ = [
     "CachedRelation",
     "RelationCache",
-    "active_cache",
-    "cached_relations",
     "quote_identifier",
 ]
-
-_ACTIVE: ContextVar[RelationCache | None] = ContextVar("quant_relation_cache", default=None)
-
 
 _TEXT = ("text", "character varying", "character")
 _CHUNK = timedelta(days=120)
@@ -212,17 +206,3 @@ class RelationCache:
             return None
         return cached.rows(start, end)
 
-
-def active_cache() -> RelationCache | None:
-    """The cache the current context reads relations from, or None."""
-    return _ACTIVE.get()
-
-
-@contextmanager
-def cached_relations(cache: RelationCache) -> Iterator[RelationCache]:
-    """Make ``cache`` the one loaders read from inside the ``with`` block."""
-    token = _ACTIVE.set(cache)
-    try:
-        yield cache
-    finally:
-        _ACTIVE.reset(token)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConnectionParams",
+    "ConnectionPool",
     "airflow_database_url",
     "connect",
     "connection_params",
@@ -85,16 +85,9 @@ def ensure_database(url: str) -> None:
 
 
 def connect(settings: Settings | None = None) -> PgConnection:
-    """Open a psycopg2 connection to the pipeline's database (not autocommit).
-
-    Inside :func:`reused_connections`, a connection closed earlier in the block
-    is handed out again instead of opening a new one.
-    """
+    """Open a psycopg2 connection to the pipeline's database (not autocommit)."""
     import psycopg2
 
-    pool = _POOL.get()
-    if pool is not None:
-        return pool.connect(settings)
     url = database_url(settings)
     try:
         return psycopg2.connect(url)
@@ -102,8 +95,9 @@ def connect(settings: Settings | None = None) -> PgConnection:
         raise DatabaseError(f"cannot connect to {_redact(url)}: {exc}") from exc
 
 
-class _ConnectionPool:
-    """Idle connections by URL; see :func:`reused_connections`."""
+class ConnectionPool:
+    """Connections handed out again after their ``close``, by URL; see :func:`reused_connections`."""
+
 
     def __init__(self) -> None:
         self.idle: dict[str, list[Any]] = {}
@@ -111,6 +105,7 @@ class _ConnectionPool:
         self.open = True
 
     def connect(self, settings: Settings | None) -> PgConnection:
+        """An idle connection to ``settings``' database, or a new one that comes back on close."""
         import psycopg2
 
         known = self.urls.get(id(settings))
@@ -158,7 +153,7 @@ def _pooled_connection_class() -> type:
     class PooledConnection(psycopg2.extensions.connection):
         """A connection whose ``close`` gives it back to its pool while the pool is open."""
 
-        pool: _ConnectionPool | None = None
+        pool: ConnectionPool | None = None
         url: str = ""
 
         def close(self) -> None:
@@ -169,25 +164,20 @@ def _pooled_connection_class() -> type:
     return PooledConnection
 
 
-_POOL: ContextVar[_ConnectionPool | None] = ContextVar("quant_connection_pool", default=None)
-
-
 @contextmanager
-def reused_connections() -> Iterator[None]:
-    """Within the block, :func:`connect` reuses the connections closed before in it.
+def reused_connections() -> Iterator[ConnectionPool]:
+    """A :class:`ConnectionPool` whose connections all end with the block.
 
-    For a process that runs the stages many times over (a backtest): each stage
-    still opens, commits and closes its own connection, but the closing hands
-    the connection back (rolled back and RESET) instead of ending the session,
-    and the next stage gets it without a new login. Every connection ends with
-    the block.
+    For a process that runs the stages many times over (a backtest, whose run
+    context holds the pool): each stage still opens, commits and closes its own
+    connection (``pool.connect``), but the closing hands the connection back
+    (rolled back and RESET) instead of ending the session, and the next stage
+    gets it without a new login.
     """
-    pool = _ConnectionPool()
-    token = _POOL.set(pool)
+    pool = ConnectionPool()
     try:
-        yield
+        yield pool
     finally:
-        _POOL.reset(token)
         pool.close()
 
 

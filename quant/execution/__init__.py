@@ -10,7 +10,6 @@ backfills). The DAG's stages are :func:`generate_orders`,
 what they record goes through :mod:`quant.ledger`.
 """
 
-from quant.execution._broker import BatchBroker, Broker
 from quant.execution._check import pretrade_check
 from quant.execution._common import DEFAULT_DAG_ID
 from quant.execution._generate import generate_orders
@@ -24,6 +23,8 @@ from quant.execution._settle import settle_simulator
 from quant.execution._submit import submit_orders
 from quant.typing import (
     Account,
+    BatchBroker,
+    Broker,
     BrokerOrder,
     Fill,
     Order,

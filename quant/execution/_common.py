@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from quant.exceptions import ExecutionError
+from quant.pipeline import DEFAULT_DAG_ID
 from quant.typing import TimeInForce
 
 if TYPE_CHECKING:
     from quant.config import Settings
-    from quant.execution._broker import Broker
+    from quant.typing import Broker
 
 __all__ = [
     "DEFAULT_DAG_ID",
     "BrokerHandle",
-    "as_date",
     "calendar",
-    "connect",
     "resolve_settings",
     "run_info",
     "time_in_force",
 ]
 
-DEFAULT_DAG_ID = "daily_trading"
 
 
 def resolve_settings(settings: Settings | None) -> Settings:
@@ -32,16 +29,6 @@ def resolve_settings(settings: Settings | None) -> Settings:
     from quant.config import get_settings
 
     return settings or get_settings()
-
-
-def as_date(session: date | str) -> date:
-    return session if isinstance(session, date) else date.fromisoformat(str(session))
-
-
-def connect(settings: Settings) -> Any:
-    from quant.db import connect as db_connect
-
-    return db_connect(settings)
 
 
 def calendar(settings: Settings) -> Any:

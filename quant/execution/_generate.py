@@ -17,19 +17,14 @@ nothing. Every stage's summary says ``"dry_run"``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from quant import ledger
 from quant.exceptions import ExecutionError
 from quant.execution._common import (
-    DEFAULT_DAG_ID,
     BrokerHandle,
-    as_date,
     calendar,
-    connect,
-    resolve_settings,
     run_info,
     time_in_force,
 )
@@ -42,8 +37,7 @@ from quant.typing import OrderType
 from quant.venues.sim import rewind_sim_account
 
 if TYPE_CHECKING:
-    from quant.config import Settings
-    from quant.execution._broker import Broker
+    from quant.pipeline import RunContext
 
 __all__ = ["generate_orders"]
 
@@ -81,51 +75,26 @@ def _target_weights(conn: Any, run_id: str, session: date) -> dict[str, float]:
     return {r[0]: float(r[1]) for r in rows}
 
 
-def generate_orders(
-    session: date | str,
-    *,
-    run_id: str,
-    settings: Settings | None = None,
-    broker: Broker | None = None,
-    dry_run: bool = False,
-    dag_id: str = DEFAULT_DAG_ID,
-    run_type: str = "scheduled",
-    backfill_id: str | int | None = None,
-    requested_broker: str | None = None,
-    latest_session: date | None = None,
-    weights: Mapping[str, float] | None = None,
-    credentials: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def generate_orders(run: RunContext) -> dict[str, Any]:
     """Turn the run's target weights into orders in ``ops.orders`` (status ``generated``).
 
     Parameters
     ----------
-    session : date or str
-        The run's trading session (logical date).
-    run_id : str
-        Airflow's run id (recorded; the later stages find the run by it).
-    settings : Settings, optional
-    broker : Broker, optional
-        The adapter to use; it must be the one the safety rules choose (else
-        :class:`ExecutionError`). Default: opened from the choice.
-    dry_run : bool
-        Generate the orders of a dry run (module docstring): in a namespace of
-        their own (``run_id``'s), recorded with ``dry_run`` true, so that
-        :func:`submit_orders` never sends them, even when called without
-        ``dry_run``, and the session's real orders, earlier or later, are never
-        touched. On the simulator the session's auction is left to the real run
-        (``"settled"`` is None): the orders are sized against the account as it
-        stands. A separate simulator account that has orders for later sessions
-        is refused (its real run would rewind it first).
-    dag_id, run_type, backfill_id, requested_broker, latest_session
-        Inputs of :func:`choose_broker`; ``latest_session`` defaults to the
-        calendar's latest closed session now.
-    weights : mapping of str to float, optional
-        Target weights (fractions of equity) instead of ``ops.target_weights``.
-    credentials : mapping, optional
-        Broker credentials (see :func:`open_broker`), e.g. resolved from an
-        Airflow connection by the DAG task; default the environment. Every
-        stage takes the same argument.
+    run : RunContext
+        The run: its session (logical date) and run id (recorded; the later stages find
+        the run by it); ``dag_id``, ``run_type``, ``backfill_id``, ``requested_broker``
+        and ``latest_session`` are the inputs of :func:`choose_broker` (``latest_session``
+        defaults to the calendar's latest closed session now); ``broker``, when held, must
+        be the adapter the safety rules choose (else :class:`ExecutionError`);
+        ``credentials`` are the broker's (see :func:`open_broker`), default the
+        environment. With ``dry_run`` (module docstring) the orders are generated in a
+        namespace of their own (the run id's), recorded with ``dry_run`` true, so that
+        :func:`submit_orders` never sends them and the session's real orders, earlier or
+        later, are never touched; on the simulator the session's auction is left to the
+        real run (``"settled"`` is None) and the orders are sized against the account as
+        it stands; a separate simulator account that has orders for later sessions is
+        refused (its real run would rewind it first). ``targets``, when held, are traded
+        instead of ``ops.target_weights`` (a backtest's baseline book).
 
     Returns
     -------
@@ -133,19 +102,20 @@ def generate_orders(
         The broker choice, account equity and cash, orders (count, notional by
         side), dropped orders with reasons, and whether existing orders were reused.
     """
-    settings = resolve_settings(settings)
-    session = as_date(session)
-    if latest_session is None:
-        latest_session = calendar(settings).latest_closed_session()
+    settings, session, run_id, dry_run = run.settings, run.session, run.run_id, run.dry_run
+    if not run_id:
+        raise ExecutionError(f"generate_orders for {session} needs the run's id")
+    latest_session = run.latest_session or calendar(settings).latest_closed_session()
     choice = choose_broker(
         settings,
         session=session,
-        run_type=run_type,
-        requested_broker=requested_broker,
+        run_type=run.run_type,
+        requested_broker=run.requested_broker,
         latest_session=latest_session,
-        backfill_id=backfill_id,
+        backfill_id=run.backfill_id,
         run_id=run_id,
     )
+    dag_id = run.dag_id
     book = order_namespace(dag_id, choice.account, default_account=choice.is_default_account)
     namespace = order_namespace(
         dag_id,
@@ -153,7 +123,7 @@ def generate_orders(
         default_account=choice.is_default_account,
         dry_run_id=run_id if dry_run else None,
     )
-    conn = connect(settings)
+    conn = run.connect()
     try:
         rewound = None
         later = (
@@ -195,17 +165,20 @@ def generate_orders(
                 "statuses": ledger.status_counts(conn, existing),
                 "dropped": [],
             }
-        with BrokerHandle(settings, choice.broker, choice.account, broker, credentials) as b:
+        with BrokerHandle(settings, choice.broker, choice.account, run.broker,
+                          run.credentials) as b:
             settled = None
             if choice.broker == "sim" and not dry_run:  # the auction fills other runs' orders
-                settled = settle_simulator(b, conn, session, settings)
+                settled = settle_simulator(b, conn, session, settings, cache=run.relations)
             account = b.account()
             positions = {p.symbol: p.qty_shares for p in b.positions()}
+        weights = run.targets
         if weights is None:
             weights = _target_weights(conn, run_id, session)
-        bars = session_bars(conn, session, settings.providers)
+        bars = session_bars(conn, session, settings.providers, cache=run.relations)
         ex = settings.execution
-        adv = average_daily_volume(conn, session, settings.providers, ex.adv_sessions)
+        adv = average_daily_volume(conn, session, settings.providers, ex.adv_sessions,
+                                   cache=run.relations)
         plan = build_orders(
             weights,
             equity_usd=account.equity_usd,
@@ -218,8 +191,7 @@ def generate_orders(
             max_adv_participation=ex.max_adv_participation,
             cash_buffer_usd=ex.cash_buffer * account.equity_usd,
         )
-        _record(conn, settings, choice, namespace, session, run_id, dag_id, run_type, dry_run,
-                account, plan)
+        _record(conn, run, choice, namespace, account, plan)
         return {
             "logical_date": session.isoformat(),
             "run_id": run_id,
@@ -249,25 +221,16 @@ def generate_orders(
 
 
 def _record(
-    conn: Any,
-    settings: Settings,
-    choice: BrokerChoice,
-    namespace: str,
-    session: date,
-    run_id: str,
-    dag_id: str,
-    run_type: str,
-    dry_run: bool,
-    account: Any,
-    plan: Any,
+    conn: Any, run: RunContext, choice: BrokerChoice, namespace: str, account: Any, plan: Any
 ) -> None:
     """Record the run and its orders in the books (a concurrent run's, if first, stand)."""
-    tif = str(time_in_force(settings))
-    run = {
+    session, run_id, dag_id = run.session, run.run_id, run.dag_id
+    tif = str(time_in_force(run.settings))
+    record = {
         "namespace": namespace, "logical_date": session, "run_id": run_id, "dag_id": dag_id,
-        "run_type": run_type, "broker": choice.broker, "account": choice.account,
+        "run_type": run.run_type, "broker": choice.broker, "account": choice.account,
         "trading_mode": choice.trading_mode, "risk_check": choice.risk_check,
-        "choice_reason": choice.reason, "dry_run": dry_run, "equity_usd": account.equity_usd,
+        "choice_reason": choice.reason, "dry_run": run.dry_run, "equity_usd": account.equity_usd,
         "cash_usd": account.cash_usd,
     }
     rows = [
@@ -279,4 +242,4 @@ def _record(
         )
         for seq, o in enumerate(plan.orders)
     ]
-    ledger.record_run(conn, run, rows)
+    ledger.record_run(conn, record, rows)

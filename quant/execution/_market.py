@@ -31,10 +31,16 @@ class SessionBar:
 
 
 def session_bars(
-    conn: Any, session: date, providers: Sequence[str], symbols: Sequence[str] | None = None
+    conn: Any,
+    session: date,
+    providers: Sequence[str],
+    symbols: Sequence[str] | None = None,
+    *,
+    cache: Any = None,
 ) -> dict[str, SessionBar]:
-    """The bars of ``session`` per symbol (all symbols, or those asked for)."""
-    cached = _recall(("session_bars", tuple(providers)), session)
+    """The bars of ``session`` per symbol (all symbols, or those asked for); from ``cache``
+    (a :class:`quant.db.RelationCache` filled by :func:`cache_market_inputs`) when it has them."""
+    cached = _recall(cache, ("session_bars", tuple(providers)), session)
     if cached is not None:
         if symbols is None:
             return dict(cached)
@@ -58,11 +64,11 @@ def session_bars(
 
 
 def average_daily_volume(
-    conn: Any, session: date, providers: Sequence[str], sessions: int = 20
+    conn: Any, session: date, providers: Sequence[str], sessions: int = 20, *, cache: Any = None
 ) -> dict[str, float]:
     """Mean daily volume (shares) per symbol over the ``sessions`` latest dates up to and
-    including ``session`` that have bars."""
-    cached = _recall(("average_daily_volume", tuple(providers), sessions), session)
+    including ``session`` that have bars; from ``cache`` as :func:`session_bars`."""
+    cached = _recall(cache, ("average_daily_volume", tuple(providers), sessions), session)
     if cached is not None:
         return dict(cached)
     with conn.cursor() as cur:
@@ -83,11 +89,8 @@ def average_daily_volume(
         return {r[0]: float(r[1]) for r in cur.fetchall()}
 
 
-def _recall(key: tuple, session: date) -> dict | None:
-    """``session``'s entry of a table :func:`cache_market_inputs` put in the active cache."""
-    from quant.db import active_cache
-
-    cache = active_cache()
+def _recall(cache: Any, key: tuple, session: date) -> dict | None:
+    """``session``'s entry of a table :func:`cache_market_inputs` put in ``cache``."""
     table = None if cache is None else cache.recall(key)
     return None if table is None else table.get(session)
 
@@ -97,7 +100,7 @@ def cache_market_inputs(
 ) -> None:
     """Put in ``cache`` (a :class:`quant.db.RelationCache`) every session's bars and ADV
     from ``start`` to ``end``, as :func:`session_bars` and :func:`average_daily_volume`
-    would read them; while the cache is active they answer from it.
+    would read them; given the cache (``cache=``), they answer from it.
 
     For a run over many sessions (a backtest): ``raw.bars`` must not change meanwhile.
     The ADV is summed in integers (volumes are whole shares) and divided once, in

@@ -9,7 +9,7 @@ from quant.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from quant.config import Settings
-    from quant.execution._broker import Broker
+    from quant.typing import Broker
 
 __all__ = ["open_broker"]
 

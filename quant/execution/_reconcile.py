@@ -9,28 +9,22 @@ has its lock cleared.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from quant import ledger
 from quant.exceptions import ReconciliationError
-from quant.execution._broker import BatchBroker
 from quant.execution._common import (
-    DEFAULT_DAG_ID,
     BrokerHandle,
-    as_date,
-    connect,
-    resolve_settings,
     run_info,
 )
+from quant.execution._gate import risk_gate
 from quant.ledger import QTY_TOLERANCE
-from quant.typing import BrokerOrder, OrderStatus
+from quant.typing import BatchBroker, BrokerOrder, OrderStatus
 
 if TYPE_CHECKING:
-    from quant.config import Settings
-    from quant.execution._broker import Broker
-    from quant.sidecar.client import SidecarClient
+    from quant.pipeline import RunContext
 
 __all__ = ["reconcile"]
 
@@ -53,16 +47,7 @@ def _updates(placed: Iterable[BrokerOrder]) -> list[tuple[str, str, float, str]]
     ]
 
 
-def reconcile(
-    session: date | str,
-    *,
-    run_id: str,
-    settings: Settings | None = None,
-    broker: Broker | None = None,
-    client: SidecarClient | None = None,
-    dag_id: str = DEFAULT_DAG_ID,
-    credentials: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def reconcile(run: RunContext) -> dict[str, Any]:
     """Record fills and compare the broker's positions with ``ops.positions``.
 
     Order statuses in ``ops.orders`` are refreshed from the broker, new fills
@@ -78,23 +63,22 @@ def reconcile(
     ReconciliationError
         Some positions differ (after recording and locking them).
     """
-    settings = resolve_settings(settings)
-    session = as_date(session)
-    conn = connect(settings)
+    settings, session, run_id = run.settings, run.session, run.run_id
+    conn = run.connect()
     try:
-        run = ledger.load_run(conn, dag_id, session, run_id)
-        if run["dry_run"]:  # sent nothing: the account's fills and positions are not its own
+        record = ledger.load_run(conn, run.dag_id, session, run_id)
+        if record["dry_run"]:  # sent nothing: the account's fills and positions are not its own
             return {
-                **run_info(run),
+                **run_info(record),
                 "orders_updated": 0,
                 "new_fills": 0,
                 "positions": None,
                 "differences": [],
                 "cleared_locks": [],
-                "statuses": ledger.status_counts(conn, run),
+                "statuses": ledger.status_counts(conn, record),
             }
-        name, account = run["broker"], run["account"]
-        with BrokerHandle(settings, name, account, broker, credentials) as b:
+        name, account = record["broker"], record["account"]
+        with BrokerHandle(settings, name, account, run.broker, run.credentials) as b:
             updated = 0
             live = ledger.live_order_ids(conn, name, account)
             if isinstance(b, BatchBroker):
@@ -121,40 +105,24 @@ def reconcile(
             for s in sorted(set(book) | set(broker_positions))
             if abs(book.get(s, 0.0) - broker_positions.get(s, 0.0)) > QTY_TOLERANCE
         ]
-        use_sidecar = run["risk_check"] == "sidecar"
-        sidecar = None
-        if use_sidecar and (differences or open_breaks):
-            from quant.sidecar.client import SidecarClient
-
-            sidecar = client or SidecarClient.from_settings(settings)
-        try:
+        with risk_gate(record, run) as gate:
             for d in differences:
-                d["locked"], d["lock_error"] = _lock(sidecar, d, session)
+                d["locked"], d["lock_error"] = gate.lock(d, session)
                 if d["symbol"] not in open_breaks:
                     ledger.record_break(conn, name, account, session, run_id, d)
             cleared = []
             for symbol in sorted(open_breaks - {d["symbol"] for d in differences}):
-                if sidecar is not None:
-                    sidecar.set_override(
-                        "symbol",
-                        symbol,
-                        reason="reconciliation: positions match again",
-                        clear=True,
-                        actor="reconcile",
-                    )
+                gate.unlock(symbol)
                 ledger.resolve_break(conn, name, account, symbol, run_id)
                 cleared.append(symbol)
-        finally:
-            if sidecar is not None and client is None:
-                sidecar.close()
         summary = {
-            **run_info(run),
+            **run_info(record),
             "orders_updated": updated,
             "new_fills": new_fills,
             "positions": len(broker_positions),
             "differences": differences,
             "cleared_locks": cleared,
-            "statuses": ledger.status_counts(conn, run),
+            "statuses": ledger.status_counts(conn, record),
         }
         if differences:
             listed = ", ".join(
@@ -171,26 +139,3 @@ def reconcile(
     finally:
         conn.close()
 
-
-def _lock(
-    sidecar: SidecarClient | None, diff: Mapping[str, Any], session: date
-) -> tuple[bool, str | None]:
-    """Set the symbol reduce-only at the sidecar; (locked, error)."""
-    from quant.exceptions import SidecarError
-
-    if sidecar is None:
-        return False, "no sidecar for this run (simulator account)"
-    try:
-        sidecar.set_override(
-            "symbol",
-            diff["symbol"],
-            reduce_only=True,
-            reason=(
-                f"reconciliation {session}: ops.positions {diff['expected_qty_shares']:g} vs "
-                f"broker {diff['broker_qty_shares']:g}"
-            ),
-            actor="reconcile",
-        )
-    except SidecarError as exc:
-        return False, str(exc)
-    return True, None

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from quant.execution._broker import BatchBroker
 from quant.execution._common import calendar, resolve_settings, time_in_force
 from quant.execution._market import session_bars
-from quant.typing import TimeInForce
+from quant.typing import BatchBroker, TimeInForce
 
 if TYPE_CHECKING:
     from quant.config import Settings
@@ -17,7 +16,7 @@ __all__ = ["settle_simulator"]
 
 
 def settle_simulator(
-    broker: Any, conn: Any, session: date, settings: Settings | None = None
+    broker: Any, conn: Any, session: date, settings: Settings | None = None, *, cache: Any = None
 ) -> dict[str, Any]:
     """Let the simulator's market happen for ``session``: resting orders (submitted by
     earlier sessions' runs) fill at this session's opening or closing auction
@@ -25,11 +24,12 @@ def settle_simulator(
     participation; whatever did not fill expires; positions are marked at the close.
 
     Called by :func:`generate_orders` for simulator accounts; the backtest can call it
-    the same way. Idempotent: a second call finds no resting order.
+    the same way. Idempotent: a second call finds no resting order. ``cache``: the run
+    context's relations (:func:`~quant.execution.session_bars`).
     """
     settings = resolve_settings(settings)
     cal = calendar(settings)
-    bars = session_bars(conn, session, settings.providers)
+    bars = session_bars(conn, session, settings.providers, cache=cache)
     auction = settings.execution.fill_auction
     prices = {s: (b.open if auction == "open" else b.close) for s, b in bars.items()}
     volumes = {s: b.volume for s, b in bars.items()}

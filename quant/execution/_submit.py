@@ -13,28 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from quant import ledger
 from quant.exceptions import BrokerError, BrokerUnavailableError, TradingHaltedError
-from quant.execution._broker import BatchBroker
 from quant.execution._common import (
-    DEFAULT_DAG_ID,
     BrokerHandle,
-    as_date,
-    connect,
-    resolve_settings,
     run_info,
     time_in_force,
 )
+from quant.execution._gate import risk_gate
 from quant.ledger import QTY_TOLERANCE
-from quant.typing import Order, OrderType, TimeInForce
+from quant.typing import BatchBroker, Broker, Order, OrderType, TimeInForce
 
 if TYPE_CHECKING:
     from quant.config import Settings
-    from quant.execution._broker import Broker
-    from quant.sidecar.client import SidecarClient
+    from quant.pipeline import RunContext
 
 __all__ = ["submit_orders"]
 
@@ -47,23 +41,14 @@ def _is_reducing(order: Mapping[str, Any]) -> bool:
     return current < 0 and qty <= -current + QTY_TOLERANCE
 
 
-def submit_orders(
-    session: date | str,
-    *,
-    run_id: str,
-    settings: Settings | None = None,
-    broker: Broker | None = None,
-    client: SidecarClient | None = None,
-    dry_run: bool = False,
-    dag_id: str = DEFAULT_DAG_ID,
-    credentials: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def submit_orders(run: RunContext) -> dict[str, Any]:
     """Submit the run's approved orders (each client order id at most once).
 
     Before anything is sent, runs checked by the sidecar ask it for its health:
     unreachable, an error, or ``HALTED`` raises and nothing is submitted; in
     ``REDUCING`` only orders that shrink a position are sent (the others stay
-    ``approved``). ``dry_run`` (or a run generated as a dry run) sends nothing.
+    ``approved``). A dry run (the context's ``dry_run``, or a run generated as a dry run)
+    sends nothing.
 
     Raises
     ------
@@ -75,28 +60,18 @@ def submit_orders(
         The broker kept failing; orders already sent stay recorded, the order
         in flight stays ``submitting`` and a rerun looks it up before resending.
     """
-    settings = resolve_settings(settings)
-    session = as_date(session)
-    conn = connect(settings)
+    settings, session = run.settings, run.session
+    conn = run.connect()
     try:
-        run = ledger.load_run(conn, dag_id, session, run_id)
-        todo = ledger.orders(conn, run, ("approved", "submitting"))
-        summary: dict[str, Any] = {**run_info(run), "dry_run": bool(dry_run or run["dry_run"])}
-        state = None
-        if run["risk_check"] == "sidecar":
-            from quant.sidecar.client import SidecarClient
-
-            own = client is None
-            sidecar = client or SidecarClient.from_settings(settings)
-            try:
-                state = sidecar.health().get("trading_state")
-            finally:
-                if own:
-                    sidecar.close()
-            if state == "HALTED":
-                raise TradingHaltedError(
-                    "the risk sidecar is HALTED: no order submitted (resume it, then rerun)"
-                )
+        record = ledger.load_run(conn, run.dag_id, session, run.run_id)
+        todo = ledger.orders(conn, record, ("approved", "submitting"))
+        summary: dict[str, Any] = {**run_info(record), "dry_run": bool(run.dry_run or record["dry_run"])}
+        with risk_gate(record, run) as gate:
+            state = gate.trading_state()
+        if state == "HALTED":
+            raise TradingHaltedError(
+                "the risk sidecar is HALTED: no order submitted (resume it, then rerun)"
+            )
         held_back = []
         if state == "REDUCING":
             held_back = [o["client_order_id"] for o in todo if not _is_reducing(o)]
@@ -106,11 +81,12 @@ def submit_orders(
             return summary | {
                 "would_submit": len(todo),
                 "submitted": 0,
-                "statuses": ledger.status_counts(conn, run),
+                "statuses": ledger.status_counts(conn, record),
             }
         out = _Submission()
         if todo:
-            with BrokerHandle(settings, run["broker"], run["account"], broker, credentials) as b:
+            with BrokerHandle(settings, record["broker"], record["account"], run.broker,
+                              run.credentials) as b:
                 if isinstance(b, BatchBroker):
                     _submit_batch(conn, b, todo, settings, out)
                 else:
@@ -120,7 +96,7 @@ def submit_orders(
             "already_at_broker": out.found,
             "broker_rejected": out.refused,
             "errors": out.errors,
-            "statuses": ledger.status_counts(conn, run),
+            "statuses": ledger.status_counts(conn, record),
         }
     finally:
         conn.close()

@@ -1,7 +1,7 @@
 """Reading the feature, label and universe marts from PostgreSQL, point in time.
 
-While a :class:`quant.db.RelationCache` is active (:func:`quant.db.cached_relations`)
-and holds a mart for the requested range, the loaders take its rows from
+When the caller passes a :class:`quant.db.RelationCache` (``cache=``, the run
+context's relations) that holds a mart for the requested range, the loaders take its rows from
 the cache and return the frame the query would have returned (same
 columns, dtypes, row order and values); otherwise they query PostgreSQL.
 :func:`cache_model_inputs` loads what the model stages read for a range of
@@ -22,8 +22,6 @@ import pandas as pd
 from quant.db import (
     CachedRelation,
     RelationCache,
-    active_cache,
-    cached_relations,
     quote_identifier,
 )
 from quant.exceptions import TrainingDataError
@@ -59,7 +57,7 @@ def _relation(schema: str, name: str) -> str:
     return f"{schema}.{name}"
 
 
-# --- the active cache ------------------------------------------------------------------------
+# --- the cache ------------------------------------------------------------------------
 
 _DERIVED: dict[int, dict[Hashable, Any]] = {}
 """Values computed once per cached relation (keyed by the relation object's id)."""
@@ -76,14 +74,15 @@ def _derived(held: CachedRelation, key: Hashable, compute: Callable[[], Any]) ->
     return entry[key]
 
 
-def _held(relation: str) -> CachedRelation | None:
-    cache = active_cache()
+def _held(relation: str, cache: RelationCache | None) -> CachedRelation | None:
     return None if cache is None else cache.get(relation)
 
 
-def _held_for(relation: str, start: date, end: date) -> CachedRelation | None:
-    """The active cache's copy of ``relation`` when it holds every row dated in the range."""
-    held = _held(relation)
+def _held_for(
+    relation: str, start: date, end: date, cache: RelationCache | None
+) -> CachedRelation | None:
+    """``cache``'s copy of ``relation`` when it holds every row dated in the range."""
+    held = _held(relation, cache)
     return held if held is not None and held.covers(start, end) else None
 
 
@@ -140,9 +139,14 @@ def _tradable_rows(features: CachedRelation, universe: CachedRelation) -> np.nda
 
 
 def _cached_features(
-    start: date, end: date, columns: Sequence[str], symbols: Sequence[str] | None, schema: str
+    start: date,
+    end: date,
+    columns: Sequence[str],
+    symbols: Sequence[str] | None,
+    schema: str,
+    cache: RelationCache | None,
 ) -> pd.DataFrame | None:
-    source = cached_feature_source(start, end, schema)
+    source = cached_feature_source(start, end, schema, cache=cache)
     if source is None:
         return None
     features, universe = source
@@ -183,9 +187,9 @@ def _plain_number(dtype: Any) -> bool:
 
 
 def _cached_labels(
-    start: date, end: date, ret_col: str, end_col: str, schema: str
+    start: date, end: date, ret_col: str, end_col: str, schema: str, cache: RelationCache | None
 ) -> pd.DataFrame | None:
-    labels = _held_for(_relation(schema, LABELS), start, end)
+    labels = _held_for(_relation(schema, LABELS), start, end, cache)
     if labels is None:
         return None
     wanted = ["symbol", "session_date", ret_col, end_col]
@@ -210,8 +214,10 @@ def _cached_labels(
     return _label_types(frame, ret_col, end_col, dates=False)
 
 
-def _cached_history_start(session: date, sessions: int, schema: str) -> date | None:
-    features = _held(_relation(schema, FEATURES))
+def _cached_history_start(
+    session: date, sessions: int, schema: str, cache: RelationCache | None
+) -> date | None:
+    features = _held(_relation(schema, FEATURES), cache)
     if features is None or session > features.end:
         return None
     dates = _derived(features, "session_dates", features.session_dates)
@@ -221,15 +227,17 @@ def _cached_history_start(session: date, sessions: int, schema: str) -> date | N
     return pd.Timestamp(dates[known - sessions]).date()
 
 
-def cached_feature_sessions(start: date, end: date, schema: str = "marts") -> np.ndarray | None:
-    """Sessions of the cached feature mart in ``[start, end]`` when the cache serves that range.
+def cached_feature_sessions(
+    start: date, end: date, schema: str = "marts", *, cache: RelationCache | None
+) -> np.ndarray | None:
+    """Sessions of ``cache``'s feature mart in ``[start, end]`` when it serves that range.
 
     ``None`` when :func:`load_features` over the range would read
     PostgreSQL. The identity of the cached relations is part of the answer
     (``cached_feature_source``), so that a caller can keep per-session
     results for as long as the same cached rows are read.
     """
-    source = cached_feature_source(start, end, schema)
+    source = cached_feature_source(start, end, schema, cache=cache)
     if source is None:
         return None
     features = source[0]
@@ -240,11 +248,11 @@ def cached_feature_sessions(start: date, end: date, schema: str = "marts") -> np
 
 
 def cached_feature_source(
-    start: date, end: date, schema: str = "marts"
+    start: date, end: date, schema: str = "marts", *, cache: RelationCache | None
 ) -> tuple[CachedRelation, CachedRelation] | None:
-    """The cached feature and universe marts :func:`load_features` reads for the range, or None."""
-    features = _held_for(_relation(schema, FEATURES), start, end)
-    universe = _held_for(_relation(schema, UNIVERSE), start, end)
+    """``cache``'s feature and universe marts :func:`load_features` reads for the range, or None."""
+    features = _held_for(_relation(schema, FEATURES), start, end, cache)
+    universe = _held_for(_relation(schema, UNIVERSE), start, end, cache)
     if features is None or universe is None or "is_tradable" not in universe.frame.columns:
         return None
     return features, universe
@@ -253,18 +261,20 @@ def cached_feature_source(
 # --- the loaders -----------------------------------------------------------------------------
 
 
-def feature_columns(conn: PgConnection, schema: str = "marts") -> list[str]:
+def feature_columns(
+    conn: PgConnection, schema: str = "marts", *, cache: RelationCache | None = None
+) -> list[str]:
     """Numeric columns of marts.features, in table order (the candidate model inputs).
 
-    While the active cache holds the feature mart, the catalogue is read
-    once for it (a cached relation does not change).
+    When ``cache`` holds the feature mart, the catalogue is read once for it
+    (a cached relation does not change).
 
     Raises
     ------
     TrainingDataError
         The feature mart does not exist (dbt has not built it).
     """
-    features = _held(_relation(schema, FEATURES))
+    features = _held(_relation(schema, FEATURES), cache)
     if features is not None:
         return list(_derived(features, ("feature_columns", schema),
                              lambda: tuple(_feature_columns(conn, schema))))
@@ -319,10 +329,15 @@ def _label_types(
 
 
 def history_start(
-    conn: PgConnection, session: date, sessions: int, schema: str = "marts"
+    conn: PgConnection,
+    session: date,
+    sessions: int,
+    schema: str = "marts",
+    *,
+    cache: RelationCache | None = None,
 ) -> date | None:
     """First of the last ``sessions`` sessions of the feature mart up to ``session``."""
-    cached = _cached_history_start(session, sessions, schema)
+    cached = _cached_history_start(session, sessions, schema, cache)
     if cached is not None:
         return cached
     with conn.cursor() as cur:
@@ -348,6 +363,7 @@ def load_features(
     *,
     symbols: Sequence[str] | None = None,
     schema: str = "marts",
+    cache: RelationCache | None = None,
 ) -> pd.DataFrame:
     """Feature rows of tradable names (the universe mart) dated in ``[start, end]``.
 
@@ -357,7 +373,7 @@ def load_features(
         ``symbol``, ``session_date`` (datetime64) and ``columns`` as float,
         sorted by session then symbol.
     """
-    cached = _cached_features(start, end, columns, symbols, schema)
+    cached = _cached_features(start, end, columns, symbols, schema, cache)
     if cached is not None:
         return cached
     selected = ", ".join(f"f.{quote_identifier(c)}" for c in columns)
@@ -376,7 +392,13 @@ def load_features(
 
 
 def load_labels(
-    conn: PgConnection, start: date, end: date, horizon_sessions: int, schema: str = "marts"
+    conn: PgConnection,
+    start: date,
+    end: date,
+    horizon_sessions: int,
+    schema: str = "marts",
+    *,
+    cache: RelationCache | None = None,
 ) -> pd.DataFrame:
     """Labels of sessions in ``[start, end]`` whose horizon ended by ``end``.
 
@@ -386,7 +408,7 @@ def load_labels(
         marts.labels has no column for the horizon.
     """
     ret_col, end_col = label_columns(horizon_sessions)
-    cached = _cached_labels(start, end, ret_col, end_col, schema)
+    cached = _cached_labels(start, end, ret_col, end_col, schema, cache)
     if cached is not None:
         return cached
     with conn.cursor() as cur:
@@ -416,9 +438,11 @@ def load_labels(
     return _label_types(_copy_frame(conn, query, [start, end, end]), ret_col, end_col)
 
 
-def load_universe(conn: PgConnection, session: date, schema: str = "marts") -> list[str]:
+def load_universe(
+    conn: PgConnection, session: date, schema: str = "marts", *, cache: RelationCache | None = None
+) -> list[str]:
     """Tradable symbols of the universe mart at ``session``, sorted."""
-    universe = _held_for(_relation(schema, UNIVERSE), session, session)
+    universe = _held_for(_relation(schema, UNIVERSE), session, session, cache)
     if universe is not None and "is_tradable" in universe.frame.columns:
         rows = universe.rows(session, session)
         return [str(s) for s in rows["symbol"].to_numpy()[_is_tradable(rows["is_tradable"])]]
@@ -443,9 +467,8 @@ def cache_model_inputs(
     The feature and universe marts (every column) and the horizon's label
     columns, from the first session of the longest look-back before
     ``start`` (training window plus horizon, or the drift window) to
-    ``end``. Activate the cache with :func:`quant.db.cached_relations`
-    around the calls of :func:`quant.model.retrain_model` and
-    :func:`quant.model.predict`.
+    ``end``. The stages read it when their run context holds it
+    (:attr:`quant.pipeline.RunContext.relations`).
 
     Parameters
     ----------
@@ -482,6 +505,5 @@ def cache_model_inputs(
         relation = _relation(schema, name)
         held = cache.load(conn, relation, first, end, columns=columns)
         loaded[relation] = (held.start, held.end)
-    with cached_relations(cache):
-        feature_columns(conn, schema)  # the catalogue, read once for the cached mart
+    feature_columns(conn, schema, cache=cache)  # the catalogue, read once for the cached mart
     return loaded

@@ -12,9 +12,6 @@ import math
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from quant.calendar import get_calendar
-from quant.config import ModelSettings, Settings, get_settings
-from quant.db import transaction
+from quant.config import ModelSettings, Settings
 from quant.exceptions import ModelError, NoChampionError, TrainingDataError
 from quant.model._drift import DriftReference
 from quant.model._marts import (
@@ -50,6 +46,9 @@ from quant.model._train import TrainedModel, train_model
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
+
+    from quant.db import RelationCache
+    from quant.pipeline import RunContext
 
 __all__ = ["RETRAIN_REASONS", "predict", "retrain_due", "retrain_model", "schedule_due"]
 
@@ -130,16 +129,20 @@ def _drift_reference(champion: ModelRecord) -> DriftReference:
 
 
 def _drift(
-    conn: PgConnection, session: date, champion: ModelRecord, cfg: ModelSettings
+    conn: PgConnection,
+    session: date,
+    champion: ModelRecord,
+    cfg: ModelSettings,
+    cache: RelationCache | None,
 ) -> dict[str, float]:
     schema = cfg.marts_schema
-    available = set(feature_columns(conn, schema))
+    available = set(feature_columns(conn, schema, cache=cache))
     columns = [c for c in champion.features if c in available]
-    start = history_start(conn, session, cfg.drift_window_sessions, schema)
+    start = history_start(conn, session, cfg.drift_window_sessions, schema, cache=cache)
     if start is None:
         return {name: math.inf for name in champion.reference}
     prepared = _drift_reference(champion)
-    source = cached_feature_source(start, session, schema)
+    source = cached_feature_source(start, session, schema, cache=cache)
     if source is None:
         return prepared.drift(load_features(conn, start, session, columns, schema=schema))
     # cached marts do not change: each session's bin counts are computed once per champion
@@ -150,10 +153,11 @@ def _drift(
     ):
         memo.clear()
         memo["source"] = (weakref.ref(source[0]), weakref.ref(source[1]), tuple(columns))
-    window = [pd.Timestamp(d).date() for d in cached_feature_sessions(start, session, schema)]
+    sessions = cached_feature_sessions(start, session, schema, cache=cache)
+    window = [pd.Timestamp(d).date() for d in sessions]
     missing = [d for d in window if d not in memo]
     if missing:
-        frame = load_features(conn, missing[0], missing[-1], columns, schema=schema)
+        frame = load_features(conn, missing[0], missing[-1], columns, schema=schema, cache=cache)
         days = frame["session_date"].to_numpy()
         for day in window:
             if missing[0] <= day <= missing[-1]:
@@ -199,13 +203,7 @@ def _record_decision(conn: PgConnection, session: date, run_id: str | None, summ
         )
 
 
-def retrain_model(
-    session: date,
-    *,
-    force: bool = False,
-    settings: Settings | None = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
+def retrain_model(run: RunContext, *, force: bool = False) -> dict[str, Any]:
     """Retrain the model for session D when the policy says so; otherwise record the skip.
 
     The policy (``settings.model``) retrains when forced, when no model was
@@ -215,16 +213,16 @@ def retrain_model(
     champion from D on only if its validation rank IC beats the champion's
     by ``promotion_margin`` (or there is no champion).
 
+    When the run context holds models fitted ahead (:attr:`RunContext.models`, the
+    backtest's trainer), a retrain at D registers the one given for D instead of
+    fitting it: it must be exactly what :func:`fit_model` would give (None: fit here).
+
     Parameters
     ----------
-    session : datetime.date
-        The logical date D (a trading session).
+    run : RunContext
+        The run: its session is the logical date D; its run id is recorded with the decision.
     force : bool
         Retrain whatever the policy says (the DAG's ``force_retrain``).
-    settings : Settings, optional
-        Default: :func:`quant.config.get_settings`.
-    run_id : str, optional
-        The pipeline run, recorded with the decision.
 
     Returns
     -------
@@ -242,15 +240,15 @@ def retrain_model(
         A retrain is due, there is no champion to keep, and the data known
         at D cannot train a model.
     """
-    settings = settings or get_settings()
+    session, settings, run_id = run.session, run.settings, run.run_id
     cfg = settings.model
     get_calendar(settings.exchange).require_session(session)
     started = time.perf_counter()
-    with transaction(settings) as conn:
+    with run.transaction() as conn:
         champion = champion_as_of(conn, session, inclusive=False)
         drift: dict[str, float] = {}
         if champion is not None:
-            drift = _drift(conn, session, champion, cfg)
+            drift = _drift(conn, session, champion, cfg, run.relations)
         drift_psi = _drift_statistic(drift, cfg.drift_statistic)
         reason = retrain_due(
             force=force,
@@ -277,22 +275,20 @@ def retrain_model(
         }
         clear_promotions(conn, session)
         if reason is not None:
-            summary.update(_retrain(conn, session, champion, reason, settings))
+            summary.update(_retrain(conn, run, champion, reason))
         refresh_statuses(conn)
         summary["seconds"] = round(time.perf_counter() - started, 3)
         _record_decision(conn, session, run_id, summary)
     return summary
 
 
-PretrainedSource = Callable[[date, Settings], TrainedModel | None]
-"""``source(D, settings)``: the model :func:`fit_model` gives for D and these settings, or None."""
-
-_PRETRAINED: ContextVar[PretrainedSource | None] = ContextVar(
-    "quant_pretrained_models", default=None
-)
-
-
-def fit_model(conn: PgConnection, session: date, settings: Settings) -> TrainedModel:
+def fit_model(
+    conn: PgConnection,
+    session: date,
+    settings: Settings,
+    *,
+    cache: RelationCache | None = None,
+) -> TrainedModel:
     """What a retrain at D trains: the training window's features and labels up to D, fitted.
 
     Raises
@@ -302,45 +298,25 @@ def fit_model(conn: PgConnection, session: date, settings: Settings) -> TrainedM
     """
     cfg = settings.model
     schema = cfg.marts_schema
-    columns = list(cfg.features) if cfg.features else feature_columns(conn, schema)
-    start = history_start(conn, session, cfg.train_window_sessions + cfg.horizon_sessions, schema)
+    columns = list(cfg.features) if cfg.features else feature_columns(conn, schema, cache=cache)
+    lookback = cfg.train_window_sessions + cfg.horizon_sessions
+    start = history_start(conn, session, lookback, schema, cache=cache)
     if start is None:
         raise TrainingDataError(f"{schema}.features has no row on or before {session}")
-    features = load_features(conn, start, session, columns, schema=schema)
-    labels = load_labels(conn, start, session, cfg.horizon_sessions, schema)
+    features = load_features(conn, start, session, columns, schema=schema, cache=cache)
+    labels = load_labels(conn, start, session, cfg.horizon_sessions, schema, cache=cache)
     return train_model(features, labels, as_of=session, settings=cfg)
 
 
-@contextmanager
-def pretrained_models(source: PretrainedSource) -> Iterator[None]:
-    """Inside the block, a retrain at D registers ``source(D, settings)`` when it is a model.
-
-    For a run that knows its retrain dates ahead (a backtest) and fits their
-    models elsewhere with :func:`fit_model`, which is deterministic: the
-    source must give exactly what :func:`fit_model` would, or None (then the
-    retrain fits the model itself). Everything after the fit (registration,
-    promotion, the decision record) is unchanged.
-    """
-    token = _PRETRAINED.set(source)
-    try:
-        yield
-    finally:
-        _PRETRAINED.reset(token)
-
-
 def _retrain(
-    conn: PgConnection,
-    session: date,
-    champion: ModelRecord | None,
-    reason: str,
-    settings: Settings,
+    conn: PgConnection, run: RunContext, champion: ModelRecord | None, reason: str
 ) -> dict[str, Any]:
+    session, settings = run.session, run.settings
     cfg = settings.model
     try:
-        source = _PRETRAINED.get()
-        model = None if source is None else source(session, settings)
+        model = None if run.models is None else run.models(session, settings)
         if model is None:
-            model = fit_model(conn, session, settings)
+            model = fit_model(conn, session, settings, cache=run.relations)
     except TrainingDataError as exc:
         if champion is None:
             raise
@@ -392,12 +368,7 @@ def _retrain(
     return out
 
 
-def predict(
-    session: date,
-    *,
-    settings: Settings | None = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
+def predict(run: RunContext) -> dict[str, Any]:
     """Score every name of D's universe with D's champion into ops.predictions.
 
     A name with no feature row at D or a null model input is skipped and
@@ -405,12 +376,8 @@ def predict(
 
     Parameters
     ----------
-    session : datetime.date
-        The logical date D.
-    settings : Settings, optional
-        Default: :func:`quant.config.get_settings`.
-    run_id : str, optional
-        The pipeline run, stored on each row.
+    run : RunContext
+        The run: its session is the logical date D; its run id is stored on each row.
 
     Returns
     -------
@@ -426,10 +393,10 @@ def predict(
     ModelError
         D's universe is empty (the marts are not built for D).
     """
-    settings = settings or get_settings()
+    session, settings, run_id = run.session, run.settings, run.run_id
     get_calendar(settings.exchange).require_session(session)
     started = time.perf_counter()
-    with transaction(settings) as conn:
+    with run.transaction() as conn:
         champion = champion_as_of(conn, session)
         if champion is None:
             raise NoChampionError(f"no model is champion at {session}: run retrain_model first")
@@ -437,12 +404,14 @@ def predict(
             settings.models_dir / champion.artifact_path, champion.artifact_checksum
         )
         schema = settings.model.marts_schema
-        universe = load_universe(conn, session, schema)
+        cache = run.relations
+        universe = load_universe(conn, session, schema, cache=cache)
         if not universe:
             raise ModelError(f"{schema}.universe has no tradable name at {session}")
-        available = set(feature_columns(conn, schema))
+        available = set(feature_columns(conn, schema, cache=cache))
         columns = [c for c in champion.features if c in available]
-        frame = load_features(conn, session, session, columns, symbols=universe, schema=schema)
+        frame = load_features(conn, session, session, columns, symbols=universe, schema=schema,
+                              cache=cache)
         scored = score_cross_section(booster, champion.features, frame, universe)
         with conn.cursor() as cur:
             cur.execute("delete from ops.predictions where session_date = %s", (session,))

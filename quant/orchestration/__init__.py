@@ -35,7 +35,6 @@ from quant.orchestration._runner import RunResult, run_dag
 from quant.orchestration._tasks import (
     BROKER_CONNECTIONS,
     DBT_ENV_KEYS,
-    RunContext,
     broker_credentials,
     current_run,
     dbt_env,
@@ -52,7 +51,6 @@ __all__ = [
     "DAG_ID",
     "DBT_ENV_KEYS",
     "FAILED_STAGE",
-    "RunContext",
     "RunResult",
     "TriggerConfGuard",
     "admin_password_file",

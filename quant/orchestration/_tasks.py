@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from quant.config import get_settings
 from quant.orchestration._guard import unknown_conf_keys
+from quant.pipeline import RunContext
 
 __all__ = [
     "BROKER_CONNECTIONS",
     "DBT_ENV_KEYS",
-    "RunContext",
     "broker_credentials",
     "current_run",
     "dbt_env",
@@ -31,19 +29,14 @@ BROKER_CONNECTIONS = {"alpaca": "quant_alpaca", "ibkr": "quant_ibkr"}
 """Airflow connection ids holding broker credentials, when users keep them in Airflow."""
 
 
-@dataclass(frozen=True, slots=True)
-class RunContext:
-    """What a task needs to know about the DAG run it belongs to."""
+def current_run(*, credentials: bool = False) -> RunContext:
+    """The running task's DAG run, as the run context its stage takes.
 
-    dag_id: str
-    run_id: str
-    run_type: str
-    session: date
-    params: dict[str, Any]
-
-
-def current_run() -> RunContext:
-    """The running task's DAG run.
+    The wiring of DAG runs (scheduled, manual, asset-triggered, backfill): the session,
+    run id and type, the process's settings, the run's params (``dry_run``, ``broker``
+    as ``requested_broker``, ...) and, with ``credentials``, the chosen broker's
+    credentials from its Airflow connection (:func:`broker_credentials`; the execution
+    stages ask for them, the others need none).
 
     Works for every run type, with or without a logical date: a run triggered with
     ``"logical_date": null`` (the REST API, the UI's trigger button) is for the latest
@@ -67,12 +60,19 @@ def current_run() -> RunContext:
     except NotASessionError as exc:
         raise AirflowSkipException(str(exc)) from exc
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    settings = get_settings()
+    params = dict(context.get("params") or {})
+    requested = params.get("broker")
     return RunContext(
-        dag_id=dag_run.dag_id,
-        run_id=dag_run.run_id,
-        run_type=str(run_type),
         session=session,
-        params=dict(context.get("params") or {}),
+        run_id=dag_run.run_id,
+        settings=settings,
+        dag_id=dag_run.dag_id,
+        run_type=str(run_type),
+        dry_run=bool(params.get("dry_run")),
+        requested_broker=requested,
+        credentials=broker_credentials(requested or settings.broker) if credentials else None,
+        params=params,
     )
 
 

@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 
 from quant.calendar import get_calendar
-from quant.config import Settings, get_settings
-from quant.db import active_cache, transaction
+from quant.config import Settings
 from quant.exceptions import PortfolioError
 from quant.portfolio._optimizer import PortfolioOptimizer, PortfolioResult
 from quant.portfolio._risk import RiskModel
@@ -35,6 +34,8 @@ from quant.portfolio._risk import RiskModel
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
+    from quant.db import RelationCache
+    from quant.pipeline import RunContext
     from quant.typing import Position
 
 __all__ = [
@@ -75,11 +76,15 @@ def load_scores(
     return pd.Series({s: float(v) for s, v in rows}, dtype=float).sort_index()
 
 
-def load_universe(conn: PgConnection, session: date, relation: str) -> pd.DataFrame:
-    """D's universe rows: index symbol, columns ``sector`` and ``is_tradable``."""
+def load_universe(
+    conn: PgConnection, session: date, relation: str, *, cache: RelationCache | None = None
+) -> pd.DataFrame:
+    """D's universe rows: index symbol, columns ``sector`` and ``is_tradable``.
+
+    From ``cache`` (the run context's relations) when it holds D's rows.
+    """
     from psycopg2 import sql
 
-    cache = active_cache()
     cached = None if cache is None else cache.rows(relation, session, session)
     if cached is not None:
         frame = cached[["symbol", "sector", "is_tradable"]]
@@ -104,10 +109,9 @@ def load_universe(conn: PgConnection, session: date, relation: str) -> pd.DataFr
 
 
 def _cached_returns(
-    session: date, names: list[str], sessions: int, relation: str
+    session: date, names: list[str], sessions: int, relation: str, cache: RelationCache | None
 ) -> pd.DataFrame | None:
-    """:func:`load_returns` from the active relation cache; None when it cannot answer."""
-    cache = active_cache()
+    """:func:`load_returns` from ``cache``; None when it cannot answer."""
     held = None if cache is None else cache.get(relation)
     if held is None or held.end < session:
         return None
@@ -129,9 +133,17 @@ def _cached_returns(
 
 
 def load_returns(
-    conn: PgConnection, session: date, symbols: Iterable[str], sessions: int, relation: str
+    conn: PgConnection,
+    session: date,
+    symbols: Iterable[str],
+    sessions: int,
+    relation: str,
+    *,
+    cache: RelationCache | None = None,
 ) -> pd.DataFrame:
     """Daily total returns of ``symbols`` over the last ``sessions`` sessions up to D.
+
+    From ``cache`` (the run context's relations) when it holds them.
 
     Returns
     -------
@@ -143,7 +155,7 @@ def load_returns(
     if not _exists(conn, relation):
         raise PortfolioError(f"{relation} does not exist: build the dbt models first")
     names = sorted(set(symbols))
-    cached = _cached_returns(session, names, sessions, relation)
+    cached = _cached_returns(session, names, sessions, relation, cache)
     if cached is not None:
         return cached
     query = sql.SQL(
@@ -233,16 +245,18 @@ def solve_portfolio(
     symbols: list[str] | None = None,
     current_weights: Mapping[str, float] | None = None,
     risk_model: RiskModel | None = None,
+    relations: RelationCache | None = None,
 ) -> SolvedPortfolio:
     """D's scores, universe, book and returns in, the optimiser's result out; writes nothing.
 
-    Arguments and errors as :func:`optimize_portfolio`.
+    Arguments and errors as :func:`optimize_portfolio`; ``relations``: the marts held in
+    memory (:attr:`quant.pipeline.RunContext.relations`).
     """
     config = settings.portfolio
     scores = load_scores(conn, day, symbols)
     if scores.empty:
         raise PortfolioError(f"no predictions at {day}: run predict first")
-    universe = load_universe(conn, day, config.universe_relation)
+    universe = load_universe(conn, day, config.universe_relation, cache=relations)
     tradable = universe.index[universe["is_tradable"].fillna(False).astype(bool)]
     scores = scores[scores.index.isin(tradable)]
     if scores.empty:
@@ -254,7 +268,8 @@ def solve_portfolio(
     else:
         current = load_current_weights(conn, day)
     returns = load_returns(
-        conn, day, scores.index, config.lookback_sessions, config.returns_relation
+        conn, day, scores.index, config.lookback_sessions, config.returns_relation,
+        cache=relations,
     )
     result = PortfolioOptimizer(config, risk_model).optimize(
         scores,
@@ -268,11 +283,9 @@ def solve_portfolio(
 
 
 def optimize_portfolio(
-    session: date | str,
+    run: RunContext,
     *,
     optimizer: str | None = None,
-    settings: Settings | None = None,
-    run_id: str | None = None,
     symbols: list[str] | None = None,
     current_weights: Mapping[str, float] | None = None,
     risk_model: RiskModel | None = None,
@@ -281,14 +294,11 @@ def optimize_portfolio(
 
     Parameters
     ----------
-    session : date or ISO str
-        The trading session D.
+    run : RunContext
+        The run: its session is D; its run id is stored on every row (default
+        ``manual__<D>``).
     optimizer : str, optional
         Method name; default ``settings.portfolio.optimizer``.
-    settings : Settings, optional
-        Default: :func:`quant.config.get_settings`.
-    run_id : str, optional
-        The pipeline run, stored on every row; default ``manual__<D>``.
     symbols : list of str, optional
         Only these names are candidates.
     current_weights : mapping of str to float, optional
@@ -315,13 +325,12 @@ def optimize_portfolio(
     """
     from psycopg2.extras import execute_values
 
-    settings = settings or get_settings()
-    day = date.fromisoformat(session) if isinstance(session, str) else session
+    settings, day = run.settings, run.session
     get_calendar(settings.exchange).require_session(day)
     config = settings.portfolio
-    run_id = run_id or f"manual__{day.isoformat()}"
+    run_id = run.run_id or f"manual__{day.isoformat()}"
     started = time.perf_counter()
-    with transaction(settings) as conn:
+    with run.transaction() as conn:
         solved = solve_portfolio(
             conn,
             day,
@@ -330,6 +339,7 @@ def optimize_portfolio(
             symbols=symbols,
             current_weights=current_weights,
             risk_model=risk_model,
+            relations=run.relations,
         )
         result, scores = solved.result, solved.scores
         rows = [

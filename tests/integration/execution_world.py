@@ -12,6 +12,7 @@ from typing import Any
 from quant.calendar import get_calendar
 from quant.config import Settings
 from quant.execution import generate_orders, pretrade_check, submit_orders
+from quant.pipeline import run_context
 
 PROVIDER = "synthetic"
 SYMBOLS: dict[str, tuple[float, str, float]] = {
@@ -94,18 +95,12 @@ def run_stages(
     """generate, check and submit, as the DAG calls them (``choice``: the broker choice's
     inputs; default the latest session, so the paper account and the sidecar)."""
     out = {
-        "generate": generate_orders(
-            day,
-            run_id=run_id,
-            settings=settings,
-            dag_id=dag_id,
-            weights=weights,
-            dry_run=dry_run,
-            **({"latest_session": day} | choice),
-        )
+        "generate": generate_orders(run_context(day, run_id=run_id, settings=settings,
+                                                dag_id=dag_id, targets=weights, dry_run=dry_run,
+                                                **{"latest_session": day} | choice))
     }
-    out["check"] = pretrade_check(day, run_id=run_id, settings=settings, dag_id=dag_id)
+    out["check"] = pretrade_check(run_context(day, run_id=run_id, settings=settings, dag_id=dag_id))
     out["submit"] = submit_orders(
-        day, run_id=run_id, settings=settings, dag_id=dag_id, dry_run=dry_run
+        run_context(day, run_id=run_id, settings=settings, dag_id=dag_id, dry_run=dry_run),
     )
     return out

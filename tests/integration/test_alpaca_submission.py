@@ -23,6 +23,7 @@ from quant.execution import (
     reconcile,
     submit_orders,
 )
+from quant.pipeline import run_context
 from quant.sidecar import SidecarClient
 from quant.testing import FakeAlpaca
 from quant.testing.sidecar_process import SidecarProcess, replaying_sidecar
@@ -85,11 +86,10 @@ def _orders(conn, dag_id: str) -> dict[str, dict]:  # noqa: ANN001
 def _prepare(settings: Settings, conn, dag_id: str, weights=WEIGHTS):  # noqa: ANN001
     world = load_world(conn)
     day = world.sessions[-3]
-    gen = generate_orders(
-        day, run_id="r", settings=settings, dag_id=dag_id, latest_session=day, weights=weights
-    )
+    gen = generate_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id,
+                                      latest_session=day, targets=weights))
     assert (gen["broker"], gen["risk_check"]) == ("alpaca", "sidecar")
-    pretrade_check(day, run_id="r", settings=settings, dag_id=dag_id)
+    pretrade_check(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     return world, day
 
 
@@ -106,12 +106,11 @@ def test_submit_when_crash_after_half_then_rerun_leaves_one_order_per_client_id(
     half = len(approved) // 2
     inner = AlpacaBroker(api_key=KEY, secret_key=SECRET, base_url=fake.url)
     with pytest.raises(Crash):
-        submit_orders(
-            day, run_id="r", settings=settings, dag_id=dag_id, broker=CrashingBroker(inner, half)
-        )
+        submit_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id,
+                                  broker=CrashingBroker(inner, half)))
     statuses = sorted(o["status"] for o in _orders(db_conn, dag_id).values())
     assert statuses.count("submitted") == half - 1 and statuses.count("submitting") == 1
-    out = submit_orders(day, run_id="r", settings=settings, dag_id=dag_id)
+    out = submit_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     assert out["already_at_broker"] == 1
     assert out["submitted"] == len(approved) - half
     at_broker = fake.orders_by_client_id()
@@ -124,7 +123,7 @@ def test_submit_when_crash_after_half_then_rerun_leaves_one_order_per_client_id(
         assert row["status"] == "submitted"
         assert row["broker_order_id"] == at_broker[cid][0]["id"]
     # and a third run sends nothing
-    assert submit_orders(day, run_id="r", settings=settings, dag_id=dag_id)["submitted"] == 0
+    assert submit_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id))["submitted"] == 0
     assert len(_writes(fake)) == len(approved)
 
 
@@ -141,12 +140,12 @@ def test_submit_when_sidecar_halted_or_stopped_then_fails_and_fake_server_receiv
         client = SidecarClient(own.url, token=own.token)
         client.kill("test: trading stopped", "halt")
         with pytest.raises(ExecutionError, match="HALTED"):
-            submit_orders(day, run_id="r", settings=on_own, dag_id=dag_id)
+            submit_orders(run_context(day, run_id="r", settings=on_own, dag_id=dag_id))
         client.resume("test: back to normal")
     finally:
         own.stop()
     with pytest.raises(SidecarError, match="unreachable"):
-        submit_orders(day, run_id="r", settings=on_own, dag_id=dag_id)
+        submit_orders(run_context(day, run_id="r", settings=on_own, dag_id=dag_id))
     assert len(fake.requests) == seen
     assert _writes(fake) == []
     assert {o["status"] for o in _orders(db_conn, dag_id).values()} == {"approved"}
@@ -158,10 +157,10 @@ def test_submit_when_broker_keeps_failing_then_bounded_error_and_rerun_sends_onc
     _, day = _prepare(settings, db_conn, dag_id)
     fake.fail_next(503, 100, path_prefix="/v2/orders", method="POST")
     with pytest.raises(BrokerUnavailableError, match="failed 5 times"):
-        submit_orders(day, run_id="r", settings=settings, dag_id=dag_id)
+        submit_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     assert fake.orders_by_client_id() == {}
     fake._failures.clear()
-    out = submit_orders(day, run_id="r", settings=settings, dag_id=dag_id)
+    out = submit_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     assert out["submitted"] == len(WEIGHTS)
     assert all(len(v) == 1 for v in fake.orders_by_client_id().values())
 
@@ -170,7 +169,7 @@ def test_pretrade_when_rejected_then_reason_stored_and_order_never_reaches_alpac
     settings: Settings, fake: FakeAlpaca, db_conn, dag_id: str
 ) -> None:
     _, day = _prepare(settings, db_conn, dag_id, dict(WEIGHTS) | {"DDD": 0.25})
-    submit_orders(day, run_id="r", settings=settings, dag_id=dag_id)
+    submit_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     rows = {o["symbol"]: o for o in _orders(db_conn, dag_id).values()}
     assert rows["DDD"]["status"] == "rejected"
     assert "POSITION_EXCEEDS_MAX_WEIGHT" in rows["DDD"]["reject_reasons"]
@@ -183,20 +182,15 @@ def test_backfill_when_configured_for_alpaca_then_uses_sim_and_fake_sees_nothing
 ) -> None:
     world = load_world(db_conn)
     for day in world.sessions[-6:-3]:
-        gen = generate_orders(
-            day,
-            run_id=f"backfill__{day}",
-            settings=settings,
-            dag_id=dag_id,
-            run_type="backfill",
-            backfill_id=3,
-            latest_session=world.sessions[-3],
-            weights=WEIGHTS,
-        )
+        gen = generate_orders(run_context(day, run_id=f"backfill__{day}", settings=settings,
+                                          dag_id=dag_id, run_type="backfill", backfill_id=3,
+                                          latest_session=world.sessions[-3], targets=WEIGHTS))
         assert (gen["broker"], gen["account"]) == ("sim", "backfill-3")
-        pretrade_check(day, run_id=f"backfill__{day}", settings=settings, dag_id=dag_id)
-        submit_orders(day, run_id=f"backfill__{day}", settings=settings, dag_id=dag_id)
-        reconcile(day, run_id=f"backfill__{day}", settings=settings, dag_id=dag_id)
+        pretrade_check(
+            run_context(day, run_id=f"backfill__{day}", settings=settings, dag_id=dag_id),
+        )
+        submit_orders(run_context(day, run_id=f"backfill__{day}", settings=settings, dag_id=dag_id))
+        reconcile(run_context(day, run_id=f"backfill__{day}", settings=settings, dag_id=dag_id))
     assert fake.requests == []
     with db_conn.cursor() as cur:
         cur.execute("select distinct broker, account from ops.orders where dag_id = %s", (dag_id,))
@@ -207,20 +201,20 @@ def test_reconcile_when_alpaca_position_differs_then_locks_symbol_and_raises(
     settings: Settings, fake: FakeAlpaca, replay_sidecar: SidecarProcess, db_conn, dag_id: str
 ) -> None:
     world, day = _prepare(settings, db_conn, dag_id)
-    submit_orders(day, run_id="r", settings=settings, dag_id=dag_id)
+    submit_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     nxt = world.sessions[-2]
     fake.fill(world.opens(nxt))
-    out = reconcile(day, run_id="r", settings=settings, dag_id=dag_id)
+    out = reconcile(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     assert out["new_fills"] == len(WEIGHTS) and out["differences"] == []
     assert {o["status"] for o in _orders(db_conn, dag_id).values()} == {"filled"}
     held = fake.positions["BBB"]
     fake.set_position("BBB", held["qty"] - 3, held["avg_entry_price"], held["current_price"])
     with pytest.raises(ReconciliationError, match="BBB"):
-        reconcile(day, run_id="r", settings=settings, dag_id=dag_id)
+        reconcile(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     overrides = SidecarClient(replay_sidecar.url).state()["book"]["symbol_overrides"]
     assert overrides["BBB"]["reduce_only"] is True
     fake.set_position("BBB", held["qty"], held["avg_entry_price"], held["current_price"])
-    assert reconcile(day, run_id="r", settings=settings, dag_id=dag_id)["cleared_locks"] == ["BBB"]
+    assert reconcile(run_context(day, run_id="r", settings=settings, dag_id=dag_id))["cleared_locks"] == ["BBB"]
 
 
 def test_stages_when_credentials_passed_in_then_used_without_environment(
@@ -232,7 +226,7 @@ def test_stages_when_credentials_passed_in_then_used_without_environment(
     world = load_world(db_conn)
     day = world.sessions[-3]
     common = {"run_id": "r", "settings": settings, "dag_id": dag_id, "credentials": creds}
-    generate_orders(day, latest_session=day, weights=WEIGHTS, **common)
-    pretrade_check(day, **common)
-    assert submit_orders(day, **common)["submitted"] == len(WEIGHTS)
+    generate_orders(run_context(day, latest_session=day, targets=WEIGHTS, **common))
+    pretrade_check(run_context(day, **common))
+    assert submit_orders(run_context(day, **common))["submitted"] == len(WEIGHTS)
     assert len(fake.orders_by_client_id()) == len(WEIGHTS)

@@ -16,6 +16,7 @@ from quant.execution import (
     order_namespace,
     reconcile,
 )
+from quant.pipeline import run_context
 from quant.report import write_run_report
 
 pytestmark = pytest.mark.integration
@@ -96,14 +97,14 @@ def test_dry_run_when_session_already_traded_then_real_records_untouched_and_own
     d0, d1 = world.sessions[-3], world.sessions[-2]
     run_stages(settings, d0, "real-d0", dag_id)
     real = run_stages(settings, d1, "real-d1", dag_id)  # fills d0's orders at d1's open
-    reconcile(d1, run_id="real-d1", settings=settings, dag_id=dag_id)
+    reconcile(run_context(d1, run_id="real-d1", settings=settings, dag_id=dag_id))
     real_orders = _run_orders(db_conn, "real-d1")
     assert real["submit"]["submitted"] == len(real_orders) > 0
     before = _records(db_conn, dag_id)
     assert before["ops.fills"] and before["ops.positions"]
 
     dry = run_stages(settings, d1, "dry-d1", dag_id, dry_run=True)
-    rec = reconcile(d1, run_id="dry-d1", settings=settings, dag_id=dag_id)
+    rec = reconcile(run_context(d1, run_id="dry-d1", settings=settings, dag_id=dag_id))
 
     assert _records(db_conn, dag_id) == before
     assert dry["generate"]["reused"] is False
@@ -177,19 +178,12 @@ def test_dry_run_when_backfill_account_has_later_sessions_then_refused_and_accou
     backfill = {"run_type": "backfill", "backfill_id": 7, "latest_session": world.sessions[-3]}
     for day in (d0, d1):
         run_stages(settings, day, f"backfill-{day}", dag_id, **backfill)
-        reconcile(day, run_id=f"backfill-{day}", settings=settings, dag_id=dag_id)
+        reconcile(run_context(day, run_id=f"backfill-{day}", settings=settings, dag_id=dag_id))
     namespace = order_namespace(dag_id, "backfill-7", default_account=False)
     before = _records(db_conn, namespace, "backfill-7")
     assert before["ops.orders"] and before["ops.sim_fills"]
     with pytest.raises(ExecutionError, match="rewind"):
-        generate_orders(
-            d0,
-            run_id="dry",
-            settings=settings,
-            dag_id=dag_id,
-            weights=WEIGHTS,
-            dry_run=True,
-            **backfill,
-        )
+        generate_orders(run_context(d0, run_id="dry", settings=settings, dag_id=dag_id,
+                                    targets=WEIGHTS, dry_run=True, **backfill))
     assert _records(db_conn, namespace, "backfill-7") == before
     assert _execution_row(db_conn, "dry") == []

@@ -14,6 +14,7 @@ from quant.execution import (
     reconcile,
     submit_orders,
 )
+from quant.pipeline import run_context
 from quant.sidecar import SidecarClient
 from quant.testing.sidecar_process import SidecarProcess, free_port
 
@@ -79,7 +80,7 @@ def test_stages_when_latest_session_then_orders_reach_paper_sim_and_fill_next_op
     # next session: the simulator fills them at the open; reconcile books the fills
     second = run_stages(settings, d1, "run-d1", dag_id)
     assert second["generate"]["settled"]["fills"] == len(orders)
-    rec = reconcile(d1, run_id="run-d1", settings=settings, dag_id=dag_id)
+    rec = reconcile(run_context(d1, run_id="run-d1", settings=settings, dag_id=dag_id))
     assert rec["new_fills"] == len(orders) and rec["differences"] == []
     with db_conn.cursor() as cur:
         cur.execute(
@@ -148,14 +149,14 @@ def test_reconcile_when_broker_position_differs_then_locks_symbol_records_and_ra
     d0, d1 = world.sessions[-3], world.sessions[-2]
     run_stages(settings, d0, "run-d0", dag_id)
     run_stages(settings, d1, "run-d1", dag_id)
-    reconcile(d1, run_id="run-d1", settings=settings, dag_id=dag_id)
+    reconcile(run_context(d1, run_id="run-d1", settings=settings, dag_id=dag_id))
     with db_conn, db_conn.cursor() as cur:  # a trade the pipeline did not make
         cur.execute(
             "update ops.sim_positions set qty_shares = qty_shares + 7 "
             "where account = 'paper' and symbol = 'CCC'"
         )
     with pytest.raises(ReconciliationError, match="CCC") as err:
-        reconcile(d1, run_id="run-d1", settings=settings, dag_id=dag_id)
+        reconcile(run_context(d1, run_id="run-d1", settings=settings, dag_id=dag_id))
     [diff] = err.value.breaks
     assert diff["broker_qty_shares"] - diff["expected_qty_shares"] == 7
     assert diff["locked"] is True
@@ -174,7 +175,7 @@ def test_reconcile_when_broker_position_differs_then_locks_symbol_records_and_ra
             "update ops.sim_positions set qty_shares = qty_shares - 7 "
             "where account = 'paper' and symbol = 'CCC'"
         )
-    out = reconcile(d1, run_id="run-d1", settings=settings, dag_id=dag_id)
+    out = reconcile(run_context(d1, run_id="run-d1", settings=settings, dag_id=dag_id))
     assert out["cleared_locks"] == ["CCC"]
     assert "CCC" not in client.state()["book"]["symbol_overrides"]
     with db_conn.cursor() as cur:
@@ -187,13 +188,12 @@ def test_submit_when_sidecar_unreachable_then_fails_and_sim_gets_nothing(
 ) -> None:
     world = load_world(db_conn)
     d0 = world.sessions[-3]
-    generate_orders(
-        d0, run_id="r", settings=settings, dag_id=dag_id, latest_session=d0, weights=WEIGHTS
-    )
-    pretrade_check(d0, run_id="r", settings=settings, dag_id=dag_id)
+    generate_orders(run_context(d0, run_id="r", settings=settings, dag_id=dag_id, latest_session=d0,
+                                targets=WEIGHTS))
+    pretrade_check(run_context(d0, run_id="r", settings=settings, dag_id=dag_id))
     down = settings.model_copy(update={"sidecar_url": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(SidecarError):
-        submit_orders(d0, run_id="r", settings=down, dag_id=dag_id)
+        submit_orders(run_context(d0, run_id="r", settings=down, dag_id=dag_id))
     assert _sim_orders(db_conn) == []
     assert {o["status"] for o in _orders(db_conn, dag_id)} == {"approved"}
 
@@ -204,13 +204,12 @@ def test_pretrade_when_sidecar_unreachable_then_raises_and_nothing_approved(
     world = load_world(db_conn)
     d0 = world.sessions[-3]
     down = settings.model_copy(update={"sidecar_url": f"http://127.0.0.1:{free_port()}"})
-    generate_orders(
-        d0, run_id="r", settings=down, dag_id=dag_id, latest_session=d0, weights=WEIGHTS
-    )
+    generate_orders(run_context(d0, run_id="r", settings=down, dag_id=dag_id, latest_session=d0,
+                                targets=WEIGHTS))
     with pytest.raises(SidecarError):
-        pretrade_check(d0, run_id="r", settings=down, dag_id=dag_id)
+        pretrade_check(run_context(d0, run_id="r", settings=down, dag_id=dag_id))
     assert {o["status"] for o in _orders(db_conn, dag_id)} == {"generated"}
-    assert submit_orders(d0, run_id="r", settings=settings, dag_id=dag_id)["submitted"] == 0
+    assert submit_orders(run_context(d0, run_id="r", settings=settings, dag_id=dag_id))["submitted"] == 0
 
 
 def test_dry_run_when_generated_and_checked_then_nothing_submitted(
@@ -218,17 +217,10 @@ def test_dry_run_when_generated_and_checked_then_nothing_submitted(
 ) -> None:
     world = load_world(db_conn)
     d0 = world.sessions[-3]
-    generate_orders(
-        d0,
-        run_id="r",
-        settings=settings,
-        dag_id=dag_id,
-        latest_session=d0,
-        weights=WEIGHTS,
-        dry_run=True,
-    )
-    pretrade_check(d0, run_id="r", settings=settings, dag_id=dag_id)
-    out = submit_orders(d0, run_id="r", settings=settings, dag_id=dag_id, dry_run=True)
+    generate_orders(run_context(d0, run_id="r", settings=settings, dag_id=dag_id, latest_session=d0,
+                                targets=WEIGHTS, dry_run=True))
+    pretrade_check(run_context(d0, run_id="r", settings=settings, dag_id=dag_id))
+    out = submit_orders(run_context(d0, run_id="r", settings=settings, dag_id=dag_id, dry_run=True))
     assert out["submitted"] == 0 and out["would_submit"] == len(WEIGHTS)
     assert _sim_orders(db_conn) == []
 
@@ -240,25 +232,18 @@ def test_backfill_when_run_then_own_sim_account_checked_in_process_without_sidec
     d0, d1 = world.sessions[-5], world.sessions[-4]
     no_sidecar = settings.model_copy(update={"sidecar_url": f"http://127.0.0.1:{free_port()}"})
     for day, run_id in ((d0, "backfill__a"), (d1, "backfill__b")):
-        gen = generate_orders(
-            day,
-            run_id=run_id,
-            settings=no_sidecar,
-            dag_id=dag_id,
-            run_type="backfill",
-            backfill_id=42,
-            latest_session=world.sessions[-3],
-            weights=WEIGHTS,
-        )
+        gen = generate_orders(run_context(day, run_id=run_id, settings=no_sidecar, dag_id=dag_id,
+                                          run_type="backfill", backfill_id=42,
+                                          latest_session=world.sessions[-3], targets=WEIGHTS))
         assert (gen["broker"], gen["account"], gen["risk_check"]) == (
             "sim",
             "backfill-42",
             "in_process",
         )
-        check = pretrade_check(day, run_id=run_id, settings=no_sidecar, dag_id=dag_id)
+        check = pretrade_check(run_context(day, run_id=run_id, settings=no_sidecar, dag_id=dag_id))
         assert check["rejected"] == 0
-        submit_orders(day, run_id=run_id, settings=no_sidecar, dag_id=dag_id)
-        reconcile(day, run_id=run_id, settings=no_sidecar, dag_id=dag_id)
+        submit_orders(run_context(day, run_id=run_id, settings=no_sidecar, dag_id=dag_id))
+        reconcile(run_context(day, run_id=run_id, settings=no_sidecar, dag_id=dag_id))
     assert _sim_orders(db_conn, "paper") == []
     held = _sim_orders(db_conn, "backfill-42")
     assert {r[5] for r in held if r[0].startswith(f"q{d0:%Y%m%d}")} == {"filled"}

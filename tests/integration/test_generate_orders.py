@@ -8,6 +8,7 @@ from execution_world import load_world
 from quant.config import Settings
 from quant.exceptions import ConfigurationError, ExecutionError
 from quant.execution import AlpacaBroker, SimBroker, generate_orders, open_broker
+from quant.pipeline import run_context
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,9 @@ def test_generate_when_target_weights_stored_then_orders_follow_them(
     world = load_world(db_conn)
     day = world.sessions[-3]
     _weights(db_conn, day, {"AAA": 0.05, "CCC": 0.03, "BBB": 0.0})
-    out = generate_orders(day, run_id="r", settings=clean_db, dag_id="gen_a", latest_session=day)
+    out = generate_orders(
+        run_context(day, run_id="r", settings=clean_db, dag_id="gen_a", latest_session=day),
+    )
     assert out["orders"] == 2 and out["buys"] == 2
     with db_conn.cursor() as cur:
         cur.execute("select symbol, qty_shares from ops.orders where dag_id = 'gen_a'")
@@ -44,7 +47,9 @@ def test_generate_when_no_target_weights_then_fails_loudly(clean_db: Settings, d
     world = load_world(db_conn)
     day = world.sessions[-3]
     with pytest.raises(ExecutionError, match="no target weights"):
-        generate_orders(day, run_id="r", settings=clean_db, dag_id="gen_b", latest_session=day)
+        generate_orders(
+            run_context(day, run_id="r", settings=clean_db, dag_id="gen_b", latest_session=day),
+        )
     with db_conn.cursor() as cur:
         cur.execute("select count(*) from ops.orders")
         assert cur.fetchone()[0] == 0
@@ -57,14 +62,8 @@ def test_generate_when_lot_sizes_configured_then_orders_in_lots(
     day = world.sessions[-3]
     execution = clean_db.execution.model_copy(update={"lot_sizes": {"AAA": 100}})
     settings = clean_db.model_copy(update={"execution": execution})
-    generate_orders(
-        day,
-        run_id="r",
-        settings=settings,
-        dag_id="gen_c",
-        latest_session=day,
-        weights={"AAA": 0.05},
-    )
+    generate_orders(run_context(day, run_id="r", settings=settings, dag_id="gen_c",
+                                latest_session=day, targets={"AAA": 0.05}))
     with db_conn.cursor() as cur:
         cur.execute("select qty_shares from ops.orders where dag_id = 'gen_c'")
         [(qty,)] = cur.fetchall()
@@ -78,17 +77,10 @@ def test_generate_when_given_a_broker_the_rules_did_not_choose_then_refused(
     day = world.sessions[-3]
     paper = SimBroker(db_conn, account="paper")
     with pytest.raises(ExecutionError, match="backfill-5"):
-        generate_orders(
-            day,
-            run_id="r",
-            settings=clean_db,
-            dag_id="gen_d",
-            run_type="backfill",
-            backfill_id=5,
-            latest_session=world.sessions[-1],
-            broker=paper,
-            weights={"AAA": 0.05},
-        )
+        generate_orders(run_context(day, run_id="r", settings=clean_db, dag_id="gen_d",
+                                    run_type="backfill", backfill_id=5,
+                                    latest_session=world.sessions[-1], broker=paper,
+                                    targets={"AAA": 0.05}))
 
 
 def test_open_broker_when_named_then_that_adapter_or_a_clear_error(

@@ -11,6 +11,7 @@ from execution_world import WEIGHTS, load_world
 
 from quant.config import Settings
 from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
+from quant.pipeline import run_context
 from quant.testing import FakeIBGateway
 
 pytestmark = pytest.mark.integration
@@ -50,10 +51,10 @@ def test_reconcile_when_ibkr_orders_filled_by_gateway_then_fills_and_positions_r
     world = load_world(db_conn)
     day = world.sessions[-3]
     common = {"run_id": "r", "settings": settings, "dag_id": dag_id}
-    gen = generate_orders(day, latest_session=day, weights=WEIGHTS, **common)
+    gen = generate_orders(run_context(day, latest_session=day, targets=WEIGHTS, **common))
     assert (gen["broker"], gen["risk_check"]) == ("ibkr", "sidecar")
-    pretrade_check(day, **common)
-    submitted = submit_orders(day, **common)["submitted"]
+    pretrade_check(run_context(day, **common))
+    submitted = submit_orders(run_context(day, **common))["submitted"]
     assert submitted == len(gateway.orders) > 0
 
     # the next session's opening auction fills every order at the open, one order in two
@@ -74,7 +75,7 @@ def test_reconcile_when_ibkr_orders_filled_by_gateway_then_fills_and_positions_r
             expected[exec_id] = (o["order_ref"], o["symbol"], side, shares, price, commission)
     assert {o["status"] for o in gateway.orders.values()} == {"Filled"}
 
-    out = reconcile(day, **common)
+    out = reconcile(run_context(day, **common))
     assert out["new_fills"] == len(expected) and out["differences"] == []
     with db_conn.cursor() as cur:
         cur.execute(
@@ -108,5 +109,5 @@ def test_reconcile_when_ibkr_orders_filled_by_gateway_then_fills_and_positions_r
         assert orders[o["order_ref"]][1] == pytest.approx(vwap)
         assert positions[o["symbol"]] == pytest.approx((o["qty"], vwap))
 
-    again = reconcile(day, **common)  # the same executions are not recorded twice
+    again = reconcile(run_context(day, **common))  # the same executions are not recorded twice
     assert again["new_fills"] == 0 and again["differences"] == []

@@ -14,6 +14,7 @@ import pytest
 
 from quant.calendar import get_calendar
 from quant.config import ModelSettings, Settings, load_settings
+from quant.pipeline import run_context
 from quant.testing.db import execute, query
 from quant.testing.marts import dbt_as_of, drop_marts, synthetic_marts
 
@@ -54,12 +55,12 @@ def test_retrain_and_predict_when_marts_built_then_model_learns_signal_and_score
     settings: Settings = marts["settings"]
     session = marts["calendar"].shift(END, -30)
     _clear_ops(settings)
-    trained = retrain_model(session, settings=settings)
+    trained = retrain_model(run_context(session, settings=settings))
     assert trained["action"] == "retrained"
     assert trained["features"] >= 20
     assert trained["metrics"]["rank_ic"] > 0.05
 
-    result = predict(session, settings=settings)
+    result = predict(run_context(session, settings=settings))
     universe = query(
         settings,
         "select count(*) from marts.universe where session_date = %s and is_tradable",
@@ -82,8 +83,8 @@ def test_retrain_when_marts_rebuilt_as_of_session_then_same_model_as_from_later_
     settings: Settings = marts["settings"]
     session = marts["calendar"].shift(END, -30)
     _clear_ops(settings)
-    from_later_build = retrain_model(session, settings=settings)
-    predict(session, settings=settings)
+    from_later_build = retrain_model(run_context(session, settings=settings))
+    predict(run_context(session, settings=settings))
     later_scores = query(
         settings,
         "select symbol, score from ops.predictions where session_date = %s order by symbol",
@@ -95,8 +96,8 @@ def test_retrain_when_marts_rebuilt_as_of_session_then_same_model_as_from_later_
         dbt_as_of(settings, session, BUILD)
         assert query(settings, "select max(session_date) from marts.features") == [(session,)]
         _clear_ops(settings)
-        from_own_build = retrain_model(session, settings=settings)
-        predict(session, settings=settings)
+        from_own_build = retrain_model(run_context(session, settings=settings))
+        predict(run_context(session, settings=settings))
         own_scores = query(
             settings,
             "select symbol, score from ops.predictions where session_date = %s order by symbol",
@@ -119,8 +120,8 @@ def _connect(settings: Settings):
     return connect(settings)
 
 
-def _loader_calls(cal, conn) -> list[tuple[str, Any]]:
-    """Every loader the model stages use, over ranges inside the cached one."""
+def _loader_calls(cal, conn, cache=None) -> list[tuple[str, Any]]:
+    """Every loader the model stages use, over ranges inside the cached one (from ``cache``)."""
     from quant.model._marts import (
         feature_columns,
         history_start,
@@ -135,23 +136,23 @@ def _loader_calls(cal, conn) -> list[tuple[str, Any]]:
     columns = feature_columns(conn)
     universe = load_universe(conn, day)
     return [
-        ("feature_columns", lambda: feature_columns(conn)),
-        ("history_start 20", lambda: history_start(conn, day, 20)),
-        ("history_start on a weekend", lambda: history_start(conn, weekend, 5)),
-        ("universe", lambda: load_universe(conn, day)),
-        ("universe on a weekend", lambda: load_universe(conn, weekend)),
-        ("features of a range", lambda: load_features(conn, earlier, day, columns)),
-        ("features of a session", lambda: load_features(conn, day, day, columns[:7])),
+        ("feature_columns", lambda: feature_columns(conn, cache=cache)),
+        ("history_start 20", lambda: history_start(conn, day, 20, cache=cache)),
+        ("history_start on a weekend", lambda: history_start(conn, weekend, 5, cache=cache)),
+        ("universe", lambda: load_universe(conn, day, cache=cache)),
+        ("universe on a weekend", lambda: load_universe(conn, weekend, cache=cache)),
+        ("features of a range", lambda: load_features(conn, earlier, day, columns, cache=cache)),
+        ("features of a session", lambda: load_features(conn, day, day, columns[:7], cache=cache)),
         (
             "features of the universe",
-            lambda: load_features(conn, day, day, columns, symbols=universe[::2]),
+            lambda: load_features(conn, day, day, columns, symbols=universe[::2], cache=cache),
         ),
-        ("features of no name", lambda: load_features(conn, day, day, columns, symbols=[])),
-        ("features on a weekend", lambda: load_features(conn, weekend, weekend, columns)),
-        ("features without columns", lambda: load_features(conn, earlier, day, [])),
-        ("labels h5", lambda: load_labels(conn, earlier, day, 5)),
-        ("labels up to the last session", lambda: load_labels(conn, earlier, END, 5)),
-        ("labels on a weekend", lambda: load_labels(conn, weekend, weekend, 5)),
+        ("features of no name", lambda: load_features(conn, day, day, columns, symbols=[], cache=cache)),
+        ("features on a weekend", lambda: load_features(conn, weekend, weekend, columns, cache=cache)),
+        ("features without columns", lambda: load_features(conn, earlier, day, [], cache=cache)),
+        ("labels h5", lambda: load_labels(conn, earlier, day, 5, cache=cache)),
+        ("labels up to the last session", lambda: load_labels(conn, earlier, END, 5, cache=cache)),
+        ("labels on a weekend", lambda: load_labels(conn, weekend, weekend, 5, cache=cache)),
     ]
 
 
@@ -169,26 +170,25 @@ def _assert_same(name: str, expected: Any, got: Any) -> None:
 def test_loaders_when_cache_holds_marts_then_frames_equal_postgres_reads(
     marts: dict[str, Any],
 ) -> None:
-    from quant.db import RelationCache, cached_relations
+    from quant.db import RelationCache
     from quant.model import cache_model_inputs
 
     settings: Settings = marts["settings"]
     cal = marts["calendar"]
     conn = _connect(settings)
     try:
-        calls = _loader_calls(cal, conn)
-        expected = {name: call() for name, call in calls}
+        expected = {name: call() for name, call in _loader_calls(cal, conn)}
         cache = RelationCache()
         cache_model_inputs(conn, cache, cal.shift(END, -200), END, settings)
         conn.rollback()
-        with cached_relations(cache):
-            with conn.cursor() as cur:
-                # nothing may read the marts while the cache answers: take them away
-                cur.execute("alter schema marts rename to marts_hidden")
-            try:
-                got = {name: call() for name, call in calls}
-            finally:
-                conn.rollback()
+        calls = _loader_calls(cal, conn, cache)
+        with conn.cursor() as cur:
+            # nothing may read the marts while the cache answers: take them away
+            cur.execute("alter schema marts rename to marts_hidden")
+        try:
+            got = {name: call() for name, call in calls}
+        finally:
+            conn.rollback()
     finally:
         conn.close()
     assert len(expected["features of a range"]) > 100 * 20
@@ -199,7 +199,7 @@ def test_loaders_when_cache_holds_marts_then_frames_equal_postgres_reads(
 
 
 def test_loaders_when_cache_misses_range_then_read_postgres(marts: dict[str, Any]) -> None:
-    from quant.db import RelationCache, cached_relations
+    from quant.db import RelationCache
     from quant.model._marts import history_start, load_features, load_labels
 
     settings: Settings = marts["settings"]
@@ -213,19 +213,22 @@ def test_loaders_when_cache_misses_range_then_read_postgres(marts: dict[str, Any
         cache.load(conn, "marts.labels", cal.shift(END, -60), END,
                    columns=["forward_return_5d", "label_end_date_5d"])
         day = cal.shift(END, -30)
-        calls = [
-            ("features before the cache", lambda: load_features(conn, day, END, ["momentum_21d"])),
-            ("labels before the cache", lambda: load_labels(conn, day, END, 5)),
-            ("history longer than the cache", lambda: history_start(conn, END, 40)),
-            ("labels of a horizon not cached", lambda: load_labels(conn, late, END, 1)),
-        ]
-        expected = {name: call() for name, call in calls}
-        with cached_relations(cache):
-            got = {name: call() for name, call in calls}
+        def calls(held=None):
+            return [
+                ("features before the cache",
+                 lambda: load_features(conn, day, END, ["momentum_21d"], cache=held)),
+                ("labels before the cache", lambda: load_labels(conn, day, END, 5, cache=held)),
+                ("history longer than the cache", lambda: history_start(conn, END, 40, cache=held)),
+                ("labels of a horizon not cached",
+                 lambda: load_labels(conn, late, END, 1, cache=held)),
+            ]
+
+        expected = {name: call() for name, call in calls()}
+        got = {name: call() for name, call in calls(cache)}
     finally:
         conn.close()
     assert expected["history longer than the cache"] == cal.shift(END, -39)
-    for name, _ in calls:
+    for name in expected:
         _assert_same(name, expected[name], got[name])
 
 
@@ -259,15 +262,17 @@ def test_cache_model_inputs_when_called_then_holds_lookback_before_start(
     assert cache.get("marts.features").frame["session_date"].min().date() == first
 
 
-def _stage_run(settings: Settings, days: list[date]) -> tuple[list[dict], list[tuple]]:
+def _stage_run(
+    settings: Settings, days: list[date], cache: Any = None
+) -> tuple[list[dict], list[tuple]]:
     from quant.model import predict, retrain_model
 
     decisions = []
     for day in days:
-        decision = retrain_model(day, settings=settings)
+        decision = retrain_model(run_context(day, settings=settings, relations=cache))
         decision.pop("seconds")
         decisions.append(decision)
-        predict(day, settings=settings)
+        predict(run_context(day, settings=settings, relations=cache))
     rows = query(
         settings,
         "select p.session_date, p.symbol, p.score, m.artifact_checksum from ops.predictions p "
@@ -276,10 +281,10 @@ def _stage_run(settings: Settings, days: list[date]) -> tuple[list[dict], list[t
     return decisions, rows
 
 
-def test_retrain_and_predict_when_cache_active_then_same_decisions_and_predictions(
+def test_retrain_and_predict_when_cache_given_then_same_decisions_and_predictions(
     marts: dict[str, Any],
 ) -> None:
-    from quant.db import RelationCache, cached_relations
+    from quant.db import RelationCache
     from quant.model import cache_model_inputs
 
     cal = marts["calendar"]
@@ -302,8 +307,7 @@ def test_retrain_and_predict_when_cache_active_then_same_decisions_and_predictio
         cache_model_inputs(conn, cache, days[0], days[-1], settings)
     finally:
         conn.close()
-    with cached_relations(cache):
-        from_cache = _stage_run(settings, days)
+    from_cache = _stage_run(settings, days, cache)
     _clear_ops(settings)
 
     actions = [d["action"] for d in from_postgres[0]]

@@ -19,6 +19,7 @@ from quant.config import ModelSettings, Settings
 from quant.db import connect
 from quant.exceptions import NoChampionError
 from quant.model import predict, retrain_model
+from quant.pipeline import run_context
 from quant.testing.db import execute, query
 from quant.testing.marts import Market
 
@@ -112,7 +113,7 @@ def _predictions(settings: Settings, day: date) -> pd.DataFrame:
 def test_retrain_model_when_no_champion_then_trains_promotes_and_rerun_reuses_model(
     stage_settings: Settings,
 ) -> None:
-    first = retrain_model(TUESDAY, settings=stage_settings, run_id="r1")
+    first = retrain_model(run_context(TUESDAY, settings=stage_settings, run_id="r1"))
     assert json.loads(json.dumps(first, allow_nan=False)) == first
     assert first["action"] == "retrained"
     assert first["reason"] == "no_champion"
@@ -120,7 +121,7 @@ def test_retrain_model_when_no_champion_then_trains_promotes_and_rerun_reuses_mo
     assert first["champion_changed"] is True
     assert first["metrics"]["rank_ic"] > 0.05
 
-    again = retrain_model(TUESDAY, settings=stage_settings, run_id="r2")
+    again = retrain_model(run_context(TUESDAY, settings=stage_settings, run_id="r2"))
     assert again["model_id"] == first["model_id"]
     assert again["model_created"] is False
     assert again["artifact_checksum"] == first["artifact_checksum"]
@@ -138,8 +139,8 @@ def test_retrain_model_when_no_champion_then_trains_promotes_and_rerun_reuses_mo
 def test_retrain_model_when_not_due_then_skipped_and_reason_recorded(
     stage_settings: Settings,
 ) -> None:
-    retrain_model(MONDAY, settings=stage_settings)
-    skipped = retrain_model(TUESDAY, settings=stage_settings)
+    retrain_model(run_context(MONDAY, settings=stage_settings))
+    skipped = retrain_model(run_context(TUESDAY, settings=stage_settings))
     assert json.loads(json.dumps(skipped, allow_nan=False)) == skipped
     assert skipped["action"] == "skipped"
     assert skipped["reason"] == "not_due"
@@ -155,8 +156,8 @@ def test_retrain_model_when_not_due_then_skipped_and_reason_recorded(
 def test_retrain_model_when_forced_then_retrains_although_not_due(
     stage_settings: Settings,
 ) -> None:
-    retrain_model(MONDAY, settings=stage_settings)
-    forced = retrain_model(TUESDAY, force=True, settings=stage_settings)
+    retrain_model(run_context(MONDAY, settings=stage_settings))
+    forced = retrain_model(run_context(TUESDAY, settings=stage_settings), force=True)
     assert forced["action"] == "retrained"
     assert forced["reason"] == "forced"
     assert query(stage_settings, "select count(*) from ops.models") == [(2,)]
@@ -165,8 +166,8 @@ def test_retrain_model_when_forced_then_retrains_although_not_due(
 def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
     stage_settings: Settings,
 ) -> None:
-    retrain_model(MONDAY, settings=stage_settings)
-    calm = retrain_model(TUESDAY, settings=stage_settings)
+    retrain_model(run_context(MONDAY, settings=stage_settings))
+    calm = retrain_model(run_context(TUESDAY, settings=stage_settings))
     assert calm["reason"] == "not_due"
     # the feed starts reporting the 5-day return in percent over the whole drift window
     execute(
@@ -175,7 +176,7 @@ def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
         "where session_date > %s and session_date <= %s",
         MONDAY - timedelta(days=60), TUESDAY,
     )
-    drifted = retrain_model(TUESDAY, settings=stage_settings)
+    drifted = retrain_model(run_context(TUESDAY, settings=stage_settings))
     assert drifted["action"] == "retrained"
     assert drifted["reason"] == "drift"
     assert drifted["drift_psi"] > stage_settings.model.drift_threshold
@@ -185,11 +186,12 @@ def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
 def test_retrain_model_when_challenger_worse_then_not_promoted_and_champion_predicts(
     stage_settings: Settings,
 ) -> None:
-    champion = retrain_model(MONDAY, settings=stage_settings)
+    champion = retrain_model(run_context(MONDAY, settings=stage_settings))
     # a challenger restricted to one uninformative input validates worse
     weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
     challenger = retrain_model(
-        TUESDAY, force=True, settings=stage_settings.model_copy(update={"model": weak})
+        run_context(TUESDAY, settings=stage_settings.model_copy(update={"model": weak})),
+        force=True,
     )
     assert challenger["action"] == "retrained"
     assert challenger["metrics"]["rank_ic"] < champion["metrics"]["rank_ic"]
@@ -197,7 +199,7 @@ def test_retrain_model_when_challenger_worse_then_not_promoted_and_champion_pred
     assert challenger["champion_model_id"] == champion["model_id"]
     statuses = dict(query(stage_settings, "select model_id, status from ops.models"))
     assert statuses == {champion["model_id"]: "champion", challenger["model_id"]: "challenger"}
-    result = predict(TUESDAY, settings=stage_settings)
+    result = predict(run_context(TUESDAY, settings=stage_settings))
     assert result["model_id"] == champion["model_id"]
 
 
@@ -205,27 +207,29 @@ def test_retrain_model_when_challenger_better_then_promoted_and_old_champion_ret
     stage_settings: Settings,
 ) -> None:
     weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
-    old = retrain_model(MONDAY, settings=stage_settings.model_copy(update={"model": weak}))
-    new = retrain_model(TUESDAY, force=True, settings=stage_settings)
+    old = retrain_model(
+        run_context(MONDAY, settings=stage_settings.model_copy(update={"model": weak})),
+    )
+    new = retrain_model(run_context(TUESDAY, settings=stage_settings), force=True)
     assert new["champion_changed"] is True
     statuses = dict(query(stage_settings, "select model_id, status from ops.models"))
     assert statuses == {old["model_id"]: "retired", new["model_id"]: "champion"}
     # each session is scored by the champion of that session
-    assert predict(MONDAY, settings=stage_settings)["model_id"] == old["model_id"]
-    assert predict(TUESDAY, settings=stage_settings)["model_id"] == new["model_id"]
+    assert predict(run_context(MONDAY, settings=stage_settings))["model_id"] == old["model_id"]
+    assert predict(run_context(TUESDAY, settings=stage_settings))["model_id"] == new["model_id"]
 
 
 def test_predict_when_champion_then_universe_scored_missing_features_skipped_and_rerun_replaces(
     stage_settings: Settings, signal_market: Market
 ) -> None:
-    model = retrain_model(WEDNESDAY, settings=stage_settings)
+    model = retrain_model(run_context(WEDNESDAY, settings=stage_settings))
     execute(
         stage_settings,
         f"update {SCHEMA}.features set return_5d = null where session_date = %s and symbol in "
         "('SYN001', 'SYN002')",
         WEDNESDAY,
     )
-    first = predict(WEDNESDAY, settings=stage_settings, run_id="run-a")
+    first = predict(run_context(WEDNESDAY, settings=stage_settings, run_id="run-a"))
     assert json.loads(json.dumps(first, allow_nan=False)) == first
     universe = {
         s
@@ -242,7 +246,7 @@ def test_predict_when_champion_then_universe_scored_missing_features_skipped_and
     assert set(rows["symbol"]) == universe - {"SYN001", "SYN002"}
     assert (rows["model_id"] == model["model_id"]).all()
 
-    second = predict(WEDNESDAY, settings=stage_settings, run_id="run-b")
+    second = predict(run_context(WEDNESDAY, settings=stage_settings, run_id="run-b"))
     assert second["rows_written"] == first["rows_written"]
     pd.testing.assert_frame_equal(_predictions(stage_settings, WEDNESDAY), rows)
     assert query(stage_settings, "select distinct run_id from ops.predictions") == [("run-b",)]
@@ -251,8 +255,8 @@ def test_predict_when_champion_then_universe_scored_missing_features_skipped_and
 def test_stages_when_rows_after_session_perturbed_then_same_model_and_predictions(
     stage_settings: Settings,
 ) -> None:
-    model = retrain_model(WEDNESDAY, settings=stage_settings)
-    predict(WEDNESDAY, settings=stage_settings)
+    model = retrain_model(run_context(WEDNESDAY, settings=stage_settings))
+    predict(run_context(WEDNESDAY, settings=stage_settings))
     before = _predictions(stage_settings, WEDNESDAY)
 
     execute(
@@ -271,8 +275,8 @@ def test_stages_when_rows_after_session_perturbed_then_same_model_and_prediction
         stage_settings, "truncate ops.predictions, ops.retrain_decisions, ops.model_promotions"
     )
     execute(stage_settings, "delete from ops.models")
-    again = retrain_model(WEDNESDAY, settings=stage_settings)
-    predict(WEDNESDAY, settings=stage_settings)
+    again = retrain_model(run_context(WEDNESDAY, settings=stage_settings))
+    predict(run_context(WEDNESDAY, settings=stage_settings))
     after = _predictions(stage_settings, WEDNESDAY)
 
     assert again["artifact_checksum"] == model["artifact_checksum"]
@@ -283,14 +287,14 @@ def test_stages_when_rows_after_session_perturbed_then_same_model_and_prediction
 
 def test_predict_when_no_champion_then_raises(stage_settings: Settings) -> None:
     with pytest.raises(NoChampionError):
-        predict(WEDNESDAY, settings=stage_settings)
+        predict(run_context(WEDNESDAY, settings=stage_settings))
 
 
 def test_retrain_model_when_pretrained_model_given_then_registered_without_fitting(
     stage_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from quant.model import _stages as stages
-    from quant.model import fit_model, pretrained_models
+    from quant.model import fit_model
 
     conn = connect(stage_settings)
     try:
@@ -307,8 +311,9 @@ def test_retrain_model_when_pretrained_model_given_then_registered_without_fitti
         raise AssertionError("the retrain fitted a model although one was given")
 
     monkeypatch.setattr(stages, "fit_model", no_fit)
-    with pretrained_models(source):
-        decision = retrain_model(TUESDAY, settings=stage_settings, run_id="r1")
+    decision = retrain_model(
+        run_context(TUESDAY, settings=stage_settings, run_id="r1", models=source)
+    )
 
     assert asked == [TUESDAY]
     assert decision["action"] == "retrained"
@@ -319,15 +324,16 @@ def test_retrain_model_when_pretrained_model_given_then_registered_without_fitti
 def test_retrain_model_when_source_has_no_model_then_fits_the_same_model_itself(
     stage_settings: Settings,
 ) -> None:
-    from quant.model import fit_model, pretrained_models
+    from quant.model import fit_model
 
     conn = connect(stage_settings)
     try:
         expected = fit_model(conn, TUESDAY, stage_settings).checksum
     finally:
         conn.close()
-    with pretrained_models(lambda day, settings: None):
-        decision = retrain_model(TUESDAY, settings=stage_settings, run_id="r1")
+    decision = retrain_model(
+        run_context(TUESDAY, settings=stage_settings, run_id="r1", models=lambda day, s: None)
+    )
 
     assert decision["action"] == "retrained"
     assert decision["artifact_checksum"] == expected

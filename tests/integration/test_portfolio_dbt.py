@@ -14,6 +14,7 @@ import pytest
 
 from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
+from quant.pipeline import run_context
 from quant.portfolio import optimize_portfolio
 from quant.testing.db import execute, query
 from quant.testing.marts import reset_pipeline, synthetic_marts
@@ -76,8 +77,8 @@ def test_optimize_portfolio_when_dbt_models_built_then_weights_within_limits(bui
     assert _store_scores(settings, previous, 1) >= 20
     n_scored = _store_scores(settings, end, 2)
 
-    optimize_portfolio(previous, settings=settings, run_id="dbt-1")
-    summary = optimize_portfolio(end, settings=settings, run_id="dbt-2")
+    optimize_portfolio(run_context(previous, settings=settings, run_id="dbt-1"))
+    summary = optimize_portfolio(run_context(end, settings=settings, run_id="dbt-2"))
 
     assert summary["n_candidates"] == n_scored
     assert summary["stage"] == "primary"

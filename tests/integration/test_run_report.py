@@ -20,6 +20,7 @@ import pytest
 
 from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
+from quant.pipeline import run_context
 from quant.report import report_path, write_run_report
 from quant.testing.db import execute, query
 from quant.testing.marts import reset_pipeline, synthetic_marts
@@ -69,16 +70,15 @@ def pipeline(pg_settings: Settings) -> Iterator[tuple[Settings, list[date], dict
         run_id = f"backfill__{day.isoformat()}"
         stages = {}
         args = {"run_id": run_id, "settings": settings, "dag_id": DAG_ID}
+        run = run_context(day, **args)
         if day == END:
             _timed(stages, "data_quality", run_data_quality, day, run_id=run_id, dag_id=DAG_ID,
                    settings=settings)
-        _timed(stages, "retrain_model", retrain_model, day, force=i == 0, settings=settings,
-               run_id=run_id)
-        _timed(stages, "predict", predict, day, settings=settings, run_id=run_id)
-        _timed(stages, "optimize_portfolio", optimize_portfolio, day, settings=settings,
-               run_id=run_id)
-        _timed(stages, "generate_orders", generate_orders, day, **args, run_type="backfill",
-               backfill_id=BACKFILL)
+        _timed(stages, "retrain_model", retrain_model, run, force=i == 0)
+        _timed(stages, "predict", predict, run)
+        _timed(stages, "optimize_portfolio", optimize_portfolio, run)
+        run = run.but(run_type="backfill", backfill_id=BACKFILL)
+        _timed(stages, "generate_orders", generate_orders, run)
         check_settings = settings
         if day == END:  # restrict the largest buy of the last session: its order is rejected
             largest = query(
@@ -89,9 +89,9 @@ def pipeline(pg_settings: Settings) -> Iterator[tuple[Settings, list[date], dict
             )[0][0]
             check_settings = load_settings(synthetic={"symbols": SYMBOLS},
                                            risk={"restricted_symbols": [largest]})
-        _timed(stages, "pretrade_check", pretrade_check, day, **(args | {"settings": check_settings}))
-        _timed(stages, "submit_orders", submit_orders, day, **args)
-        _timed(stages, "reconcile", reconcile, day, **args)
+        _timed(stages, "pretrade_check", pretrade_check, run.but(settings=check_settings))
+        _timed(stages, "submit_orders", submit_orders, run)
+        _timed(stages, "reconcile", reconcile, run)
     yield settings, sessions, stages, f"backfill__{END.isoformat()}"
     reset_pipeline(settings)
 

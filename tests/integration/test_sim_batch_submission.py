@@ -21,6 +21,7 @@ from quant.execution import (
     reconcile,
     submit_orders,
 )
+from quant.pipeline import run_context
 
 pytestmark = pytest.mark.integration
 
@@ -72,18 +73,11 @@ def sim(clean_db: Settings) -> Any:
 def _prepare(settings: Settings, conn, dag_id: str):  # noqa: ANN001
     world = load_world(conn)
     day = world.sessions[-5]
-    gen = generate_orders(
-        day,
-        run_id="r",
-        settings=settings,
-        dag_id=dag_id,
-        run_type="backfill",
-        backfill_id=77,
-        latest_session=world.sessions[-3],
-        weights=WEIGHTS,
-    )
+    gen = generate_orders(run_context(day, run_id="r", settings=settings, dag_id=dag_id,
+                                      run_type="backfill", backfill_id=77,
+                                      latest_session=world.sessions[-3], targets=WEIGHTS))
     assert (gen["broker"], gen["account"], gen["risk_check"]) == ("sim", ACCOUNT, "in_process")
-    check = pretrade_check(day, run_id="r", settings=settings, dag_id=dag_id)
+    check = pretrade_check(run_context(day, run_id="r", settings=settings, dag_id=dag_id))
     assert check["approved"] == len(WEIGHTS)
     return world, day
 
@@ -114,7 +108,9 @@ def test_submit_when_simulator_then_one_batch_call_and_every_order_submitted(
 ) -> None:
     _, day = _prepare(clean_db, db_conn, dag_id)
     broker = Recording(sim)
-    out = submit_orders(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=broker)
+    out = submit_orders(
+        run_context(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=broker),
+    )
     assert (out["submitted"], out["already_at_broker"], out["broker_rejected"]) == (6, 0, 0)
     assert broker.calls == {"submit_many": 1}  # no per-order submit or look-up
     orders = _orders(db_conn, dag_id)
@@ -132,16 +128,17 @@ def test_submit_when_worker_dies_around_the_batch_then_rerun_leaves_one_order_pe
 ) -> None:
     _, day = _prepare(clean_db, db_conn, dag_id)
     with pytest.raises(Crash):
-        submit_orders(
-            day, run_id="r", settings=clean_db, dag_id=dag_id, broker=Recording(sim, crash)
-        )
+        submit_orders(run_context(day, run_id="r", settings=clean_db, dag_id=dag_id,
+                                  broker=Recording(sim, crash)))
     orders = _orders(db_conn, dag_id)
     # every order was marked (and committed) before the batch went out
     assert {s for s, _ in orders.values()} == {"submitting"}
     assert _at_broker(db_conn) == ([] if crash == "before" else sorted(orders))
 
     rerun = Recording(sim)
-    out = submit_orders(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=rerun)
+    out = submit_orders(
+        run_context(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=rerun),
+    )
     if crash == "before":
         assert (out["submitted"], out["already_at_broker"]) == (6, 0)
         assert rerun.calls == {"orders_by_client_ids": 1, "submit_many": 1}
@@ -153,7 +150,9 @@ def test_submit_when_worker_dies_around_the_batch_then_rerun_leaves_one_order_pe
     assert all(bid for _, bid in orders.values())
     assert _at_broker(db_conn) == sorted(orders)  # one broker order per client id
 
-    again = submit_orders(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=sim)
+    again = submit_orders(
+        run_context(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=sim),
+    )
     assert again["submitted"] == 0 and _at_broker(db_conn) == sorted(orders)
 
 
@@ -162,9 +161,8 @@ def test_submit_when_half_of_a_dead_batch_reached_the_broker_then_rerun_sends_th
 ) -> None:
     _, day = _prepare(clean_db, db_conn, dag_id)
     with pytest.raises(Crash):
-        submit_orders(
-            day, run_id="r", settings=clean_db, dag_id=dag_id, broker=Recording(sim, "before")
-        )
+        submit_orders(run_context(day, run_id="r", settings=clean_db, dag_id=dag_id,
+                                  broker=Recording(sim, "before")))
     with db_conn.cursor() as cur:
         cur.execute(
             "select client_order_id, symbol, side, qty_shares, time_in_force from ops.orders "
@@ -179,7 +177,7 @@ def test_submit_when_half_of_a_dead_batch_reached_the_broker_then_rerun_sends_th
             for c, s, d, q, t in first
         ]
     )
-    out = submit_orders(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=sim)
+    out = submit_orders(run_context(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=sim))
     assert (out["submitted"], out["already_at_broker"]) == (3, 3)
     assert _at_broker(db_conn) == sorted(_orders(db_conn, dag_id))
 
@@ -191,7 +189,9 @@ def test_submit_when_an_approved_id_is_at_the_broker_already_then_batch_falls_ba
     cid = sorted(_orders(db_conn, dag_id))[0]
     there = sim.submit(Order(client_order_id=cid, symbol="AAA", side="buy", qty_shares=1))
     broker = Recording(sim)
-    out = submit_orders(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=broker)
+    out = submit_orders(
+        run_context(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=broker),
+    )
     # the batch is refused whole (nothing placed), then each order goes on its own:
     # looked up first (it is in flight), sent when the broker does not have it
     assert broker.calls["submit_many"] == 1
@@ -207,23 +207,16 @@ def test_reconcile_when_simulator_fills_then_book_and_order_statuses_recorded_in
     clean_db: Settings, db_conn, dag_id: str, sim: SimBroker
 ) -> None:
     world, day = _prepare(clean_db, db_conn, dag_id)
-    submit_orders(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=sim)
+    submit_orders(run_context(day, run_id="r", settings=clean_db, dag_id=dag_id, broker=sim))
     nxt = world.sessions[world.sessions.index(day) + 1]
     # the next session's generate_orders lets the simulator fill at its open
-    gen = generate_orders(
-        nxt,
-        run_id="r2",
-        settings=clean_db,
-        dag_id=dag_id,
-        run_type="backfill",
-        backfill_id=77,
-        latest_session=world.sessions[-3],
-        weights=WEIGHTS,
-    )
+    gen = generate_orders(run_context(nxt, run_id="r2", settings=clean_db, dag_id=dag_id,
+                                      run_type="backfill", backfill_id=77,
+                                      latest_session=world.sessions[-3], targets=WEIGHTS))
     fills = gen["settled"]["fills"]
     assert fills == len(WEIGHTS)
     broker = Recording(sim)
-    rec = reconcile(nxt, run_id="r2", settings=clean_db, dag_id=dag_id, broker=broker)
+    rec = reconcile(run_context(nxt, run_id="r2", settings=clean_db, dag_id=dag_id, broker=broker))
     assert rec["new_fills"] == fills and rec["differences"] == []
     assert broker.calls.get("order_by_client_id", 0) == 0
     assert broker.calls["orders_by_client_ids"] == 1
@@ -245,5 +238,5 @@ def test_reconcile_when_simulator_fills_then_book_and_order_statuses_recorded_in
     assert {r[1] for r in rows} == {"filled"}
     for _, _, filled, avg, price in rows:
         assert filled > 0 and avg == pytest.approx(price)
-    again = reconcile(nxt, run_id="r2", settings=clean_db, dag_id=dag_id, broker=sim)
+    again = reconcile(run_context(nxt, run_id="r2", settings=clean_db, dag_id=dag_id, broker=sim))
     assert again["new_fills"] == 0 and again["orders_updated"] == 0

@@ -10,6 +10,7 @@ from quant.calendar import get_calendar
 from quant.config import Settings, load_settings
 from quant.data import ingest_bars
 from quant.execution import generate_orders, pretrade_check, reconcile, submit_orders
+from quant.pipeline import run_context
 from quant.testing.db import query, scalar
 
 pytestmark = pytest.mark.integration
@@ -33,11 +34,11 @@ def _run(settings: Settings, sessions: list[date], prefix: str, latest: date, ru
     symbols = [r[0] for r in query(settings, "select distinct symbol from raw.bars order by symbol")]
     for day in sessions:
         run_id = f"{prefix}-{day.isoformat()}"
-        generate_orders(day, run_id=run_id, settings=settings, run_type=run_type,
-                        weights=_weights(day, symbols), latest_session=latest)
-        pretrade_check(day, run_id=run_id, settings=settings)
-        submit_orders(day, run_id=run_id, settings=settings)
-        reconcile(day, run_id=run_id, settings=settings)
+        generate_orders(run_context(day, run_id=run_id, settings=settings, run_type=run_type,
+                                    targets=_weights(day, symbols), latest_session=latest))
+        pretrade_check(run_context(day, run_id=run_id, settings=settings))
+        submit_orders(run_context(day, run_id=run_id, settings=settings))
+        reconcile(run_context(day, run_id=run_id, settings=settings))
 
 
 def _book(settings: Settings, account: str) -> dict[str, object]:

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from quant.db import RelationCache, active_cache, cached_relations
+from quant.db import RelationCache
 from quant.portfolio import load_returns, load_universe
 
 SCHEMA = "test_relation_cache"
@@ -94,16 +94,8 @@ def test_load_when_column_missing_then_error_names_it(db_conn, relations):
         RelationCache().load(db_conn, universe, DAYS[0], DAYS[1], columns=["no_such_column"])
 
 
-def test_cached_relations_when_block_ends_then_cache_inactive(db_conn, relations):
-    cache = RelationCache()
-    assert active_cache() is None
-    with cached_relations(cache):
-        assert active_cache() is cache
-    assert active_cache() is None
-
-
 @pytest.mark.parametrize("day_index", [0, 4, 5, 11])
-def test_portfolio_loaders_when_cache_active_then_same_frames_as_database(
+def test_portfolio_loaders_when_cache_given_then_same_frames_as_database(
     db_conn, relations, day_index
 ):
     universe, returns = relations
@@ -114,9 +106,8 @@ def test_portfolio_loaders_when_cache_active_then_same_frames_as_database(
     cache.load(db_conn, universe, DAYS[0], DAYS[-1])
     cache.load(db_conn, returns, DAYS[0], DAYS[-1], columns=["total_return"])
 
-    with cached_relations(cache):
-        got_universe = load_universe(db_conn, day, universe)
-        got_returns = load_returns(db_conn, day, NAMES, 4, returns)
+    got_universe = load_universe(db_conn, day, universe, cache=cache)
+    got_returns = load_returns(db_conn, day, NAMES, 4, returns, cache=cache)
 
     pd.testing.assert_frame_equal(got_universe, expected_universe)
     pd.testing.assert_frame_equal(got_returns, expected_returns)
@@ -131,8 +122,7 @@ def test_load_returns_when_cache_starts_inside_lookback_then_database_answers(
     cache = RelationCache()
     cache.load(db_conn, returns, DAYS[4], DAYS[-1])  # 3 sessions up to DAYS[6]: fewer than 5
 
-    with cached_relations(cache):
-        got = load_returns(db_conn, DAYS[6], NAMES, 5, returns)
+    got = load_returns(db_conn, DAYS[6], NAMES, 5, returns, cache=cache)
 
     pd.testing.assert_frame_equal(got, expected)
     assert len(got) == 5

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from quant.db import RelationCache, cached_relations
+from quant.db import RelationCache
 from quant.execution import cache_market_inputs
 from quant.execution._market import average_daily_volume, session_bars
 
@@ -41,7 +41,7 @@ def bars(clean_db, db_conn):
 
 
 @pytest.mark.parametrize("adv_sessions", [1, 4, 20])
-def test_cached_market_when_active_then_bars_and_adv_equal_sql(db_conn, bars, adv_sessions):
+def test_cached_market_when_given_then_bars_and_adv_equal_sql(db_conn, bars, adv_sessions):
     start, end = DAYS[3], DAYS[-1]
     cache = RelationCache()
     cache_market_inputs(db_conn, cache, start, end, CHAIN, adv_sessions)
@@ -49,10 +49,9 @@ def test_cached_market_when_active_then_bars_and_adv_equal_sql(db_conn, bars, ad
         expected_bars = session_bars(db_conn, day, CHAIN)
         expected_some = session_bars(db_conn, day, CHAIN, ["aaa", "CCC"])
         expected_adv = average_daily_volume(db_conn, day, CHAIN, adv_sessions)
-        with cached_relations(cache):
-            assert session_bars(db_conn, day, CHAIN) == expected_bars
-            assert session_bars(db_conn, day, CHAIN, ["aaa", "CCC"]) == expected_some
-            assert average_daily_volume(db_conn, day, CHAIN, adv_sessions) == expected_adv
+        assert session_bars(db_conn, day, CHAIN, cache=cache) == expected_bars
+        assert session_bars(db_conn, day, CHAIN, ["aaa", "CCC"], cache=cache) == expected_some
+        assert average_daily_volume(db_conn, day, CHAIN, adv_sessions, cache=cache) == expected_adv
     assert session_bars(db_conn, DAYS[12], CHAIN)["AAA"].open == 22.25  # alpaca wins the chain
 
 
@@ -61,7 +60,6 @@ def test_cached_market_when_other_window_asked_then_sql_answers(db_conn, bars):
     cache_market_inputs(db_conn, cache, DAYS[3], DAYS[-1], CHAIN, 4)
     expected = average_daily_volume(db_conn, DAYS[8], CHAIN, 5)
     before_range = session_bars(db_conn, DAYS[1], CHAIN)
-    with cached_relations(cache):
-        assert average_daily_volume(db_conn, DAYS[8], CHAIN, 5) == expected
-        assert session_bars(db_conn, DAYS[1], CHAIN) == before_range
+    assert average_daily_volume(db_conn, DAYS[8], CHAIN, 5, cache=cache) == expected
+    assert session_bars(db_conn, DAYS[1], CHAIN, cache=cache) == before_range
     assert set(expected) == {"AAA", "BBB", "CCC"}

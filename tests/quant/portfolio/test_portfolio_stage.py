@@ -20,6 +20,7 @@ from quant.config import Settings
 from quant.db import connect
 from quant.exceptions import PortfolioError
 from quant.execution import Position
+from quant.pipeline import run_context
 from quant.portfolio import optimize_portfolio, weights_from_positions
 from quant.testing.db import execute, query
 
@@ -128,7 +129,7 @@ def _weights(settings: Settings, day: date) -> pd.DataFrame:
 
 def test_optimize_portfolio_when_run_then_weights_and_diagnostics_written(stage) -> None:
     settings, _, _, days = stage
-    summary = optimize_portfolio(days[-2], settings=settings, run_id="run-1")
+    summary = optimize_portfolio(run_context(days[-2], settings=settings, run_id="run-1"))
 
     weights = _weights(settings, days[-2])
     assert summary["rows_written"] == len(weights) > 0
@@ -153,14 +154,14 @@ def test_optimize_portfolio_when_run_then_weights_and_diagnostics_written(stage)
 
 def test_optimize_portfolio_when_rerun_then_rows_replaced_without_duplicates(stage) -> None:
     settings, _, _, days = stage
-    optimize_portfolio(days[-2], settings=settings, run_id="run-1")
+    optimize_portfolio(run_context(days[-2], settings=settings, run_id="run-1"))
     first = _weights(settings, days[-2])
 
-    optimize_portfolio(days[-2], settings=settings, run_id="run-1")
+    optimize_portfolio(run_context(days[-2], settings=settings, run_id="run-1"))
     again = _weights(settings, days[-2])
     pd.testing.assert_frame_equal(first, again)
 
-    optimize_portfolio(days[-2], settings=settings, run_id="run-2")
+    optimize_portfolio(run_context(days[-2], settings=settings, run_id="run-2"))
     other = _weights(settings, days[-2])
     assert (other["run_id"] == "run-2").all()
     pd.testing.assert_frame_equal(first.drop(columns="run_id"), other.drop(columns="run_id"))
@@ -173,14 +174,14 @@ def test_optimize_portfolio_when_rerun_then_rows_replaced_without_duplicates(sta
 
 def test_optimize_portfolio_when_returns_after_session_change_then_same_weights(stage) -> None:
     settings, _, _, days = stage
-    optimize_portfolio(days[-2], settings=settings, run_id="r")
+    optimize_portfolio(run_context(days[-2], settings=settings, run_id="r"))
     before = _weights(settings, days[-2])
     execute(
         settings,
         f"update {SCHEMA}.returns set total_return = total_return * 25 where session_date > %s",
         days[-2],
     )
-    optimize_portfolio(days[-2], settings=settings, run_id="r")
+    optimize_portfolio(run_context(days[-2], settings=settings, run_id="r"))
     pd.testing.assert_frame_equal(before, _weights(settings, days[-2]))
 
 
@@ -188,13 +189,13 @@ def test_optimize_portfolio_when_previous_session_weights_then_turnover_capped_a
     stage,
 ) -> None:
     settings, _, _, days = stage
-    optimize_portfolio(days[-2], settings=settings, run_id="d1")
+    optimize_portfolio(run_context(days[-2], settings=settings, run_id="d1"))
     previous = _weights(settings, days[-2]).set_index("symbol")["weight"]
     capped = settings.model_copy(
         update={"portfolio": settings.portfolio.model_copy(update={"turnover_cap": 0.1})}
     )
 
-    summary = optimize_portfolio(days[-1], settings=capped, run_id="d2")
+    summary = optimize_portfolio(run_context(days[-1], settings=capped, run_id="d2"))
 
     now = _weights(settings, days[-1]).set_index("symbol")["weight"]
     names = now.index.union(previous.index)
@@ -212,7 +213,10 @@ def test_optimize_portfolio_when_current_weights_given_then_used_instead_of_tabl
         update={"portfolio": settings.portfolio.model_copy(update={"turnover_cap": 0.05})}
     )
     held = {scores.index[0]: 0.05, scores.index[1]: 0.05}
-    summary = optimize_portfolio(days[-1], settings=capped, run_id="x", current_weights=held)
+    summary = optimize_portfolio(
+        run_context(days[-1], settings=capped, run_id="x"),
+        current_weights=held,
+    )
     now = _weights(settings, days[-1]).set_index("symbol")["weight"]
     moved = (now - pd.Series(held).reindex(now.index).fillna(0)).abs().sum()
     assert moved <= 0.05 + 1e-6
@@ -224,7 +228,8 @@ def test_optimize_portfolio_when_constraints_infeasible_then_fallback_recorded_a
 ) -> None:
     settings, scores, _, days = stage
     summary = optimize_portfolio(
-        days[-2], settings=settings, run_id="f", symbols=list(scores.index[:5])
+        run_context(days[-2], settings=settings, run_id="f"),
+        symbols=list(scores.index[:5]),
     )
     assert summary["n_candidates"] == 5
     assert summary["fallback_used"] is True
@@ -244,7 +249,10 @@ def test_optimize_portfolio_when_constraints_infeasible_then_fallback_recorded_a
 @pytest.mark.parametrize("method", ["hrp", "risk_parity", "cvar", "top_k", "min_volatility"])
 def test_optimize_portfolio_when_optimizer_given_then_that_method_recorded(stage, method) -> None:
     settings, _, _, days = stage
-    summary = optimize_portfolio(days[-2], settings=settings, optimizer=method, run_id="m")
+    summary = optimize_portfolio(
+        run_context(days[-2], settings=settings, run_id="m"),
+        optimizer=method,
+    )
     assert summary["method"] == method
     assert set(_weights(settings, days[-2])["method"]) == {summary["method_used"]}
 
@@ -257,7 +265,7 @@ def test_optimize_portfolio_when_name_not_tradable_then_never_weighted(stage) ->
         f"update {SCHEMA}.universe set is_tradable = false where symbol = %s",
         best,
     )
-    summary = optimize_portfolio(days[-2], settings=settings, run_id="t")
+    summary = optimize_portfolio(run_context(days[-2], settings=settings, run_id="t"))
     assert summary["n_candidates"] == N_NAMES - 1
     assert best not in set(_weights(settings, days[-2])["symbol"])
 
@@ -265,7 +273,7 @@ def test_optimize_portfolio_when_name_not_tradable_then_never_weighted(stage) ->
 def test_optimize_portfolio_when_no_predictions_then_raises(stage) -> None:
     settings, _, _, days = stage
     with pytest.raises(PortfolioError, match="no predictions"):
-        optimize_portfolio(days[-3], settings=settings)
+        optimize_portfolio(run_context(days[-3], settings=settings))
 
 
 def test_weights_from_positions_when_long_and_short_then_signed_fractions_of_equity() -> None:
@@ -281,7 +289,7 @@ def test_weights_from_positions_when_long_and_short_then_signed_fractions_of_equ
 
 def test_stage_weights_when_read_like_execution_then_one_method_per_run(stage) -> None:
     settings, _, _, days = stage
-    optimize_portfolio(days[-2], settings=settings, run_id="exec")
+    optimize_portfolio(run_context(days[-2], settings=settings, run_id="exec"))
     rows = query(
         settings,
         "select symbol, weight, method from ops.target_weights "
