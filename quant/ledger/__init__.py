@@ -32,8 +32,8 @@ from quant.ledger._orders import (
 from quant.ledger._position_math import QTY_TOLERANCE, event_outcome, next_position, split_shares
 from quant.ledger._reads import (
     account_equity,
-    held_symbols,
     account_orders,
+    held_symbols,
     latest_execution,
     order_outcomes,
     run_execution,

@@ -22,8 +22,9 @@ from quant.execution import (
     reconcile,
     submit_orders,
 )
-from quant.typing import CorporateAction, OrderType, TimeInForce
+from quant.report import write_run_report
 from quant.testing.db import execute, query, scalar
+from quant.typing import CorporateAction, OrderType, TimeInForce
 
 pytestmark = pytest.mark.integration
 
@@ -149,12 +150,21 @@ def test_delisted_and_dead_symbols_when_held_then_closed_and_never_again(market)
     # DEAD's last bar is on s[1]: closed once MISSING sessions have none, at its last close
     assert closings == [(DEAD, s[1 + MISSING], "dead_symbol", 20.0, 0.0),
                         (DELISTED, s[3], "delisting", 33.0, 0.0)]
-    for day, summary in runs.items():
-        assert summary["equity_usd"] > 0
+    # the closings were reported by the session's settlement
+    closed = [e for r in runs.values() for e in r["settled"]["corporate_events"]
+              if e["type"] in ("delisting", "dead_symbol")]
+    assert sorted(e["symbol"] for e in closed) == [DEAD, DELISTED]
     positions = _positions(settings)
     assert DELISTED not in positions and DEAD not in positions
     assert query(settings, "select symbol from ops.positions where account = %s and "
                  "symbol in (%s, %s) and qty_shares <> 0", ACCOUNT, DELISTED, DEAD) == []
+    # the run report lists the events the account met
+    page = write_run_report(dag_id="daily_trading", run_id=f"a-{s[-1].isoformat()}",
+                            session=s[-1], stages={}, settings=settings).read_text()
+    shown = page[page.index("Corporate events"):]
+    for symbol, kind in ((SPLIT, "split"), (DIVIDEND, "dividend"), (DELISTED, "delisting"),
+                         (DEAD, "dead_symbol")):
+        assert f"<td>{symbol}</td><td>{kind}</td>" in shown.replace("\n", ""), kind
 
 
 def test_books_when_sessions_rerun_then_actions_applied_once_and_equity_explained(
