@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
 
@@ -19,6 +19,8 @@ __all__ = [
     "BatchBroker",
     "Broker",
     "BrokerOrder",
+    "CorporateAction",
+    "CorporateActionType",
     "Fill",
     "Order",
     "OrderSide",
@@ -29,6 +31,10 @@ __all__ = [
 ]
 
 OrderSide = Literal["buy", "sell"]
+
+CorporateActionType = Literal["split", "dividend", "delisting", "dead_symbol"]
+"""What happens to a position: a split, a cash dividend, or a closing (the symbol was
+delisted, or has had no bar for too many sessions)."""
 
 
 class OrderType(StrEnum):
@@ -193,6 +199,58 @@ class Account:
 
     equity_usd: float
     cash_usd: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorporateAction:
+    """A corporate action to apply to an account's position in ``symbol`` on ``session``.
+
+    Attributes
+    ----------
+    symbol : str
+    action_type : CorporateActionType
+    session : date
+        The session it takes effect on (a split's or dividend's ex-date, a closing's date).
+    effective_at : datetime
+        UTC: the session's open for splits and dividends (before its opening auction),
+        its close for closings (after the auctions).
+    split_ratio : float, optional
+        Splits: new shares per old share (4.0 for a 4-for-1, 0.25 for a 1-for-4).
+    dividend_usd : float, optional
+        Dividends: cash per share, USD.
+    price_usd : float, optional
+        Splits: the price a fractional share is paid at (the last close divided by the
+        ratio), USD; closings: the last known price the position is closed at, USD.
+    detail : str, optional
+        Why (a closing's reason), for the books.
+    """
+
+    symbol: str
+    action_type: CorporateActionType
+    session: date
+    effective_at: datetime
+    split_ratio: float | None = None
+    dividend_usd: float | None = None
+    price_usd: float | None = None
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.effective_at.tzinfo is None:
+            raise ValueError("effective_at must be timezone-aware (UTC)")
+        if self.action_type == "split" and not (
+            self.split_ratio is not None and self.split_ratio > 0 and math.isfinite(self.split_ratio)
+        ):
+            raise ValueError(f"split of {self.symbol} needs a ratio > 0, got {self.split_ratio}")
+        if self.action_type == "dividend" and not (
+            self.dividend_usd is not None and math.isfinite(self.dividend_usd)
+        ):
+            raise ValueError(f"dividend of {self.symbol} needs dividend_usd, got {self.dividend_usd}")
+        if self.action_type in ("delisting", "dead_symbol") and not (
+            self.price_usd is not None and self.price_usd > 0 and math.isfinite(self.price_usd)
+        ):
+            raise ValueError(
+                f"closing of {self.symbol} needs a last price > 0, got {self.price_usd}"
+            )
 
 
 # -- the broker interface -------------------------------------------------------------------

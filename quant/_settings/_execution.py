@@ -47,6 +47,15 @@ class ExecutionSettings(Section):
     sim_max_participation: float = Field(
         0.1, gt=0, le=1, description="sim: largest share of an auction's volume one symbol fills"
     )
+    close_after_missing_sessions: int = Field(
+        5,
+        ge=1,
+        le=260,
+        description=(
+            "sim: a held symbol without a bar for this many sessions in a row is closed at its "
+            "last close (a recorded dead_symbol event), never carried as a ghost position"
+        ),
+    )
     broker_max_attempts: int = Field(
         5, ge=1, le=20, description="alpaca/ibkr: attempts per request (429, 5xx, timeouts)"
     )

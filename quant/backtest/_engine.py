@@ -45,7 +45,12 @@ import pandas as pd
 from quant import ledger
 from quant.backtest._baselines import Baselines
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
-from quant.backtest._result import MAIN, BacktestResult, StrategyResult
+from quant.backtest._result import (
+    CORPORATE_EVENT_COLUMNS,
+    MAIN,
+    BacktestResult,
+    StrategyResult,
+)
 from quant.backtest._session import (
     BACKTEST_DAG_ID,
     BASELINES,
@@ -225,6 +230,11 @@ def _strategy_result(
         weights=weights,
         orders=_orders_frame(conn, book, sessions),
         fills=fills,
+        corporate_events=pd.DataFrame(
+            ledger.corporate_events(conn, "sim", book.account, start=sessions[0],
+                                    end=sessions[-1]),
+            columns=list(CORPORATE_EVENT_COLUMNS),
+        ),
     )
 
 

@@ -39,6 +39,14 @@ def _num(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+CORPORATE_EVENT_COLUMNS = (
+    "session_date", "symbol", "event_type", "split_ratio", "dividend_usd", "price_usd",
+    "qty_before_shares", "qty_after_shares", "avg_price_before_usd", "avg_price_after_usd",
+    "cash_usd", "detail",
+)
+"""Columns of :attr:`StrategyResult.corporate_events` (as :func:`quant.ledger.corporate_events`)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StrategyResult:
     """One strategy run through the simulator.
@@ -64,6 +72,10 @@ class StrategyResult:
     fills : DataFrame
         Columns ``session``, ``symbol``, ``side``, ``qty_shares``,
         ``price_usd``, ``commission_usd``.
+    corporate_events : DataFrame
+        The splits, dividends and closings (delisted or dead symbols) the account's
+        positions met: columns of ``ops.corporate_events`` (``session_date``,
+        ``symbol``, ``event_type``, ..., ``cash_usd``), :data:`CORPORATE_EVENT_COLUMNS`.
     """
 
     name: str
@@ -74,6 +86,9 @@ class StrategyResult:
     weights: pd.DataFrame
     orders: pd.DataFrame
     fills: pd.DataFrame
+    corporate_events: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(CORPORATE_EVENT_COLUMNS))
+    )
 
     @property
     def returns(self) -> pd.Series:

@@ -156,6 +156,26 @@ def _ic_table(result: BacktestResult, figures: Mapping[str, Any]) -> str:
     )
 
 
+def _corporate_events_table(result: BacktestResult) -> str:
+    """The splits, dividends and closings each strategy's positions met."""
+    head = ("strategy", "session", "symbol", "event", "shares before", "shares after",
+            "cash (USD)", "detail")
+    rows = []
+    for name, strategy in result.strategies.items():
+        for e in strategy.corporate_events.itertuples(index=False):
+            cells = (name, e.session_date, e.symbol, e.event_type, f"{e.qty_before_shares:g}",
+                     f"{e.qty_after_shares:g}", f"{e.cash_usd:,.2f}", e.detail or "")
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    if not rows:
+        return "<p>No split, dividend or closing of a held position in the range.</p>"
+    header = "".join(f"<th>{h}</th>" for h in head)
+    return (
+        "<p>Applied by the simulator on their session and included in the equity "
+        "(cash in lieu of fractional shares, dividends, closing proceeds).</p>"
+        f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+    )
+
+
 def render_tear_sheet(result: BacktestResult) -> str:
     """The tear sheet of ``result`` as one HTML document."""
     figures = result.figures()
@@ -199,6 +219,8 @@ def render_tear_sheet(result: BacktestResult) -> str:
         _lines(turnover, "per session", "One-way turnover per session, 21-session mean."),
         "<h2>Costs</h2>",
         costs,
+        "<h2>Corporate events</h2>",
+        _corporate_events_table(result),
         "<h2>Figures as JSON</h2>",
         f"<pre>{html.escape(json.dumps(figures, indent=2))}</pre>",
     ]

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from quant.ledger._position_math import QTY_TOLERANCE
 from quant.ledger._sql import dict_rows
 
 __all__ = [
     "account_equity",
+    "held_symbols",
     "account_orders",
     "latest_execution",
     "order_outcomes",
@@ -134,3 +136,21 @@ def session_order_counts(conn: Any, run: dict[str, Any]) -> tuple[int, int]:
         )
         orders, rejected = cur.fetchone()
     return int(orders), int(rejected)
+
+
+def held_symbols(conn: Any, dag_id: str, up_to: date) -> list[str]:
+    """Symbols held in the books by the account of the DAG's latest real run up to ``up_to``.
+
+    The positions of ``ops.positions`` (not flat) of that run's broker account, sorted;
+    empty when the DAG has no run yet.
+    """
+    run = latest_execution(conn, dag_id, up_to)
+    if run is None:
+        return []
+    with conn.cursor() as cur:
+        cur.execute(
+            "select symbol from ops.positions where broker = %s and account = %s "
+            "and abs(qty_shares) > %s order by symbol",
+            (run["broker"], run["account"], QTY_TOLERANCE),
+        )
+        return [r[0] for r in cur.fetchall()]

@@ -4,7 +4,8 @@ Called inside the transaction that also rewinds the simulator's own tables
 (:func:`quant.execution.rewind_sim_account`): orders of the session and later,
 and their execution runs and breaks, are removed; fills at or after the cutoff
 are removed; the previous session's orders rest again; positions are rebuilt
-from the fills that remain.
+from the fills and the corporate events that remain (the session's and later
+events are removed first, :func:`quant.ledger.rewind_corporate_events`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from quant.ledger._corporate import position_events, replayed_positions
 from quant.ledger._position_math import next_position
 
 __all__ = ["rebuilt_positions", "rewind_books"]
@@ -75,11 +77,12 @@ def rewind_books(
         (resting,),
     )
     cur.execute(
-        "select symbol, side, qty_shares, price_usd from ops.fills "
+        "select filled_at, symbol, side, qty_shares, price_usd from ops.fills "
         "where broker = 'sim' and account = %s order by filled_at, symbol",
         (account,),
     )
-    book = rebuilt_positions([(r[0], r[1], float(r[2]), float(r[3])) for r in cur.fetchall()])
+    fills = [(r[0], r[1], r[2], float(r[3]), float(r[4])) for r in cur.fetchall()]
+    book = replayed_positions(fills, position_events(cur, "sim", account))
     cur.execute("delete from ops.positions where broker = 'sim' and account = %s", (account,))
     for symbol, (qty, avg) in book.items():
         cur.execute(

@@ -7,7 +7,7 @@ the suite names are what the Data Docs show.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -44,8 +44,23 @@ class Check:
     build: Callable[[QualitySettings, date], Any]
 
 
-def assets(session: date, quality: QualitySettings) -> dict[str, Asset]:
-    """The query assets for ``session`` (dates are inlined as ISO literals)."""
+def _held_values(held: Sequence[str]) -> str:
+    """``held`` as an inline relation ``h (symbol)`` (no row when empty)."""
+    if not held:
+        return "(select null::text as symbol where false) as h"
+    rows = ", ".join("('" + s.replace("'", "''") + "')" for s in sorted(set(held)))
+    return f"(values {rows}) as h (symbol)"
+
+
+def assets(
+    session: date, quality: QualitySettings, held: Sequence[str] = ()
+) -> dict[str, Asset]:
+    """The query assets for ``session`` (dates are inlined as ISO literals).
+
+    ``held``: the symbols the trading account holds (the books' positions), whose
+    bars on the session are checked (a held symbol without one is marked at a
+    stale price and may be closed as a dead symbol).
+    """
     day = session.isoformat()
     lookback = quality.volatility_sessions * 2 + 15
     found = [
@@ -71,6 +86,17 @@ def assets(session: date, quality: QualitySettings) -> dict[str, Asset]:
             where (s.listed_at is null or s.listed_at <= date '{day}')
               and (s.delisted_at is null or s.delisted_at >= date '{day}')
             group by s.symbol
+            """,
+            ("symbol",),
+        ),
+        Asset(
+            "held_bars_coverage",
+            "held_positions",
+            f"""
+            select h.symbol, exists (
+                select 1 from raw.bars as b where b.symbol = h.symbol and b.date = date '{day}'
+            ) as has_bar
+            from {_held_values(held)}
             """,
             ("symbol",),
         ),
@@ -215,6 +241,14 @@ def checks(feature_columns: tuple[str, ...] = ()) -> list[Check]:
             "raw_bars_coverage",
             "warning",
             "every name listed on the date has a bar",
+            _bool_true("has_bar"),
+        ),
+        Check(
+            "positions.held_symbol_has_bar",
+            "held_bars_coverage",
+            "warning",
+            "every symbol held in the books has a bar on the date (else it is marked at a stale "
+            "price, and closed after close_after_missing_sessions sessions without one)",
             _bool_true("has_bar"),
         ),
         Check(

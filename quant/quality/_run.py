@@ -135,6 +135,18 @@ def _feature_columns(settings: Settings) -> tuple[str, ...]:
     return tuple(name for name, dtype in rows if dtype in _NUMERIC and name not in _KEYS)
 
 
+def _held(session: date, dag_id: str, settings: Settings) -> list[str]:
+    """Symbols the DAG's trading account holds in the books (its latest run up to ``session``)."""
+    from quant import ledger
+
+    conn = connect(settings)
+    try:
+        with conn:
+            return ledger.held_symbols(conn, dag_id, session)
+    finally:
+        conn.close()
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
@@ -294,7 +306,7 @@ def run_data_quality(
     for check in all_checks:
         by_asset.setdefault(check.asset, []).append(check)
     results: list[CheckResult] = []
-    for name, asset in assets(session, settings.quality).items():
+    for name, asset in assets(session, settings.quality, _held(session, dag_id, settings)).items():
         if name not in by_asset:
             continue
         if not include_marts and asset.suite in ("features", "universe"):

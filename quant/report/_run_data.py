@@ -8,7 +8,7 @@ so instead of failing. The dbt schemas are not read: they may not exist yet.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -49,6 +49,8 @@ class RunData:
     dq: list[dict[str, Any]]
     kill_events: list[dict[str, Any]]
     market: dict[str, Any]
+    # splits, dividends and closings the account met over the sessions its equity shows
+    corporate_events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def trading_state(self) -> str | None:
@@ -185,6 +187,10 @@ def load_run_data(conn: Any, *, dag_id: str, run_id: str, session: date) -> RunD
         run_id=run_id,
     )
     orders = ledger.run_orders(conn, dag_id, run_id)
+    events = [] if account is None else ledger.corporate_events(
+        conn, account["broker"], account["account"],
+        start=equity[0][0] if equity else session, end=session,
+    )
     with conn, conn.cursor() as cur:
         models, decisions = _models(cur, session)
         return RunData(
@@ -201,6 +207,7 @@ def load_run_data(conn: Any, *, dag_id: str, run_id: str, session: date) -> RunD
             dq=_dq(cur, run_id),
             kill_events=_kill_events(cur),
             market=_market(cur, session),
+            corporate_events=events,
         )
 
 

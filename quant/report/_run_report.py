@@ -51,6 +51,7 @@ from quant.db import connect
 from quant.report._html import kv_table, page, section
 from quant.report._run_data import load_run_data
 from quant.report._run_sections import (
+    corporate_events_section,
     data_quality_section,
     equity_section,
     is_dry_run,
@@ -140,6 +141,7 @@ def write_run_report(
         turnover_section(data),
         model_section(data),
         orders_section(data),
+        corporate_events_section(data),
         data_quality_section(data, path.parent / "data_quality" / "index.html"),
         timings_section(timings, note),
         section("market", "Market data", kv_table(data.market)),

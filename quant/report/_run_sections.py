@@ -23,6 +23,7 @@ __all__ = [
     "equity_section",
     "is_dry_run",
     "model_section",
+    "corporate_events_section",
     "orders_section",
     "stages_section",
     "summary_section",
@@ -229,6 +230,22 @@ def orders_section(data: RunData) -> str:
         css="orders",
     ))
     return section("orders", "Orders", "".join(parts))
+
+
+def corporate_events_section(data: RunData) -> str:
+    """Splits, dividends and closings the account's positions met (``ops.corporate_events``)."""
+    if not data.corporate_events:
+        return section("corporate-events", "Corporate events",
+                       empty("No split, dividend or closing of a held position."))
+    return section("corporate-events", "Corporate events", rows_table(
+        ["session", "symbol", "event", "ratio", "dividend (USD/share)", "price (USD)",
+         "shares before", "shares after", "avg cost before (USD)", "avg cost after (USD)",
+         "cash (USD)", "detail"],
+        [(e["session_date"].isoformat(), e["symbol"], e["event_type"], e["split_ratio"],
+          e["dividend_usd"], e["price_usd"], e["qty_before_shares"], e["qty_after_shares"],
+          e["avg_price_before_usd"], e["avg_price_after_usd"], e["cash_usd"], e["detail"] or "")
+         for e in data.corporate_events],
+    ))
 
 
 def data_quality_section(data: RunData, docs: Path) -> str:

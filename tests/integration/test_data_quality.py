@@ -171,3 +171,26 @@ def test_warn_only_when_check_demoted_then_recorded_not_raised(clean_db: Setting
     execute(settings, "update raw.bars set close = -1 where symbol = %s and date = %s", symbol, day)
     report = run_data_quality(day, run_id="warn", settings=settings, include_marts=False)
     assert "raw_bars.prices_positive" in {w.name for w in report.warnings}
+
+
+def test_data_quality_when_held_symbol_has_no_bar_then_warns_naming_it(
+    small: Settings, session: date
+) -> None:
+    symbol = _first_symbol(small, session)
+    execute(small, "delete from raw.bars where symbol = %s and date = %s", symbol, session)
+    # the DAG's account holds it (its latest run, the session before)
+    before = get_calendar(small.exchange).previous_session(session)
+    execute(
+        small,
+        "insert into ops.execution_runs (namespace, logical_date, run_id, dag_id, run_type, broker, "
+        "account, trading_mode, risk_check, choice_reason, equity_usd, cash_usd) values "
+        "('daily_trading', %s, 'r', 'daily_trading', 'scheduled', 'sim', 'paper', 'paper', "
+        "'sidecar', 'test', 1e6, 9e5)",
+        before,
+    )
+    execute(small, "insert into ops.positions (broker, account, symbol, qty_shares, avg_price_usd) "
+            "values ('sim', 'paper', %s, 100, 10), ('sim', 'paper', 'HELDFLAT', 0, 0)", symbol)
+    report = run_data_quality(session, run_id="held", settings=small, include_marts=False)
+    assert report.blocking_failures == []
+    held = [w for w in report.warnings if w.name == "positions.held_symbol_has_bar"]
+    assert len(held) == 1 and symbol in held[0].describe(), report.warnings

@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from quant.typing import (
     Account,
     BrokerOrder,
+    CorporateAction,
     Fill,
     Order,
     OrderStatus,
     Position,
 )
+from quant.venues.sim._corporate import apply_corporate_actions
 from quant.venues.sim._matching import _Auction
 from quant.venues.sim._store import SimAccountStore
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
     from quant.config import Settings
+    from quant.ledger import CorporateEvent
 
 __all__ = ["SimBroker"]
 
@@ -254,6 +257,15 @@ class SimBroker:
         if not marks:
             return
         self._store.mark(marks)
+
+    def apply_corporate_actions(self, actions: Sequence[CorporateAction]) -> list[CorporateEvent]:
+        """Apply splits, dividends and closings to the positions held; the events applied.
+
+        Each action applies once per symbol, session and type (a second call for the
+        same session applies nothing), in one transaction with its record in the
+        books (``ops.corporate_events``); see :mod:`quant.venues.sim._corporate`.
+        """
+        return apply_corporate_actions(self._store, actions)
 
     def fill_auction(
         self,

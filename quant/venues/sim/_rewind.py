@@ -10,7 +10,9 @@ backfill run twice, or a replay rerun, gives the same orders and fills:
 - fills at or after D's opening auction are removed and their cash flows
   reversed; the previous session's orders, which those fills belonged to, rest
   again at the simulator;
-- positions are rebuilt from the fills that remain.
+- corporate events (splits, dividends, closings) of D and later are removed, their
+  cash taken back and the orders they resized given their quantities back;
+- positions are rebuilt from the fills and corporate events that remain.
 
 This module is the simulator's store for the rewind (``ops.sim_*``); the books'
 part is the ledger's. Both happen in one transaction. The broker accounts of
@@ -23,7 +25,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from quant.ledger import rebuilt_positions, rewind_books
+from quant.ledger import (
+    position_events,
+    replayed_positions,
+    rewind_books,
+    rewind_corporate_events,
+)
 
 __all__ = ["rewind_sim_account"]
 
@@ -59,7 +66,7 @@ def rewind_sim_account(
     with conn, conn.cursor() as cur:
         cur.execute("select 1 from ops.sim_accounts where account = %s for update", (account,))
         if cur.fetchone() is None:
-            return {"orders": 0, "fills": 0}
+            return {"orders": 0, "fills": 0, "corporate_events": 0}
         # cash: reverse the fills being removed
         cur.execute(
             "select coalesce(sum(case when side = 'buy' then qty_shares * price_usd "
@@ -68,11 +75,20 @@ def rewind_sim_account(
             (account, cutoff),
         )
         cash_back, n_fills = cur.fetchone()
+        # corporate events of the session and later: their cash back, their orders resized back
+        n_events, event_cash, resized = rewind_corporate_events(cur, "sim", account, session)
         cur.execute(
-            "update ops.sim_accounts set cash_usd = cash_usd + %s, updated_at = now() "
+            "update ops.sim_accounts set cash_usd = cash_usd + %s - %s, updated_at = now() "
             "where account = %s",
-            (cash_back, account),
+            (cash_back, event_cash, account),
         )
+        for order in resized:
+            cur.execute(
+                "update ops.sim_orders set qty_shares = %s, limit_price_usd = %s, "
+                "updated_at = now() where account = %s and client_order_id = %s",
+                (order["qty_shares"], order["limit_price_usd"], account,
+                 order["client_order_id"]),
+            )
         cur.execute(
             "delete from ops.sim_fills where account = %s and filled_at >= %s", (account, cutoff)
         )
@@ -98,13 +114,14 @@ def rewind_sim_account(
             """,
             (resting, account, account),
         )
-        # positions: rebuilt from the fills that remain
+        # positions: rebuilt from the fills and the corporate events that remain
         cur.execute(
-            "select symbol, side, qty_shares, price_usd from ops.sim_fills where account = %s "
-            "order by filled_at, symbol",
+            "select filled_at, symbol, side, qty_shares, price_usd from ops.sim_fills "
+            "where account = %s order by filled_at, symbol",
             (account,),
         )
-        book = rebuilt_positions([(r[0], r[1], float(r[2]), float(r[3])) for r in cur.fetchall()])
+        fills = [(r[0], r[1], r[2], float(r[3]), float(r[4])) for r in cur.fetchall()]
+        book = replayed_positions(fills, position_events(cur, "sim", account))
         cur.execute("delete from ops.sim_positions where account = %s", (account,))
         for symbol, (qty, avg) in book.items():
             cur.execute(
@@ -112,4 +129,4 @@ def rewind_sim_account(
                 "market_price_usd) values (%s, %s, %s, %s, %s)",
                 (account, symbol, qty, avg, avg),
             )
-    return {"orders": len(later), "fills": int(n_fills)}
+    return {"orders": len(later), "fills": int(n_fills), "corporate_events": n_events}

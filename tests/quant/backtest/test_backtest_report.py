@@ -104,3 +104,28 @@ def test_run_backtest_when_bad_arguments_then_refused_before_any_work(
     settings = Settings(home=tmp_path, database_url="postgresql://nobody@nowhere.invalid/none")
     with pytest.raises(error, match=match):
         run_backtest(settings=settings, **kwargs)
+
+
+def test_tear_sheet_when_corporate_events_then_listed_per_strategy() -> None:
+    result = _result()
+    events = pd.DataFrame(
+        [(DAYS[2], "AAA", "split", 4.0, None, 12.5, 60.0, 240.0, 50.0, 12.5, 0.0, None),
+         (DAYS[3], "AAA", "delisting", None, None, 12.0, 240.0, 0.0, 12.5, 0.0, 2_880.0,
+          "delisted_at 2025-03-06")],
+        columns=["session_date", "symbol", "event_type", "split_ratio", "dividend_usd",
+                 "price_usd", "qty_before_shares", "qty_after_shares", "avg_price_before_usd",
+                 "avg_price_after_usd", "cash_usd", "detail"],
+    )
+    strategies = dict(result.strategies)
+    strategies["strategy"] = StrategyResult(
+        **{f: getattr(result.strategy, f) for f in StrategyResult.__dataclass_fields__
+           if f != "corporate_events"},
+        corporate_events=events,
+    )
+    page = render_tear_sheet(BacktestResult(**{
+        **{f: getattr(result, f) for f in BacktestResult.__dataclass_fields__},
+        "strategies": strategies,
+    }))
+    section = page[page.index("<h2>Corporate events</h2>"):]
+    assert "split" in section and "delisted_at 2025-03-06" in section and "2,880.00" in section
+    assert "No split, dividend or closing" in render_tear_sheet(_result())

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[3] / "quant"
-BOOKS = r"(?:orders|fills|positions|execution_runs|reconciliation_breaks|sim_\w+)"
+BOOKS = r"(?:orders|fills|positions|execution_runs|reconciliation_breaks|corporate_events|sim_\w+)"
 SQL_ON_BOOKS = re.compile(
     rf"\b(?:from|into|update|join|table|truncate)\s+ops\.{BOOKS}\b", re.IGNORECASE
 )
