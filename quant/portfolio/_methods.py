@@ -110,9 +110,30 @@ def _efficient_frontier(
             # the objective is in annualised return units: the cost of a trade counts once per
             # cost_horizon_sessions, the time its expected return takes to be earned
             ef.add_objective(
-                objective_functions.transaction_cost, w_prev=current, k=annual_cost_rate(settings)
+                objective_functions.transaction_cost,
+                w_prev=_cost_anchor(problem, limits),
+                k=annual_cost_rate(settings),
             )
     return ef
+
+
+def _cost_anchor(problem: Problem, limits: Limits) -> np.ndarray:
+    """The current book as the solver sees it, the reference of the cost term.
+
+    A long-only solver must invest exactly the gross cap, while the book it starts from
+    was scaled to the volatility target after its own solve: costed against the book as
+    held, every solve would pay for re-investing that difference and place it wherever
+    the day's noise points. The current book scaled to the budget is what the solver's
+    weights are comparable with; the scaling after the solve is the same proportional
+    step for both.
+    """
+    current = problem.current
+    if not limits.long_only:
+        return current
+    held = float(np.clip(current, 0.0, None).sum())
+    if held <= 1e-12:
+        return current
+    return np.clip(current, 0.0, None) * (limits.gross_cap / held)
 
 
 def _solve(ef, objective, **kwargs) -> np.ndarray:
