@@ -85,29 +85,35 @@ def historical_cvar(w: np.ndarray, returns: np.ndarray, alpha: float) -> float:
 
 
 def cost_aware_move(
-    target: np.ndarray, problem: Problem, limits: Limits, settings: PortfolioSettings
+    target: np.ndarray,
+    problem: Problem,
+    limits: Limits,
+    settings: PortfolioSettings,
+    anchor: np.ndarray,
 ) -> np.ndarray:
     """The point between the current book and ``target`` worth trading to, for ``cvar``.
 
-    The candidates lie on the line from the current book, scaled to the target's gross
-    exposure (the budget is a limit, not a choice the cost may trade against), to the
-    target; among those within every limit, the one with the highest
-    ``mu'w - risk_aversion x CVaR(w) - cost(w)`` in daily units (riskfolio-lib's
-    utility) is kept. A book with nothing held moves in full.
+    The candidates lie on the line from the current book, within the limits (``anchor``)
+    and scaled to the target's gross exposure where the limits allow (the budget is a
+    limit, not a choice the cost may trade against), to the target; among those within
+    every limit, the one with the highest ``mu'w - risk_aversion x CVaR(w) - cost(w)`` in
+    daily units (riskfolio-lib's utility) is kept. A book with nothing held moves in full.
 
     Parameters
     ----------
     target : ndarray of shape (n,), the method's weights within every limit
+    anchor : ndarray of shape (n,), the current book trimmed to the limits
 
     Returns
     -------
     ndarray of shape (n,)
     """
-    current = problem.current
-    held = float(np.abs(current).sum())
+    held = float(np.abs(anchor).sum())
     if settings.turnover_penalty <= 0 or held <= _ZERO:
         return target
-    base = current * (float(np.abs(target).sum()) / held)
+    base = anchor * (float(np.abs(target).sum()) / held)
+    if check_limits(base, problem, limits):
+        base = anchor
     mu_daily = problem.expected_returns / TRADING_DAYS
     cost_daily = settings.turnover_penalty / settings.cost_horizon_sessions
     best, best_value = target, -np.inf
@@ -163,5 +169,36 @@ def apply_no_trade_band(
             banded = np.where(traded, banded * room / moving, banded)
         violations = check_limits(banded, problem, limits)
         if violations:
-            return w, 0, f"no-trade band not applied: {'; '.join(violations)}"
+            # e.g. the untraded names push the volatility over its target: shrink the traded
+            # names (only they trade) by the least that brings the book within the limits
+            scaled = _shrink_traded(banded, traded, problem, limits)
+            if scaled is None and limits.vol_target is not None:
+                # else the whole book, in proportion, to its volatility target
+                vol = problem.volatility(banded)
+                scaled = banded * min(1.0, limits.vol_target / vol) if vol > _ZERO else banded
+                scaled = None if check_limits(scaled, problem, limits) else scaled
+            if scaled is None:
+                return w, 0, f"no-trade band not applied: {'; '.join(violations)}"
+            banded = scaled
     return banded + 0.0, int(small.sum()), None
+
+
+def _shrink_traded(
+    w: np.ndarray, traded: np.ndarray, problem: Problem, limits: Limits
+) -> np.ndarray | None:
+    """``w`` with its traded names scaled by the largest factor in [1/2, 1] that keeps every
+    limit (bisection), or None when even a half does not."""
+
+    def at(factor: float) -> np.ndarray:
+        return np.where(traded, w * factor, w)
+
+    lo, hi = 0.5, 1.0
+    if check_limits(at(lo), problem, limits):
+        return None
+    for _ in range(40):
+        mid = (lo + hi) / 2.0
+        if check_limits(at(mid), problem, limits):
+            hi = mid
+        else:
+            lo = mid
+    return at(lo)

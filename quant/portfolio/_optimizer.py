@@ -400,7 +400,7 @@ class PortfolioOptimizer:
                 if violations:
                     raise LimitViolationError(violations)
                 if method_name == "cvar" and with_turnover:
-                    weights = cost_aware_move(weights, problem, limits, self.settings)
+                    weights = cost_aware_move(weights, problem, limits, self.settings, anchor)
             except (OptimizationError, LimitViolationError) as exc:
                 attempts.append(
                     Attempt(stage, method_name, False, str(exc), time.perf_counter() - started)
