@@ -90,6 +90,8 @@ class Book:
         self.weights: list[tuple[date, str, float]] = []
         self.previous_weights: dict[str, float] = {}
         self.run_ids: dict[date, str] = {}
+        self.warnings: set[str] = set()
+        """The portfolio stage's warnings over the sessions (e.g. top_k holding every name)."""
 
     def close(self) -> None:
         self.broker.close()
@@ -161,6 +163,7 @@ def baseline_session(
                                settings=settings, optimizer=TOP_K,
                                current_weights=book.previous_weights)
             weights = solved.target_weights()
+            book.warnings.update(solved.result.warnings)
             book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
         conn.commit()
         book.weights += [(day, s, w) for s, w in weights.items()]

@@ -119,3 +119,39 @@ def test_optimize_portfolio_when_scores_have_no_skill_then_costs_cut_turnover_to
     assert sources[-1] == "realised"
     assert stored[-1][5]["sessions"] >= settings.portfolio.ic_min_sessions
     assert stored[-1][4] >= 0.0
+
+
+def test_optimize_portfolio_when_top_k_not_below_universe_then_warning_stored(zero_skill) -> None:
+    settings, sessions = zero_skill
+    day = sessions[-1]
+    (n_tradable,) = query(
+        settings,
+        "select count(*) from marts.universe where session_date = %s and is_tradable",
+        day,
+    )[0]
+    execute(settings, "delete from ops.target_weights; delete from ops.portfolio_diagnostics")
+    config = settings.model_copy(
+        update={"portfolio": settings.portfolio.model_copy(update={"top_k": n_tradable})}
+    )
+
+    summary = optimize_portfolio(day, settings=config, optimizer="top_k", run_id="top-k-all")
+    below = optimize_portfolio(
+        day,
+        settings=settings.model_copy(
+            update={"portfolio": settings.portfolio.model_copy(update={"top_k": n_tradable - 1})}
+        ),
+        optimizer="top_k",
+        run_id="top-k-fewer",
+    )
+
+    assert any("top_k" in w and "every" in w for w in summary["warnings"])
+    assert below["warnings"] == []
+    (stored,) = query(
+        settings, "select warnings from ops.portfolio_diagnostics where session_date = %s", day
+    )[0]
+    assert stored == []  # the later run replaced the session's row
+    summary = optimize_portfolio(day, settings=config, optimizer="top_k", run_id="top-k-all")
+    (stored,) = query(
+        settings, "select warnings from ops.portfolio_diagnostics where session_date = %s", day
+    )[0]
+    assert stored == summary["warnings"] and stored
