@@ -80,5 +80,8 @@ def backtest(
         s = figures[key]
         if s["mean"] is not None:
             console.print(f"{key}: mean {s['mean']:.4f}, t {s['t_stat'] or 0:.2f}, over {s['n']} sessions")
+    for name, found in figures["warnings"].items():
+        for message in found:
+            console.print(f"[yellow]warning[/yellow] ({name}): {message}")
     console.print(f"{result.seconds:.0f} s; logs: {logfile}")
     console.print(f"tear sheet: {path}")

@@ -51,7 +51,50 @@ class PortfolioSettings(Section):
         None, gt=0, le=20, description="largest sum(|w - w_current|) of one rebalance (null = off)"
     )
     turnover_penalty: float = Field(
-        0.0, ge=0, description="cost per unit of sum(|w - w_current|) in the optimiser's objective"
+        0.002,
+        ge=0,
+        le=0.1,
+        description=(
+            "expected transaction cost per unit of traded value sum(|w - w_current|) (0.002 = 20 "
+            "bps); the optimiser weighs it against the expected return over cost_horizon_sessions"
+        ),
+    )
+    cost_horizon_sessions: int = Field(
+        5,
+        ge=1,
+        le=252,
+        description=(
+            "sessions a trade's expected return is earned over before it is traded again (the "
+            "model's label horizon): the cost term is turnover_penalty x 252 / this, per year"
+        ),
+    )
+    no_trade_band: float = Field(
+        0.0025,
+        ge=0,
+        lt=0.5,
+        description="weight changes smaller than this (fraction of equity) are not traded (0 = off)",
+    )
+    ic_source: Literal["realised", "configured"] = Field(
+        "realised",
+        description=(
+            "information coefficient of the expected returns: the model's recent realised rank "
+            "IC (shrunk, floored at 0), or score_ic"
+        ),
+    )
+    ic_window_sessions: int = Field(
+        63, ge=5, le=1_000, description="prediction sessions the realised IC is averaged over"
+    )
+    ic_min_sessions: int = Field(
+        20,
+        ge=2,
+        le=1_000,
+        description="fewer sessions with a known outcome: fall back to the validation IC, then score_ic",
+    )
+    ic_confidence: float = Field(
+        1.0,
+        ge=0,
+        le=5,
+        description="standard errors taken off the mean realised IC before it is used (shrinkage)",
     )
     min_position: float = Field(
         0.005, ge=0, lt=1, description="smaller |weights| go to zero and are redistributed"
@@ -84,7 +127,10 @@ class PortfolioSettings(Section):
         0.05,
         gt=0,
         le=1,
-        description="expected return = score_ic x annual vol x cross-sectional z-score of the score",
+        description=(
+            "expected return = IC x annual vol x cross-sectional z-score of the score: the IC "
+            "when ic_source is configured, or no realised or validation IC exists yet"
+        ),
     )
     top_k: int = Field(20, ge=1, le=5_000, description="top_k: names held (per side)")
     top_k_max_drops: int = Field(
@@ -128,6 +174,11 @@ class PortfolioSettings(Section):
         if self.min_position >= self.max_weight:
             raise ValueError(
                 f"min_position ({self.min_position}) must be below max_weight ({self.max_weight})"
+            )
+        if self.ic_min_sessions > self.ic_window_sessions:
+            raise ValueError(
+                f"ic_min_sessions ({self.ic_min_sessions}) is above "
+                f"ic_window_sessions ({self.ic_window_sessions})"
             )
         if len(set(self.fallback_chain)) != len(self.fallback_chain):
             raise ValueError(f"fallback_chain {list(self.fallback_chain)} lists a step twice")

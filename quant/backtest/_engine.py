@@ -265,7 +265,8 @@ def _loop(
         if baselines is not None:
             baselines.send(day, run_id)
         run = run.but(run_id=f"{run_id}__{MAIN}")
-        clock.run("optimize_portfolio", day, optimize_portfolio, run, optimizer=method)
+        summary = clock.run("optimize_portfolio", day, optimize_portfolio, run, optimizer=method)
+        book.warnings.update(summary.get("warnings", ()))
         weights = _read_weights(conn, day)
         conn.commit()
         book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
@@ -397,7 +398,8 @@ def run_backtest(
                 clock.seconds[stage] = clock.seconds.get(stage, 0.0) + spent
             for name in BASELINES:
                 books[name] = Book(name, bid, settings, sessions[-1])
-                books[name].equity, books[name].weights, books[name].run_ids = states[name]
+                (books[name].equity, books[name].weights, books[name].run_ids,
+                 books[name].warnings) = states[name]
         impact = None
         if costs.impact_coefficient > 0:
             impact = _impact_inputs(conn, sessions, settings, costs.impact_sessions)
@@ -424,6 +426,7 @@ def run_backtest(
         periods_per_year=settings.backtest.periods_per_year,
         strategies=strategies,
         ic=ic,
+        warnings={name: sorted(b.warnings) for name, b in books.items() if b.warnings},
         retrains=pd.DataFrame(retrains, columns=["session", "action", "reason", "champion_model_id"]),
         stage_seconds=clock.seconds,
         seconds=time.perf_counter() - started,

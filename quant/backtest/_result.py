@@ -169,6 +169,9 @@ class BacktestResult:
     ic : DataFrame
         Columns ``session``, ``ic``, ``rank_ic``: correlation of the model's
         scores at D with the next session's total returns.
+    warnings : dict of str to list of str
+        Per strategy, the portfolio stage's warnings over the sessions (e.g. the
+        ``top_k`` baseline holding every name of the universe).
     retrains : DataFrame
         Columns ``session``, ``action`` (``retrained`` / ``skipped``), ``reason``
         (``no_champion``, ``scheduled``, ``drift``, ``not_due``, ...) and
@@ -190,6 +193,7 @@ class BacktestResult:
     periods_per_year: int
     strategies: dict[str, StrategyResult]
     ic: pd.DataFrame
+    warnings: dict[str, list[str]] = field(default_factory=dict)
     retrains: pd.DataFrame = field(default_factory=pd.DataFrame)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -236,6 +240,7 @@ class BacktestResult:
             "rank_ic": ic_stats["rank_ic"],
             "retrains": self._retrain_counts(),
             "baselines": {name: figs for name, figs in per.items() if name != MAIN},
+            "warnings": {name: list(found) for name, found in self.warnings.items()},
             "seconds": round(self.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "tear_sheet": None if self.tear_sheet is None else str(self.tear_sheet),

@@ -94,6 +94,8 @@ class Book:
         self.weights: list[tuple[date, str, float]] = []
         self.previous_weights: dict[str, float] = {}
         self.run_ids: dict[date, str] = {}
+        self.warnings: set[str] = set()
+        """The portfolio stage's warnings over the sessions (e.g. top_k holding every name)."""
 
     def close(self) -> None:
         self.broker.close()
@@ -149,6 +151,7 @@ def baseline_session(books: dict[str, Book], run: RunContext, conn: Any, clock: 
                                settings=settings, optimizer=TOP_K,
                                current_weights=book.previous_weights, relations=run.relations)
             weights = solved.target_weights()
+            book.warnings.update(solved.result.warnings)
             book.previous_weights = {s: w for s, w in weights.items() if w != 0.0}
         conn.commit()
         book.weights += [(day, s, w) for s, w in weights.items()]
@@ -202,7 +205,8 @@ def relation_cache(
 
     cal = get_calendar(settings.exchange)
     p = settings.portfolio
-    margin = max(p.lookback_sessions, settings.backtest.impact_sessions) + 5
+    ic_span = p.ic_window_sessions + settings.model.horizon_sessions + 1  # the realised IC
+    margin = max(p.lookback_sessions, settings.backtest.impact_sessions, ic_span) + 5
     try:
         returns_start = cal.shift(sessions[0], -margin)
     except QuantError:

@@ -28,6 +28,7 @@ from quant.execution._common import (
     run_info,
     time_in_force,
 )
+from quant.execution._corporate import ex_date_actions
 from quant.execution._ids import client_order_id, order_namespace
 from quant.execution._market import average_daily_volume, session_bars
 from quant.execution._modes import BrokerChoice, choose_broker
@@ -165,6 +166,14 @@ def generate_orders(run: RunContext) -> dict[str, Any]:
                 "statuses": ledger.status_counts(conn, existing),
                 "dropped": [],
             }
+        booked = None
+        if choice.broker != "sim" and not dry_run:
+            # the broker applies the session's splits and dividends to the account itself:
+            # the books follow, so that reconciliation expects what the broker shows
+            actions = ex_date_actions(conn, session, settings.providers, calendar(settings))
+            booked = len(ledger.book_broker_corporate_actions(
+                conn, choice.broker, choice.account, actions))
+            conn.commit()
         with BrokerHandle(settings, choice.broker, choice.account, run.broker,
                           run.credentials) as b:
             settled = None
@@ -205,6 +214,7 @@ def generate_orders(run: RunContext) -> dict[str, Any]:
             "choice_reason": choice.reason,
             "dry_run": dry_run,
             "settled": settled,
+            "corporate_events_booked": booked,
             "equity_usd": account.equity_usd,
             "cash_usd": account.cash_usd,
             "orders": len(plan.orders),

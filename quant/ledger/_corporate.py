@@ -27,6 +27,7 @@ __all__ = [
     "CorporateEvent",
     "OrderAdjustment",
     "applied_corporate_events",
+    "book_broker_corporate_actions",
     "corporate_events",
     "position_events",
     "record_corporate_events",
@@ -145,6 +146,53 @@ def record_corporate_events(
             (o.qty_after_shares, o.filled_after_shares, o.limit_after_usd,
              o.client_order_id, broker, account),
         )
+
+
+def book_broker_corporate_actions(
+    conn: Any, broker: str, account: str, actions: Sequence[CorporateAction]
+) -> list[CorporateEvent]:
+    """Record on the pipeline's book of a real broker's account the splits and dividends the
+    broker applies to the account itself; the events recorded now.
+
+    The broker scales its positions on a split's ex-date and pays dividends; the books
+    follow (``ops.positions`` with the same whole-share outcome as the simulator's, the
+    event in ``ops.corporate_events``) so that reconciliation expects what the broker
+    shows. Closings of delisted symbols are the broker's to report (as fills or a
+    position that goes away): they are not booked here. Actions on symbols the book does
+    not hold, or already recorded for the account, are skipped.
+    """
+    wanted = [a for a in actions if a.action_type in ("split", "dividend")]
+    if not wanted:
+        return []
+    with conn.cursor() as cur:
+        done: set[tuple[str, str, date]] = set()
+        for session in sorted({a.session for a in wanted}):
+            done |= {(s, k, session) for s, k in
+                     applied_corporate_events(cur, broker, account, session)}
+        cur.execute(
+            "select symbol, qty_shares, avg_price_usd from ops.positions "
+            "where broker = %s and account = %s and symbol = any(%s) and qty_shares <> 0",
+            (broker, account, sorted({a.symbol.upper() for a in wanted})),
+        )
+        book = {r[0]: (float(r[1]), float(r[2])) for r in cur.fetchall()}
+        events = []
+        for a in sorted(wanted, key=lambda a: (a.effective_at, EVENT_RANK[a.action_type], a.symbol)):
+            symbol = a.symbol.upper()
+            if symbol not in book or (symbol, a.action_type, a.session) in done:
+                continue
+            qty, avg = book[symbol]
+            new_qty, new_avg, moved = event_outcome(
+                qty, avg, a.action_type, split_ratio=a.split_ratio,
+                dividend_usd=a.dividend_usd, price_usd=a.price_usd,
+            )
+            book[symbol] = (new_qty, new_avg)
+            done.add((symbol, a.action_type, a.session))
+            events.append(CorporateEvent(
+                action=a, qty_before_shares=qty, qty_after_shares=new_qty,
+                avg_price_before_usd=avg, avg_price_after_usd=new_avg, cash_usd=moved,
+            ))
+        record_corporate_events(cur, broker, account, events)
+    return events
 
 
 def rewind_corporate_events(

@@ -4,8 +4,11 @@ Methods (PyPortfolioOpt and riskfolio-lib): ``mean_variance``, ``min_volatility`
 ``hrp``, ``risk_parity``, ``cvar`` and the ``top_k`` baseline. Limits come from
 :class:`quant.config.PortfolioSettings`; a repair step enforces them whatever a
 solver returns, and a configured fallback chain takes over when a method fails.
+Expected transaction costs and a no-trade band keep weak signals from churning the
+book; the expected returns are scaled by the model's realised IC (:class:`Conviction`).
 """
 
+from quant.portfolio._conviction import Conviction
 from quant.portfolio._limits import Limits, Problem, check_limits, enforce_limits, turnover
 from quant.portfolio._methods import METHODS, expected_returns_from_scores
 from quant.portfolio._optimizer import Attempt, PortfolioOptimizer, PortfolioResult
@@ -35,6 +38,7 @@ __all__ = [
     "METHODS",
     "TRADING_DAYS",
     "Attempt",
+    "Conviction",
     "ExponentialCovariance",
     "LedoitWolfCovariance",
     "Limits",

@@ -18,6 +18,7 @@ import pandas as pd
 
 from quant.config import PortfolioSettings
 from quant.exceptions import OptimizationError
+from quant.portfolio._costs import annual_cost_rate, swap_hurdle
 from quant.portfolio._limits import Limits, Problem
 from quant.portfolio._risk import TRADING_DAYS
 
@@ -106,10 +107,33 @@ def _efficient_frontier(
             cap_to = settings.turnover_cap - outside
             ef.add_constraint(lambda w: cp.norm1(w - current) <= cap_to)
         if settings.turnover_penalty > 0:
+            # the objective is in annualised return units: the cost of a trade counts once per
+            # cost_horizon_sessions, the time its expected return takes to be earned
             ef.add_objective(
-                objective_functions.transaction_cost, w_prev=current, k=settings.turnover_penalty
+                objective_functions.transaction_cost,
+                w_prev=_cost_anchor(problem, limits),
+                k=annual_cost_rate(settings),
             )
     return ef
+
+
+def _cost_anchor(problem: Problem, limits: Limits) -> np.ndarray:
+    """The current book as the solver sees it, the reference of the cost term.
+
+    A long-only solver must invest exactly the gross cap, while the book it starts from
+    was scaled to the volatility target after its own solve: costed against the book as
+    held, every solve would pay for re-investing that difference and place it wherever
+    the day's noise points. The current book scaled to the budget is what the solver's
+    weights are comparable with; the scaling after the solve is the same proportional
+    step for both.
+    """
+    current = problem.current
+    if not limits.long_only:
+        return current
+    held = float(np.clip(current, 0.0, None).sum())
+    if held <= 1e-12:
+        return current
+    return np.clip(current, 0.0, None) * (limits.gross_cap / held)
 
 
 def _solve(ef, objective, **kwargs) -> np.ndarray:
@@ -335,18 +359,39 @@ def cvar(
 # -- baseline -----------------------------------------------------------------------------------
 
 
-def _pick(order: np.ndarray, held: np.ndarray, k: int, max_drops: int) -> np.ndarray:
+def _pick(
+    order: np.ndarray,
+    held: np.ndarray,
+    k: int,
+    max_drops: int,
+    value: np.ndarray | None = None,
+    hurdle: float = 0.0,
+) -> np.ndarray:
     """Indices to hold: the ``k`` best of ``order`` (best first), replacing at most ``max_drops``
     of the ``held`` indices per day, the worst-ranked first. Held names missing from ``order``
-    always leave."""
+    always leave.
+
+    With ``value`` (expected returns, the side's sign applied) and a ``hurdle`` > 0, a held
+    name is replaced only when the newcomer's value beats its own by more than the hurdle
+    (the round-trip cost): a swap that does not pay for itself is not made. Empty slots
+    are filled without a hurdle."""
     rank = {int(i): r for r, i in enumerate(order)}
     best = {int(i) for i in order[:k]}
     held_ranked = [int(i) for i in held if int(i) in rank]
     kept = [i for i in held_ranked if i in best]
     leaving = sorted((i for i in held_ranked if i not in best), key=rank.__getitem__)
-    kept += leaving[: len(leaving) - min(max_drops, len(leaving))]
+    n_drops = min(max_drops, len(leaving))
+    kept += leaving[: len(leaving) - n_drops]
     chosen = set(kept)
     new = [int(i) for i in order if int(i) not in chosen][: max(k - len(chosen), 0)]
+    if value is not None and hurdle > 0 and n_drops:
+        dropping = leaving[len(leaving) - n_drops :][::-1]  # the worst first
+        newcomers = [i for i in new if i not in set(dropping)]  # the best first
+        for j, out in enumerate(dropping):
+            if j < len(newcomers) and value[newcomers[j]] - value[out] > hurdle:
+                continue
+            chosen.add(out)  # the swap does not pay for its cost: keep the name
+        new = [int(i) for i in order if int(i) not in chosen][: max(k - len(chosen), 0)]
     return np.array(sorted(chosen | set(new)), dtype=int)
 
 
@@ -354,22 +399,25 @@ def top_k(
     problem: Problem, limits: Limits, settings: PortfolioSettings, *, with_turnover: bool = True
 ) -> np.ndarray:
     """Equal weight over the ``top_k`` best scores; at most ``top_k_max_drops`` held names are
-    replaced per day. Long/short books also short the ``top_k`` worst scores (half the gross
-    cap per side)."""
+    replaced per day, and only when the newcomer's expected return beats the held name's by
+    the round-trip cost (:func:`quant.portfolio._costs.swap_hurdle`; with no conviction no
+    swap pays and the book is kept). Long/short books also short the ``top_k`` worst scores
+    (half the gross cap per side)."""
     k = min(settings.top_k, problem.n)
     order = np.argsort(-problem.scores, kind="stable")
     w = np.zeros(problem.n)
+    mu, hurdle, drops = problem.expected_returns, swap_hurdle(settings), settings.top_k_max_drops
     if limits.long_only:
-        longs = _pick(order, np.flatnonzero(problem.current > 0), k, settings.top_k_max_drops)
+        longs = _pick(order, np.flatnonzero(problem.current > 0), k, drops, mu, hurdle)
         w[longs] = limits.gross_cap / len(longs)
         return w
     k = min(k, problem.n // 2)
     if k == 0:
         raise OptimizationError("top_k long/short needs at least 2 names")
-    longs = _pick(order, np.flatnonzero(problem.current > 0), k, settings.top_k_max_drops)
+    longs = _pick(order, np.flatnonzero(problem.current > 0), k, drops, mu, hurdle)
     taken = set(longs.tolist())
     pool = np.array([i for i in order[::-1] if int(i) not in taken], dtype=int)
-    shorts = _pick(pool, np.flatnonzero(problem.current < 0), k, settings.top_k_max_drops)
+    shorts = _pick(pool, np.flatnonzero(problem.current < 0), k, drops, -mu, hurdle)
     w[longs] = limits.gross_cap / 2.0 / len(longs)
     w[shorts] = -limits.gross_cap / 2.0 / len(shorts)
     return w

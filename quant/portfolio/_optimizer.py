@@ -19,10 +19,16 @@ constraints) or its repaired weights fail :func:`check_limits`:
     all weights zero: always within the limits, the last resort.
 
 Every attempt is recorded in :attr:`PortfolioResult.attempts`.
+
+Costs (:mod:`quant.portfolio._costs`): the PyPortfolioOpt methods carry the cost
+term in their objective, ``cvar`` gets it in a post-step and ``top_k`` in its
+selection; every method's weights then pass the no-trade band. The expected
+returns are scaled by the conviction (:mod:`quant.portfolio._conviction`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -38,6 +44,8 @@ from quant.exceptions import (
     OptimizationError,
     PortfolioError,
 )
+from quant.portfolio._conviction import Conviction
+from quant.portfolio._costs import apply_no_trade_band, cost_aware_move, expected_cost
 from quant.portfolio._limits import (
     Limits,
     Problem,
@@ -50,6 +58,8 @@ from quant.portfolio._methods import METHODS, expected_returns_from_scores, uses
 from quant.portfolio._risk import RiskModel, risk_model_from_settings, trailing_returns
 
 __all__ = ["Attempt", "PortfolioOptimizer", "PortfolioResult"]
+
+log = logging.getLogger(__name__)
 
 _UNCLASSIFIED = "\x00unclassified:"
 
@@ -102,6 +112,14 @@ class PortfolioResult:
         Factor the volatility target applied (1 when it did not bind).
     excluded : tuple of str
         Scored names left out for too short a return history.
+    expected_cost : float
+        ``turnover_penalty x turnover``, fraction of equity.
+    band_held_back : int
+        Names whose (small) trade the no-trade band skipped.
+    warnings : tuple of str
+        What the user should know about these weights (also logged).
+    conviction : Conviction or None
+        The IC the expected returns were scaled by, and its source.
     """
 
     weights: pd.Series
@@ -115,6 +133,10 @@ class PortfolioResult:
     turnover: float
     vol_scale: float
     excluded: tuple[str, ...] = field(default=())
+    expected_cost: float = 0.0
+    band_held_back: int = 0
+    warnings: tuple[str, ...] = field(default=())
+    conviction: Conviction | None = None
 
     @property
     def fallback_used(self) -> bool:
@@ -149,6 +171,10 @@ class PortfolioResult:
             "vol_scale": self.vol_scale,
             "excluded": list(self.excluded),
             "attempts": [a.to_dict() for a in self.attempts],
+            "expected_cost": self.expected_cost,
+            "band_held_back": self.band_held_back,
+            "warnings": list(self.warnings),
+            "conviction": None if self.conviction is None else self.conviction.to_dict(),
         }
 
 
@@ -180,6 +206,7 @@ class PortfolioOptimizer:
         current_weights: pd.Series | None = None,
         sectors: pd.Series | None = None,
         as_of: date | pd.Timestamp | None = None,
+        information_coefficient: float | None = None,
     ) -> tuple[Problem, tuple[str, ...]]:
         """The day's :class:`Problem` over the scored names with enough return history.
 
@@ -193,6 +220,9 @@ class PortfolioOptimizer:
             Sector labels; ``None`` switches the sector cap off, and a name without a
             label is capped as a sector of its own.
         as_of : date, optional
+        information_coefficient : float, optional
+            The IC the expected returns are scaled by (default ``settings.score_ic``);
+            0 gives expected returns of 0 (no conviction).
 
         Returns
         -------
@@ -237,10 +267,11 @@ class PortfolioOptimizer:
                 missing, [f"{_UNCLASSIFIED}{s}" for s in symbols], labels.astype(str).to_numpy()
             )
             sector_rows = sector_matrix(labels)
+        ic = s.score_ic if information_coefficient is None else float(information_coefficient)
         problem = Problem(
             symbols=symbols,
             scores=score_values,
-            expected_returns=expected_returns_from_scores(score_values, cov, s.score_ic),
+            expected_returns=expected_returns_from_scores(score_values, cov, ic),
             cov=cov,
             returns=window.fillna(0.0).to_numpy(dtype=float),
             current=current.to_numpy(dtype=float),
@@ -260,8 +291,12 @@ class PortfolioOptimizer:
         sectors: pd.Series | None = None,
         method: str | None = None,
         as_of: date | pd.Timestamp | None = None,
+        conviction: Conviction | None = None,
     ) -> PortfolioResult:
         """Target weights for one day (see :meth:`build_problem` for the inputs).
+
+        ``conviction``: the IC the expected returns are scaled by (default
+        ``settings.score_ic``), recorded in the result.
 
         Raises
         ------
@@ -271,7 +306,12 @@ class PortfolioOptimizer:
             No scored name has enough history.
         """
         problem, excluded = self.build_problem(
-            scores, returns, current_weights=current_weights, sectors=sectors, as_of=as_of
+            scores,
+            returns,
+            current_weights=current_weights,
+            sectors=sectors,
+            as_of=as_of,
+            information_coefficient=None if conviction is None else conviction.ic,
         )
         result = self.solve(problem, method=method)
         extra = (
@@ -292,6 +332,10 @@ class PortfolioOptimizer:
             turnover=result.turnover,
             vol_scale=result.vol_scale,
             excluded=excluded,
+            expected_cost=result.expected_cost,
+            band_held_back=result.band_held_back,
+            warnings=result.warnings,
+            conviction=conviction,
         )
 
     def solve(self, problem: Problem, *, method: str | None = None) -> PortfolioResult:
@@ -355,13 +399,17 @@ class PortfolioOptimizer:
                 violations = check_limits(weights, problem, limits)
                 if violations:
                     raise LimitViolationError(violations)
+                if method_name == "cvar" and with_turnover:
+                    weights = cost_aware_move(weights, problem, limits, self.settings, anchor)
             except (OptimizationError, LimitViolationError) as exc:
                 attempts.append(
                     Attempt(stage, method_name, False, str(exc), time.perf_counter() - started)
                 )
                 continue
             attempts.append(Attempt(stage, method_name, True, None, time.perf_counter() - started))
-            return self._result(problem, name, stage, method_name, weights, vol_scale, attempts, ())
+            return self._result(
+                problem, name, stage, method_name, weights, vol_scale, attempts, (), band=True
+            )
 
         cash = np.zeros(problem.n)
         attempts.append(Attempt("cash", "cash", True, None, 0.0))
@@ -377,8 +425,20 @@ class PortfolioOptimizer:
         vol_scale: float,
         attempts: list[Attempt],
         relaxed: tuple[str, ...],
+        *,
+        band: bool = False,
     ) -> PortfolioResult:
         relaxed = relaxed if self.limits.turnover_cap is not None else ()
+        warnings = self._warnings(problem, method)
+        held_back = 0
+        if band:
+            weights, held_back, skipped = apply_no_trade_band(
+                weights, problem, self.limits, self.settings.no_trade_band
+            )
+            if skipped:
+                warnings.append(skipped)
+        for message in warnings:
+            log.warning("portfolio: %s", message)
         return PortfolioResult(
             weights=pd.Series(weights, index=list(problem.symbols), dtype=float),
             method=method,
@@ -390,4 +450,20 @@ class PortfolioOptimizer:
             expected_return=float(problem.expected_returns @ weights),
             turnover=turnover(weights, problem),
             vol_scale=float(vol_scale),
+            expected_cost=expected_cost(weights, problem, self.settings),
+            band_held_back=held_back,
+            warnings=tuple(warnings),
         )
+
+    def _warnings(self, problem: Problem, method: str) -> list[str]:
+        """What a user should know about the day's problem and method."""
+        found = []
+        if method == "top_k":
+            per_side = problem.n if self.limits.long_only else problem.n // 2
+            if self.settings.top_k >= per_side:
+                found.append(
+                    f"top_k ({self.settings.top_k}) is not below the {per_side} names "
+                    f"{'eligible' if self.limits.long_only else 'per side'}: top_k holds every "
+                    "name, an equal-weight book scaled to the volatility target"
+                )
+        return found

@@ -7,7 +7,10 @@ Reads, point in time (nothing dated after D):
 - the returns relation (``intermediate.int_prices_adjusted``): daily total returns
   over the ``lookback_sessions`` sessions up to D;
 - current weights: the caller's (e.g. the broker's positions, see
-  :func:`weights_from_positions`), else the latest ``ops.target_weights`` before D.
+  :func:`weights_from_positions`), else the latest ``ops.target_weights`` before D;
+- the model's recent record, for the conviction (:mod:`quant.portfolio._conviction`):
+  ``ops.predictions`` of the sessions before D whose outcome is known at D, the
+  returns that followed them, and the scoring model's ``ops.models.validation_rank_ic``.
 
 Writes ``ops.target_weights`` and ``ops.portfolio_diagnostics`` for D, replacing
 D's previous rows in one transaction (reruns give the same rows, never duplicates).
@@ -28,6 +31,14 @@ import pandas as pd
 from quant.calendar import get_calendar
 from quant.config import Settings
 from quant.exceptions import PortfolioError
+from quant.portfolio._conviction import (
+    Conviction,
+    conviction_from_daily_ic,
+    load_predictions,
+    load_validation_ic,
+    log_fallback,
+    realised_rank_ic,
+)
 from quant.portfolio._optimizer import PortfolioOptimizer, PortfolioResult
 from quant.portfolio._risk import RiskModel
 
@@ -267,10 +278,7 @@ def solve_portfolio(
         current = pd.Series(dict(current_weights), dtype=float)
     else:
         current = load_current_weights(conn, day)
-    returns = load_returns(
-        conn, day, scores.index, config.lookback_sessions, config.returns_relation,
-        cache=relations,
-    )
+    conviction, returns = _conviction(conn, day, settings, scores.index, relations)
     result = PortfolioOptimizer(config, risk_model).optimize(
         scores,
         returns,
@@ -278,8 +286,44 @@ def solve_portfolio(
         sectors=universe["sector"],
         method=optimizer,
         as_of=day,
+        conviction=conviction,
     )
     return SolvedPortfolio(result=result, scores=scores, current=current)
+
+
+def _conviction(
+    conn: PgConnection,
+    day: date,
+    settings: Settings,
+    names: pd.Index,
+    relations: RelationCache | None = None,
+) -> tuple[Conviction, pd.DataFrame]:
+    """D's conviction and the returns the optimiser reads (of D's names and of the scored
+    names of the IC window, over the longer of the two look-backs)."""
+    config = settings.portfolio
+    if config.ic_source == "configured":
+        returns = load_returns(conn, day, names, config.lookback_sessions, config.returns_relation,
+                               cache=relations)
+        return conviction_from_daily_ic(pd.Series(dtype=float), config, 1), returns
+    horizon = settings.model.horizon_sessions
+    span = config.ic_window_sessions + horizon + 1
+    first = get_calendar(settings.exchange).shift(day, -span)
+    predictions = load_predictions(conn, first, day)
+    returns = load_returns(
+        conn,
+        day,
+        names.union(pd.Index(predictions["symbol"].unique())),
+        max(config.lookback_sessions, span),
+        config.returns_relation,
+        cache=relations,
+    )
+    daily = realised_rank_ic(predictions, returns, horizon, config.ic_window_sessions)
+    validation = None
+    if len(daily) < config.ic_min_sessions:
+        validation = load_validation_ic(conn, day)
+    conviction = conviction_from_daily_ic(daily, config, horizon, validation)
+    log_fallback(day, conviction)
+    return conviction, returns
 
 
 def optimize_portfolio(
@@ -363,8 +407,10 @@ def optimize_portfolio(
                     session_date, run_id, method, method_used, stage, fallback_used,
                     limits_relaxed, ex_ante_vol, expected_return, turnover, n_names,
                     gross_exposure, net_exposure, vol_scale, n_candidates, excluded,
-                    attempts, settings
-                ) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    attempts, settings, expected_cost, band_held_back, ic_used, ic_source,
+                    conviction, warnings
+                ) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                          %s, %s, %s, %s, %s, %s)
                 """,
                 (
                     day,
@@ -385,6 +431,12 @@ def optimize_portfolio(
                     list(result.excluded),
                     json.dumps(diagnostics["attempts"]),
                     config.model_dump_json(),
+                    result.expected_cost,
+                    result.band_held_back,
+                    None if result.conviction is None else result.conviction.ic,
+                    None if result.conviction is None else result.conviction.source,
+                    None if result.conviction is None else json.dumps(diagnostics["conviction"]),
+                    list(result.warnings),
                 ),
             )
     return {

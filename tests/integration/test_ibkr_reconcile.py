@@ -111,3 +111,53 @@ def test_reconcile_when_ibkr_orders_filled_by_gateway_then_fills_and_positions_r
 
     again = reconcile(run_context(day, **common))  # the same executions are not recorded twice
     assert again["new_fills"] == 0 and again["differences"] == []
+
+
+def test_reconcile_when_broker_split_a_held_position_then_books_follow_and_nothing_differs(
+    settings: Settings, gateway: FakeIBGateway, db_conn, dag_id: str
+) -> None:
+    world = load_world(db_conn)
+    day, nxt, ex_date = world.sessions[-3], world.sessions[-2], world.sessions[-1]
+    common = {"run_id": "r", "settings": settings, "dag_id": dag_id}
+    generate_orders(run_context(day, latest_session=day, targets=WEIGHTS, **common))
+    pretrade_check(run_context(day, **common))
+    submit_orders(run_context(day, **common))
+    at = datetime.combine(nxt, time(14, 30), tzinfo=UTC)
+    for oid, o in sorted(gateway.orders.items()):
+        gateway.fill(oid, o["qty"], world.opens(nxt)[o["symbol"]], commission=1.0, at=at)
+    assert reconcile(run_context(day, **common))["differences"] == []
+    symbol = sorted(gateway.positions)[0]
+    qty, avg = gateway.positions[symbol]
+    # a 4-for-1 split on the session after: the broker scales the position itself
+    with db_conn.cursor() as cur:
+        cur.execute(
+            "insert into raw.corporate_actions (symbol, ex_date, action_type, provider, "
+            "split_ratio) values (%s, %s, 'split', %s, 4.0)",
+            (symbol, ex_date, settings.providers[0]),
+        )
+    db_conn.commit()
+    gateway.positions[symbol] = (qty * 4, avg / 4)
+
+    later = {**common, "run_id": "r2"}
+    generated = generate_orders(run_context(ex_date, latest_session=ex_date, targets=WEIGHTS,
+                                            **later))
+    out = reconcile(run_context(ex_date, **later))
+
+    assert generated["corporate_events_booked"] == 1
+    assert out["differences"] == []
+    with db_conn.cursor() as cur:
+        cur.execute(
+            "select qty_shares, avg_price_usd from ops.positions "
+            "where broker = 'ibkr' and symbol = %s",
+            (symbol,),
+        )
+        assert cur.fetchone() == pytest.approx((qty * 4, avg / 4))
+        cur.execute(
+            "select event_type, split_ratio, qty_before_shares, qty_after_shares "
+            "from ops.corporate_events where broker = 'ibkr'"
+        )
+        assert cur.fetchall() == [("split", 4.0, qty, qty * 4)]
+    # a rerun of the session books nothing twice
+    again = generate_orders(run_context(ex_date, latest_session=ex_date, targets=WEIGHTS,
+                                        **{**later, "run_id": "r3"}))
+    assert again.get("corporate_events_booked") in (None, 0)

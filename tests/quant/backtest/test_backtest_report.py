@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, timedelta
 
@@ -50,6 +51,16 @@ def _result() -> BacktestResult:
                                (DAYS[1], "skipped", "not_due", 1)],
                               columns=["session", "action", "reason", "champion_model_id"]),
     )
+
+
+def test_figures_when_baseline_warned_then_warnings_listed_per_strategy() -> None:
+    message = "top_k (20) is not below the 20 names eligible: top_k holds every name"
+    result = dataclasses.replace(_result(), warnings={"top_k": [message]})
+
+    figures = json.loads(json.dumps(result.figures()))
+
+    assert figures["warnings"] == {"top_k": [message]}
+    assert _result().figures()["warnings"] == {}
 
 
 def test_figures_when_flat_baseline_then_json_safe_with_none_for_undefined() -> None:

@@ -25,7 +25,14 @@ def _vol(weights: pd.Series, returns: pd.DataFrame, lookback: int) -> float:
 
 
 def _settings(**overrides) -> PortfolioSettings:
-    base = {"lookback_sessions": 120, "min_history_sessions": 60}
+    # the limits and the chain on their own: no cost term, no no-trade band (tests of those
+    # are in test_portfolio_costs.py)
+    base = {
+        "lookback_sessions": 120,
+        "min_history_sessions": 60,
+        "turnover_penalty": 0.0,
+        "no_trade_band": 0.0,
+    }
     return PortfolioSettings(**(base | overrides))
 
 
