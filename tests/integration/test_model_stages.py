@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 SCHEMA = "model_test_marts"
 PRISTINE = "model_test_marts_pristine"
+EARLY = date(2016, 6, 1)
 MONDAY = date(2016, 8, 29)
 TUESDAY = date(2016, 8, 30)
 WEDNESDAY = date(2016, 8, 31)
@@ -56,7 +57,7 @@ def write_marts(settings: Settings, market: Market, schema: str) -> None:
                 "primary key (symbol, session_date))"
             )
             label_defs = ", ".join(
-                f'"{c}" {"date" if c.startswith("label_end_date") else "double precision"}'
+                f'"{c}" {"date" if "label_end_date" in c else "double precision"}'
                 for c in label_cols
             )
             cur.execute(
@@ -182,17 +183,20 @@ def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
     assert list(drifted["drift_top"])[0] == "return_5d"
 
 
-def test_retrain_model_when_challenger_worse_then_not_promoted_and_champion_predicts(
+def test_retrain_model_when_challenger_worse_on_window_then_not_promoted_and_champion_predicts(
     stage_settings: Settings,
 ) -> None:
-    champion = retrain_model(MONDAY, settings=stage_settings)
-    # a challenger restricted to one uninformative input validates worse
+    champion = retrain_model(EARLY, settings=stage_settings)
+    # a challenger restricted to one uninformative input ranks worse on the recent sessions
     weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
     challenger = retrain_model(
         TUESDAY, force=True, settings=stage_settings.model_copy(update={"model": weak})
     )
     assert challenger["action"] == "retrained"
-    assert challenger["metrics"]["rank_ic"] < champion["metrics"]["rank_ic"]
+    assert challenger["promoted"] is False
+    assert challenger["promotion_code"] == "not_better_on_window"
+    window = challenger["selection"]
+    assert window["challenger"]["rank_ic"] < window["champion"]["rank_ic"]
     assert challenger["champion_changed"] is False
     assert challenger["champion_model_id"] == champion["model_id"]
     statuses = dict(query(stage_settings, "select model_id, status from ops.models"))
@@ -205,14 +209,54 @@ def test_retrain_model_when_challenger_better_then_promoted_and_old_champion_ret
     stage_settings: Settings,
 ) -> None:
     weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
-    old = retrain_model(MONDAY, settings=stage_settings.model_copy(update={"model": weak}))
+    old = retrain_model(EARLY, settings=stage_settings.model_copy(update={"model": weak}))
     new = retrain_model(TUESDAY, force=True, settings=stage_settings)
     assert new["champion_changed"] is True
+    assert new["promotion_code"] == "better_on_window"
     statuses = dict(query(stage_settings, "select model_id, status from ops.models"))
     assert statuses == {old["model_id"]: "retired", new["model_id"]: "champion"}
     # each session is scored by the champion of that session
     assert predict(MONDAY, settings=stage_settings)["model_id"] == old["model_id"]
     assert predict(TUESDAY, settings=stage_settings)["model_id"] == new["model_id"]
+
+
+def test_retrain_model_when_challenger_better_on_window_then_replaces_champion_with_higher_old_score(
+    stage_settings: Settings,
+) -> None:
+    weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
+    lucky = retrain_model(EARLY, settings=stage_settings.model_copy(update={"model": weak}))
+    # the champion's validation record was a lucky draw, far above what any model here reaches
+    execute(
+        stage_settings,
+        "update ops.models set validation_rank_ic = 0.9, "
+        "metrics = jsonb_set(metrics, '{validation,rank_ic}', '0.9') "
+        "where model_id = %s",
+        lucky["model_id"],
+    )
+    challenger = retrain_model(TUESDAY, force=True, settings=stage_settings)
+    assert challenger["metrics"]["rank_ic"] < 0.9
+    assert challenger["promoted"] is True
+    assert challenger["champion_changed"] is True
+    assert challenger["champion_model_id"] == challenger["model_id"]
+    window = challenger["selection"]
+    assert window["sessions"] == stage_settings.model.selection_sessions
+    # the window lies after the champion's training and ends where the tradeable return is known
+    assert date.fromisoformat(window["window_start"]) > EARLY
+    assert date.fromisoformat(window["window_end"]) < TUESDAY
+    assert window["challenger"]["rank_ic"] > window["champion"]["rank_ic"]
+    assert set(window["challenger"]["ic_decay"]) <= {"1", "5", "10", "20"}
+    assert "icir" in window["challenger"]
+
+
+def test_retrain_model_when_champion_younger_than_window_then_kept(
+    stage_settings: Settings,
+) -> None:
+    weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
+    old = retrain_model(MONDAY, settings=stage_settings.model_copy(update={"model": weak}))
+    new = retrain_model(TUESDAY, force=True, settings=stage_settings)
+    assert new["promoted"] is False
+    assert new["promotion_code"] == "window_too_short"
+    assert new["champion_model_id"] == old["model_id"]
 
 
 def test_predict_when_champion_then_universe_scored_missing_features_skipped_and_rerun_replaces(
