@@ -144,7 +144,10 @@ def run(args: argparse.Namespace, sessions: int, full_sessions: int, history: in
         "baselines": not args.no_baselines,
         "retrain_sessions": sum(due),
         "retrains_by_reason": result.figures()["retrains"],
+        "model_selection": result.figures()["model_selection"],
+        "ic_decay": result.figures()["ic_decay"],
         "drift_threshold": settings.model.drift_threshold,
+        "drift_calibration": settings.model.drift_calibration,
         "model": {
             "train_window_sessions": settings.model.train_window_sessions,
             "validation_folds": settings.model.validation_folds,

@@ -235,8 +235,8 @@ def test_retrain_model_when_challenger_better_on_window_then_replaces_champion_w
     )
     challenger = retrain_model(TUESDAY, force=True, settings=stage_settings)
     assert challenger["metrics"]["rank_ic"] < 0.9
-    assert challenger["promoted"] is True
     assert challenger["champion_changed"] is True
+    assert challenger["promoted"] is True
     assert challenger["champion_model_id"] == challenger["model_id"]
     window = challenger["selection"]
     assert window["sessions"] == stage_settings.model.selection_sessions
@@ -418,3 +418,50 @@ def test_trainer_when_child_fails_then_backtest_error_names_training(
             trainer(MONDAY, broken)
     finally:
         trainer.stop()
+
+
+def _drift_fired_share(settings: Settings, start: date, end: date) -> tuple[float, list[date]]:
+    """Run the retrain stage on every session of ``start..end``: the share and days drift fired."""
+    from quant.calendar import get_calendar
+
+    never = settings.model.model_copy(update={"retrain_schedule": "never"})
+    settings = settings.model_copy(update={"model": never})
+    days = list(get_calendar(settings.exchange).sessions(start, end))
+    fired = []
+    for day in days:
+        decision = retrain_model(day, settings=settings)
+        psi = decision["drift_psi"]
+        if psi is not None and (psi == "inf" or psi > decision["drift_threshold"]):
+            fired.append(day)
+    return len(fired) / len(days), fired
+
+
+def test_retrain_model_when_synthetic_market_then_drift_fires_on_under_10_percent_of_sessions(
+    stage_settings: Settings,
+) -> None:
+    share, fired = _drift_fired_share(stage_settings, date(2016, 5, 2), date(2016, 9, 30))
+    assert share < 0.10, fired
+
+
+def test_retrain_model_when_volatility_regime_shifts_then_drift_fires_soon_after(
+    stage_settings: Settings,
+) -> None:
+    shift = date(2016, 8, 1)
+    # from the shift on, every name's volatility doubles (its volatility features with it)
+    execute(
+        stage_settings,
+        f"update {SCHEMA}.features set volatility_5d = volatility_5d * 2, "
+        "volatility_10d = volatility_10d * 2, volatility_20d = volatility_20d * 2, "
+        "downside_volatility_20d = downside_volatility_20d * 2 where session_date >= %s",
+        shift,
+    )
+    before, fired_before = _drift_fired_share(stage_settings, date(2016, 6, 1), date(2016, 7, 29))
+    after, fired = _drift_fired_share(stage_settings, shift, date(2016, 8, 31))
+    assert before < 0.10, fired_before
+    assert fired and fired[0] <= date(2016, 8, 12)
+    rows = query(
+        stage_settings,
+        "select count(*) from ops.retrain_decisions where reason = 'drift' and session_date >= %s",
+        shift,
+    )
+    assert rows[0][0] >= 1
