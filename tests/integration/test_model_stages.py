@@ -433,6 +433,7 @@ def _drift_fired_share(settings: Settings, start: date, end: date) -> tuple[floa
         psi = decision["drift_psi"]
         if psi is not None and (psi == "inf" or psi > decision["drift_threshold"]):
             fired.append(day)
+    print(f"drift fired on {len(fired)} of {len(days)} sessions {start}..{end}")  # noqa: T201
     return len(fired) / len(days), fired
 
 
