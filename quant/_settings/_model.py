@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from quant._settings._section import Section
 
@@ -131,6 +131,16 @@ class ModelSettings(Section):
     def _unique_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
         return cleaned
+
+    @model_validator(mode="after")
+    def _window_fits_a_fold(self) -> ModelSettings:
+        if self.selection_sessions > self.validation_sessions:
+            raise ValueError(
+                f"selection_sessions ({self.selection_sessions}) is above validation_sessions "
+                f"({self.validation_sessions}): the selection window lies in a new model's last "
+                "validation fold"
+            )
+        return self
 
     @property
     def embargo(self) -> int:

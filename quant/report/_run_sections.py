@@ -199,10 +199,16 @@ def model_section(data: RunData) -> str:
         parts.append(empty("No model trained yet."))
     if data.decisions:
         parts.append("<h3>Retrain decisions</h3>" + rows_table(
-            ["session", "action", "reason", "model", "champion", "champion changed"],
+            ["session", "action", "reason", "model", "champion", "champion changed",
+             "promotion decision", "window rank IC: champion", "window rank IC: new model"],
             [(d["session_date"].isoformat(), d["action"], d["reason"], d["model_id"],
-              d["champion_model_id"], d["champion_changed"]) for d in data.decisions],
+              d["champion_model_id"], d["champion_changed"], d.get("promotion_code"),
+              d.get("champion_window_rank_ic"), d.get("challenger_window_rank_ic"))
+             for d in data.decisions],
         ))
+        parts.append('<p class="meta">A new model is compared with the champion on the same '
+                     "recent sessions, out of sample, against the tradeable return (next "
+                     "open to open); the validation rank IC above plays no part.</p>")
     return section("model", "Model metrics over time", "".join(parts))
 
 
