@@ -36,7 +36,7 @@ from quant.model._train import TrainedModel
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
-__all__ = ["PROMOTION_CODES", "decide_promotion", "load_open_returns"]
+__all__ = ["PROMOTION_CODES", "decide_promotion", "drift_retrain_deferred", "load_open_returns"]
 
 PROMOTION_CODES: tuple[str, ...] = (
     "no_champion",
@@ -104,6 +104,30 @@ def load_open_returns(
     for name in columns[2:]:
         frame[name] = frame[name].astype(float)
     return frame
+
+
+def drift_retrain_deferred(
+    session: date, champion: ModelRecord | None, reason: str | None, settings: Settings
+) -> str | None:
+    """``"drift_deferred"`` when a drift retrain at D could not be compared with the champion yet.
+
+    A model fitted at D can only replace a champion that has ``selection_sessions``
+    sessions after its training, before the last labelled session (the
+    training horizon before D) and with a known tradeable return (the
+    selection horizon plus one before D). Until then the fit would be thrown
+    away (``window_too_short``), so a drift retrain waits; the drift stays
+    measured against the latest fit and triggers again. Forced, first and
+    scheduled retrains are not deferred.
+    """
+    if reason != "drift" or champion is None:
+        return None
+    from quant.calendar import get_calendar
+
+    cfg = settings.model
+    since = get_calendar(settings.exchange).sessions(champion.trained_through, session)
+    after = sum(1 for day in since if day > champion.trained_through)
+    usable = after - max(cfg.horizon_sessions, cfg.selection_horizon_sessions + 1)
+    return "drift_deferred" if usable < cfg.selection_sessions else None
 
 
 def _champion_scores(

@@ -47,7 +47,7 @@ from quant.model._registry import (
     save_artifact,
 )
 from quant.model._score import score_cross_section
-from quant.model._selection import decide_promotion
+from quant.model._selection import decide_promotion, drift_retrain_deferred
 from quant.model._train import TrainedModel, train_model
 
 if TYPE_CHECKING:
@@ -289,10 +289,11 @@ def retrain_model(
             drift_psi=drift_psi,
             drift_threshold=cfg.drift_threshold,
         )
+        deferred = drift_retrain_deferred(session, champion, reason, settings)
         summary: dict[str, Any] = {
             "session": session.isoformat(),
             "action": "skipped",
-            "reason": reason or "not_due",
+            "reason": deferred or reason or "not_due",
             "model_id": None,
             "model_created": False,
             "champion_model_id": None if champion is None else champion.model_id,
@@ -309,7 +310,7 @@ def retrain_model(
             "retrain_schedule": cfg.retrain_schedule,
         }
         clear_promotions(conn, session)
-        if reason is not None:
+        if reason is not None and deferred is None:
             summary.update(_retrain(conn, session, champion, reason, settings))
         refresh_statuses(conn)
         summary["seconds"] = round(time.perf_counter() - started, 3)
