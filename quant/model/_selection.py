@@ -19,6 +19,7 @@ the window (fewer such sessions) is kept: it has no record to lose on yet.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,13 @@ from quant.model._train import TrainedModel
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
-__all__ = ["PROMOTION_CODES", "decide_promotion", "drift_retrain_deferred", "load_open_returns"]
+__all__ = [
+    "PROMOTION_CODES",
+    "decide_promotion",
+    "drift_retrain_deferred",
+    "load_open_returns",
+    "with_tradeable_metrics",
+]
 
 PROMOTION_CODES: tuple[str, ...] = (
     "no_champion",
@@ -104,6 +111,33 @@ def load_open_returns(
     for name in columns[2:]:
         frame[name] = frame[name].astype(float)
     return frame
+
+
+def with_tradeable_metrics(
+    conn: PgConnection, session: date, model: TrainedModel, settings: Settings
+) -> TrainedModel:
+    """``model`` with ``metrics["tradeable"]``: its last validation fold against tradeable returns.
+
+    The validation metrics use the training label (close to close); this is
+    the same out-of-sample scores of the last fold against the returns the
+    book earns (next open to open) known at D's close: ``ic_decay`` at 1, 5,
+    10 and 20 sessions (each with ``ic``, ``rank_ic``, ``icir``,
+    ``sessions``), ``icir`` (1 session), and the fold's first and last session.
+    """
+    recent = model.recent_scores
+    if recent is None or recent.empty:
+        return model
+    days = pd.to_datetime(recent["session_date"])
+    first, last = days.min().date(), days.max().date()
+    returns = load_open_returns(conn, first, last, session, schema=settings.model.marts_schema)
+    decay = ic_decay(recent, returns)
+    tradeable = {
+        "start": first.isoformat(),
+        "end": last.isoformat(),
+        "icir": decay.get("1", {}).get("icir"),
+        "ic_decay": decay,
+    }
+    return dataclasses.replace(model, metrics={**model.metrics, "tradeable": tradeable})
 
 
 def drift_retrain_deferred(

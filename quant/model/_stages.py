@@ -47,7 +47,11 @@ from quant.model._registry import (
     save_artifact,
 )
 from quant.model._score import score_cross_section
-from quant.model._selection import decide_promotion, drift_retrain_deferred
+from quant.model._selection import (
+    decide_promotion,
+    drift_retrain_deferred,
+    with_tradeable_metrics,
+)
 from quant.model._train import TrainedModel, train_model
 
 if TYPE_CHECKING:
@@ -378,6 +382,7 @@ def _retrain(
         if champion is None:
             raise
         return {"action": "skipped", "reason": "insufficient_data", "error": str(exc)}
+    model = with_tradeable_metrics(conn, session, model, settings)
     path = save_artifact(model, settings.models_dir)
     model_id, created = register_model(conn, model, path.name)
     out: dict[str, Any] = {
@@ -386,6 +391,7 @@ def _retrain(
         "model_id": model_id,
         "model_created": created,
         "metrics": model.metrics["validation"],
+        "tradeable_metrics": model.metrics.get("tradeable"),
         "features": len(model.features),
         "dropped_features": list(model.dropped_features),
         "train_rows": model.train_rows,

@@ -108,6 +108,7 @@ def _models(cur: Any, session: date) -> tuple[list[dict[str, Any]], list[dict[st
         select model_id, trained_through, status, validation_rank_ic,
                (metrics -> 'validation' ->> 'hit_rate')::double precision as hit_rate,
                (metrics -> 'validation' ->> 'icir')::double precision as icir,
+               (metrics -> 'tradeable' ->> 'icir')::double precision as tradeable_icir,
                train_rows, train_sessions
         from ops.models where trained_through <= %s
         order by trained_through, model_id

@@ -189,10 +189,11 @@ def model_section(data: RunData) -> str:
                     "last session of its training data.",
         ))
         parts.append(rows_table(
-            ["model", "trained through", "status", "validation rank IC", "ICIR", "hit rate",
-             "training rows"],
+            ["model", "trained through", "status", "validation rank IC", "ICIR",
+             "ICIR, tradeable return", "hit rate", "training rows"],
             [(m["model_id"], m["trained_through"].isoformat(), m["status"],
-              m["validation_rank_ic"], m["icir"], m["hit_rate"], m["train_rows"])
+              m["validation_rank_ic"], m["icir"], m.get("tradeable_icir"), m["hit_rate"],
+              m["train_rows"])
              for m in data.models[-8:]],
         ))
     else:

@@ -120,6 +120,13 @@ def test_retrain_model_when_no_champion_then_trains_promotes_and_rerun_reuses_mo
     assert first["model_created"] is True
     assert first["champion_changed"] is True
     assert first["metrics"]["rank_ic"] > 0.05
+    # the last validation fold against the tradeable return: IC decay and ICIR, in the registry
+    tradeable = first["tradeable_metrics"]
+    assert set(tradeable["ic_decay"]) == {"1", "5", "10", "20"}
+    assert tradeable["ic_decay"]["1"]["sessions"] > 0
+    assert tradeable["icir"] == tradeable["ic_decay"]["1"]["icir"]
+    stored = query(stage_settings, "select metrics -> 'tradeable' from ops.models")
+    assert stored == [(tradeable,)]
 
     again = retrain_model(TUESDAY, settings=stage_settings, run_id="r2")
     assert again["model_id"] == first["model_id"]
