@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from quant._settings._section import Section
 
@@ -75,7 +75,20 @@ class ModelSettings(Section):
         description="calendar retrain: every session, first session of a week or month, or never",
     )
     drift_threshold: float = Field(
-        0.25, gt=0, description="retrain when an input's population stability index exceeds this"
+        0.25,
+        gt=0,
+        description=(
+            "retrain when an input's population stability index (beyond its training-window "
+            "variation, see drift_calibration) exceeds this"
+        ),
+    )
+    drift_calibration: Literal["training_windows", "none"] = Field(
+        "training_windows",
+        description=(
+            "training_windows: a feature's drift is its PSI minus the largest PSI a window of "
+            "drift_window_sessions of its own training data showed (trending inputs do not "
+            "fire every day); none: the raw PSI"
+        ),
     )
     drift_window_sessions: int = Field(
         20, ge=1, description="latest sessions whose features are compared with the training data"
@@ -92,7 +105,25 @@ class ModelSettings(Section):
     promotion_margin: float = Field(
         0.005,
         ge=0,
-        description="a new model replaces the champion only if its rank IC is higher by this",
+        description=(
+            "a new model replaces the champion only if its rank IC on the selection window is "
+            "higher by this"
+        ),
+    )
+    selection_sessions: int = Field(
+        20,
+        ge=5,
+        description=(
+            "sessions of the selection window: the latest sessions that both the champion and a "
+            "new model scored out of sample, with their tradeable return known"
+        ),
+    )
+    selection_horizon_sessions: Literal[1, 5, 10, 20] = Field(
+        1,
+        description=(
+            "horizon of the tradeable (next open to open) return that champion and challenger "
+            "are compared on"
+        ),
     )
 
     @field_validator("features", mode="after")
@@ -100,6 +131,16 @@ class ModelSettings(Section):
     def _unique_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
         return cleaned
+
+    @model_validator(mode="after")
+    def _window_fits_a_fold(self) -> ModelSettings:
+        if self.selection_sessions > self.validation_sessions:
+            raise ValueError(
+                f"selection_sessions ({self.selection_sessions}) is above validation_sessions "
+                f"({self.validation_sessions}): the selection window lies in a new model's last "
+                "validation fold"
+            )
+        return self
 
     @property
     def embargo(self) -> int:

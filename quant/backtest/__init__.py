@@ -13,7 +13,14 @@ plain functions of a return series.
 
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
 from quant.backtest._engine import BACKTEST_DAG_ID, ProgressCallback, backtest_id, run_backtest
-from quant.backtest._result import MAIN, BacktestResult, StrategyResult, strategy_figures
+from quant.backtest._result import (
+    MAIN,
+    RETRAIN_COLUMNS,
+    BacktestResult,
+    StrategyResult,
+    retrain_row,
+    strategy_figures,
+)
 from quant.backtest._stats import (
     annualised_volatility,
     cagr,
@@ -38,6 +45,7 @@ from quant.backtest._tearsheet import render_tear_sheet, tear_sheet_path, write_
 __all__ = [
     "BACKTEST_DAG_ID",
     "MAIN",
+    "RETRAIN_COLUMNS",
     "BacktestResult",
     "CostModel",
     "ProgressCallback",
@@ -59,6 +67,7 @@ __all__ = [
     "probabilistic_sharpe_ratio",
     "psr_from_moments",
     "render_tear_sheet",
+    "retrain_row",
     "run_backtest",
     "series_summary",
     "sharpe_ratio",

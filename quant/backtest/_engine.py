@@ -48,8 +48,10 @@ from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_eq
 from quant.backtest._result import (
     CORPORATE_EVENT_COLUMNS,
     MAIN,
+    RETRAIN_COLUMNS,
     BacktestResult,
     StrategyResult,
+    retrain_row,
 )
 from quant.backtest._session import (
     BACKTEST_DAG_ID,
@@ -60,7 +62,6 @@ from quant.backtest._session import (
     execute,
     relation_cache,
 )
-from quant.backtest._stats import information_coefficients
 from quant.backtest._trainer import Trainer
 from quant.config import PORTFOLIO_METHODS, PROVIDER_NAMES, Settings, get_settings
 from quant.exceptions import BacktestError, ConfigurationError, QuantError
@@ -175,34 +176,36 @@ def _impact_inputs(
 
 
 def _ic_frame(conn: Any, sessions: list[date], settings: Settings) -> pd.DataFrame:
-    """IC and rank IC of D's scores (ops.predictions) against the next session's total returns."""
-    from psycopg2 import sql
+    """Daily IC and rank IC of D's scores (ops.predictions) against the returns the book earns.
 
-    schema, table = settings.portfolio.returns_relation.split(".", 1)
+    Orders on D's scores fill at the next session's open, so the return of
+    horizon h runs from that open to the open h sessions later
+    (``open_return_{h}d`` of marts.labels, built as of the last session):
+    ``ic``, ``rank_ic`` for h = 1 and ``ic_{h}d``, ``rank_ic_{h}d`` for the
+    longer horizons of :data:`quant.model.IC_HORIZONS`.
+    """
+    from quant.model import IC_HORIZONS, load_open_returns, tradeable_daily_metrics
+
     with conn.cursor() as cur:
         cur.execute(
             "select session_date, symbol, score from ops.predictions "
             "where session_date between %s and %s",
             (sessions[0], sessions[-1]),
         )
-        scores = pd.DataFrame(cur.fetchall(), columns=["session", "symbol", "score"])
-        cur.execute(
-            sql.SQL(
-                "select session_date, symbol, total_return from {} "
-                "where session_date > %s and session_date <= %s"
-            ).format(sql.Identifier(schema, table)),
-            (sessions[0], sessions[-1]),
-        )
-        returns = pd.DataFrame(cur.fetchall(), columns=["session", "symbol", "ret"])
-    previous = dict(zip(sessions[1:], sessions[:-1], strict=True))
-    returns["session"] = returns["session"].map(previous)  # D's scores meet D+1's returns
-    joined = scores.merge(returns.dropna(subset=["session"]), on=["session", "symbol"])
-    rows = []
-    for day, group in joined.groupby("session", sort=True):
-        ic, rank_ic = information_coefficients(group["score"].to_numpy(dtype=float),
-                                               group["ret"].to_numpy(dtype=float))
-        rows.append((day, ic, rank_ic))
-    return pd.DataFrame(rows, columns=["session", "ic", "rank_ic"])
+        scores = pd.DataFrame(cur.fetchall(), columns=["session_date", "symbol", "score"])
+    returns = load_open_returns(
+        conn, sessions[0], sessions[-1], sessions[-1], schema=settings.model.marts_schema
+    )
+    columns = {}
+    for h in IC_HORIZONS:
+        daily = tradeable_daily_metrics(scores, returns, h)
+        suffix = "" if h == 1 else f"_{h}d"
+        columns[f"ic{suffix}"] = daily["ic"]
+        columns[f"rank_ic{suffix}"] = daily["rank_ic"]
+    frame = pd.DataFrame(columns)
+    frame = frame.dropna(how="all")
+    frame.index = pd.to_datetime(frame.index).date
+    return frame.rename_axis("session").reset_index()
 
 
 def _strategy_result(
@@ -246,7 +249,7 @@ def _loop(
     book: Book,
     conn: Any,
     clock: Clock,
-    retrains: list[tuple[date, str, str, int | None]],
+    retrains: list[tuple],
     report: ProgressCallback,
     baselines: Baselines | None,
 ) -> None:
@@ -259,8 +262,7 @@ def _loop(
         run_id = f"backtest__{bid}__{day.isoformat()}"
         run = base.but(session=day, run_id=run_id)
         decision = clock.run("retrain_model", day, retrain_model, run)
-        retrains.append((day, decision["action"], decision["reason"],
-                         decision.get("champion_model_id")))
+        retrains.append(retrain_row(day, decision))
         clock.run("predict", day, predict, run)
         if baselines is not None:
             baselines.send(day, run_id)
@@ -384,7 +386,7 @@ def run_backtest(
     book = Book(MAIN, bid, settings, sessions[-1])
     books = {MAIN: book}
     conn = connect(settings)
-    retrains: list[tuple[date, str, str, int | None]] = []
+    retrains: list[tuple] = []
     trainer = Trainer(settings, sessions)
     baselines = Baselines(bid, settings, sessions) if run_baselines else None
     try:
@@ -427,7 +429,7 @@ def run_backtest(
         strategies=strategies,
         ic=ic,
         warnings={name: sorted(b.warnings) for name, b in books.items() if b.warnings},
-        retrains=pd.DataFrame(retrains, columns=["session", "action", "reason", "champion_model_id"]),
+        retrains=pd.DataFrame(retrains, columns=list(RETRAIN_COLUMNS)),
         stage_seconds=clock.seconds,
         seconds=time.perf_counter() - started,
     )

@@ -25,10 +25,49 @@ from quant.backtest._stats import (
     sortino_ratio,
 )
 
-__all__ = ["MAIN", "BacktestResult", "StrategyResult", "strategy_figures"]
+__all__ = [
+    "MAIN",
+    "RETRAIN_COLUMNS",
+    "BacktestResult",
+    "StrategyResult",
+    "retrain_row",
+    "strategy_figures",
+]
 
 MAIN = "strategy"
 """Name of the backtested configuration (the baselines are ``equal_weight`` and ``top_k``)."""
+
+
+RETRAIN_COLUMNS: tuple[str, ...] = (
+    "session",
+    "action",
+    "reason",
+    "champion_model_id",
+    "promoted",
+    "promotion_code",
+    "drift_fired",
+    "seconds",
+)
+"""Columns of :attr:`BacktestResult.retrains`, one row per session."""
+
+IC_DECAY_HORIZONS: tuple[int, ...] = (1, 5, 10, 20)
+"""Horizons of the IC columns of :attr:`BacktestResult.ic` (``ic`` / ``rank_ic`` for 1)."""
+
+
+def retrain_row(session: date, decision: dict[str, Any]) -> tuple:
+    """A row of :attr:`BacktestResult.retrains` from ``retrain_model``'s summary of ``session``."""
+    psi = decision.get("drift_psi")
+    psi = math.inf if psi == "inf" else psi
+    return (
+        session,
+        decision["action"],
+        decision["reason"],
+        decision.get("champion_model_id"),
+        decision.get("promoted"),
+        decision.get("promotion_code"),
+        psi is not None and psi > decision.get("drift_threshold", math.inf),
+        float(decision.get("seconds", 0.0)),
+    )
 
 
 def _num(value: float | None) -> float | None:
@@ -168,14 +207,20 @@ class BacktestResult:
         ``strategy`` and, when run, ``equal_weight`` and ``top_k``.
     ic : DataFrame
         Columns ``session``, ``ic``, ``rank_ic``: correlation of the model's
-        scores at D with the next session's total returns.
+        scores at D with the return the book can earn on them, from the next
+        session's open (where the orders fill) to the open after it; and
+        ``ic_{h}d``, ``rank_ic_{h}d`` to the open ``h`` sessions after the
+        fill, for h = 5, 10, 20 (the IC decay).
     warnings : dict of str to list of str
         Per strategy, the portfolio stage's warnings over the sessions (e.g. the
         ``top_k`` baseline holding every name of the universe).
     retrains : DataFrame
-        Columns ``session``, ``action`` (``retrained`` / ``skipped``), ``reason``
-        (``no_champion``, ``scheduled``, ``drift``, ``not_due``, ...) and
-        ``champion_model_id``: the retrain stage's decision per session.
+        Columns of :data:`RETRAIN_COLUMNS`: ``session``, ``action``
+        (``retrained`` / ``skipped``), ``reason`` (``no_champion``,
+        ``scheduled``, ``drift``, ``not_due``, ...), ``champion_model_id``,
+        ``promoted`` and ``promotion_code`` (after a retrain), ``drift_fired``
+        (the drift statistic was above its threshold) and ``seconds`` (the
+        retrain stage's wall time): the retrain stage's decision per session.
     stage_seconds : dict of str to float
         Wall time per stage, summed over sessions.
     seconds : float
@@ -211,6 +256,60 @@ class BacktestResult:
         done = self.retrains[self.retrains["action"] == "retrained"]
         return {str(k): int(v) for k, v in done["reason"].value_counts().sort_index().items()}
 
+    def _model_selection(self) -> dict[str, Any]:
+        """Retrains, promotions and the time spent on retrains that were thrown away."""
+        frame = self.retrains
+        empty = {
+            "retrains_by_reason": {},
+            "promotions_by_reason": {},
+            "not_promoted_by_code": {},
+            "not_promoted": 0,
+            "retrain_seconds": 0.0,
+            "not_promoted_seconds": 0.0,
+            "drift_fired_sessions": 0,
+            "drift_fired_share": None,
+        }
+        if frame.empty or "promoted" not in frame.columns:
+            return empty
+        done = frame[frame["action"] == "retrained"]
+        promoted = done[done["promoted"].fillna(False).astype(bool)]
+        lost = done[~done["promoted"].fillna(False).astype(bool)]
+
+        def counts(column: pd.Series) -> dict[str, int]:
+            return {str(k): int(v) for k, v in column.value_counts().sort_index().items()}
+
+        fired = int(frame["drift_fired"].fillna(False).astype(bool).sum())
+        return {
+            "retrains_by_reason": counts(done["reason"]),
+            "promotions_by_reason": counts(promoted["reason"]),
+            "not_promoted_by_code": counts(lost["promotion_code"].fillna("none")),
+            "not_promoted": int(len(lost)),
+            "retrain_seconds": round(float(done["seconds"].sum()), 3),
+            "not_promoted_seconds": round(float(lost["seconds"].sum()), 3),
+            "drift_fired_sessions": fired,
+            "drift_fired_share": _num(fired / len(frame)),
+        }
+
+    def _ic_decay(self) -> dict[str, dict[str, float | int | None]]:
+        """Per horizon: mean IC and rank IC, and the ICIR (mean / sd of the daily rank IC)."""
+        out: dict[str, dict[str, float | int | None]] = {}
+        for h in IC_DECAY_HORIZONS:
+            suffix = "" if h == 1 else f"_{h}d"
+            if f"rank_ic{suffix}" not in self.ic.columns:
+                continue
+            ic = series_summary(self.ic[f"ic{suffix}"].to_list())
+            rank = series_summary(self.ic[f"rank_ic{suffix}"].to_list())
+            icir = None
+            if rank["mean"] is not None and rank["std"]:
+                icir = _num(rank["mean"] / rank["std"])
+            out[str(h)] = {
+                "ic": ic["mean"],
+                "rank_ic": rank["mean"],
+                "icir": icir,
+                "sessions": rank["n"],
+            }
+        return out
+
     def figures(self) -> dict[str, Any]:
         """Every figure of the tear sheet as one JSON-safe dict (IC series as summaries)."""
         per = {
@@ -236,9 +335,13 @@ class BacktestResult:
                 "impact_coefficient": self.costs.impact_coefficient,
             },
             **per[MAIN],
+            "ic_return": "next session's open to the open h sessions later (h = 1 unless named)",
             "ic": ic_stats["ic"],
             "rank_ic": ic_stats["rank_ic"],
+            "icir": self._ic_decay().get("1", {}).get("icir"),
+            "ic_decay": self._ic_decay(),
             "retrains": self._retrain_counts(),
+            "model_selection": self._model_selection(),
             "baselines": {name: figs for name, figs in per.items() if name != MAIN},
             "warnings": {name: list(found) for name, found in self.warnings.items()},
             "seconds": round(self.seconds, 3),

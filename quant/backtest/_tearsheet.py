@@ -119,8 +119,9 @@ def _ic_plot(result: BacktestResult) -> str:
     ax.axhline(0.0, color="#57606a", linewidth=0.8)
     ax.set_ylabel("correlation", fontsize=9)
     ax.legend(fontsize=8, frameon=False)
-    return _svg(fig, "Correlation of the model's scores at D with the total returns of D's next "
-                     "session (IC: Pearson, rank IC: Spearman).")
+    return _svg(fig, "Correlation of the model's scores at D with the return the book can earn on "
+                     "them: from the next session's open, where the orders fill, to the open after "
+                     "it (IC: Pearson, rank IC: Spearman).")
 
 
 def _figures_table(figures: Mapping[str, Mapping[str, Any]]) -> str:
@@ -176,6 +177,49 @@ def _corporate_events_table(result: BacktestResult) -> str:
     )
 
 
+def _decay_table(figures: Mapping[str, Any]) -> str:
+    decay = figures.get("ic_decay") or {}
+    if not decay:
+        return ""
+    rows = "".join(
+        f"<tr><td>{h}</td>"
+        + "".join(f'<td class="n">{_fmt(d.get(k), "num")}</td>' for k in ("ic", "rank_ic", "icir"))
+        + f'<td class="n">{d.get("sessions", 0)}</td></tr>'
+        for h, d in decay.items()
+    )
+    return (
+        "<h3>IC decay</h3>"
+        '<p class="meta">Scores at D against the return from the next open to the open h '
+        "sessions later. ICIR: mean over standard deviation of the daily rank IC (not "
+        "annualised).</p>"
+        "<table><tr><th>h (sessions)</th><th>IC</th><th>rank IC</th><th>ICIR</th>"
+        f"<th>sessions</th></tr>{rows}</table>"
+    )
+
+
+def _selection_table(figures: Mapping[str, Any]) -> str:
+    sel = figures.get("model_selection") or {}
+    if not sel:
+        return ""
+
+    def listed(counts: Mapping[str, int]) -> str:
+        return html.escape(", ".join(f"{n} {why}" for why, n in counts.items()) or "none")
+
+    share = sel.get("drift_fired_share")
+    rows = [
+        ("Retrains, by reason", listed(sel.get("retrains_by_reason", {}))),
+        ("Promotions, by retrain reason", listed(sel.get("promotions_by_reason", {}))),
+        ("Not promoted, by decision", listed(sel.get("not_promoted_by_code", {}))),
+        ("Seconds in retrains / in retrains not promoted",
+         f"{sel.get('retrain_seconds', 0):.1f} / {sel.get('not_promoted_seconds', 0):.1f}"),
+        ("Sessions the drift trigger fired",
+         f"{sel.get('drift_fired_sessions', 0)}"
+         + ("" if share is None else f" ({100 * share:.1f} %)")),
+    ]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<h2>Model selection</h2><table>{body}</table>"
+
+
 def render_tear_sheet(result: BacktestResult) -> str:
     """The tear sheet of ``result`` as one HTML document."""
     figures = result.figures()
@@ -214,7 +258,9 @@ def render_tear_sheet(result: BacktestResult) -> str:
         _lines(drawdown, "fraction", "Equity below its running high.", zero=True),
         "<h2>Information coefficient</h2>",
         _ic_table(result, figures),
+        _decay_table(figures),
         _ic_plot(result),
+        _selection_table(figures),
         "<h2>Turnover</h2>",
         _lines(turnover, "per session", "One-way turnover per session, 21-session mean."),
         "<h2>Costs</h2>",

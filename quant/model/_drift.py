@@ -10,6 +10,7 @@ import pandas as pd
 
 __all__ = [
     "DriftReference",
+    "calibrated_drift",
     "feature_drift",
     "population_stability_index",
     "reference_distribution",
@@ -20,8 +21,12 @@ _FLOOR = 1e-4
 
 
 def reference_distribution(
-    frame: pd.DataFrame, features: Sequence[str], bins: int = 10
-) -> dict[str, dict[str, list[float]]]:
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    bins: int = 10,
+    *,
+    window_sessions: int | None = None,
+) -> dict[str, dict[str, list[float] | float]]:
     """Quantile bin edges and bin shares of each feature, to compare later data with.
 
     Parameters
@@ -32,14 +37,23 @@ def reference_distribution(
         Columns to describe.
     bins : int
         Quantile bins per feature (fewer when values repeat).
+    window_sessions : int, optional
+        Also calibrate the drift statistic: ``frame`` (with a
+        ``session_date`` column) is cut into consecutive blocks of this many
+        sessions, counted back from its last session, and ``window_psi`` is
+        the largest PSI of a whole block against the whole frame: how far a
+        window of the training data itself strayed from it (see
+        :func:`calibrated_drift`).
 
     Returns
     -------
     dict
-        Per feature: ``edges`` (inner bin edges, ascending) and ``shares``
-        (share of non-null rows in each of ``len(edges) + 1`` bins).
+        Per feature: ``edges`` (inner bin edges, ascending), ``shares``
+        (share of non-null rows in each of ``len(edges) + 1`` bins) and,
+        when calibrated, ``window_psi`` (0.0 with fewer than two blocks).
     """
-    out: dict[str, dict[str, list[float]]] = {}
+    out: dict[str, dict[str, list[float] | float]] = {}
+    blocks = None if window_sessions is None else _session_blocks(frame, window_sessions)
     probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
     for name in features:
         values = frame[name].to_numpy(dtype=float)
@@ -54,7 +68,63 @@ def reference_distribution(
             "edges": [float(e) for e in edges],
             "shares": [float(c) / values.size for c in counts],
         }
+        if blocks is not None:
+            out[name]["window_psi"] = _largest_block_psi(
+                frame[name].to_numpy(dtype=float), blocks, edges, np.asarray(out[name]["shares"])
+            )
     return out
+
+
+def _session_blocks(frame: pd.DataFrame, window_sessions: int) -> np.ndarray:
+    """Block number of each row: 0 for the last ``window_sessions`` sessions, 1 before, ...
+
+    Rows of the oldest, incomplete block get -1 (left out).
+    """
+    days = pd.to_datetime(frame["session_date"]).to_numpy()
+    unique, position = np.unique(days, return_inverse=True)
+    back = unique.size - 1 - position  # 0 = the last session
+    block = back // window_sessions
+    complete = unique.size // window_sessions
+    return np.where(block < complete, block, -1)
+
+
+def _largest_block_psi(
+    values: np.ndarray, blocks: np.ndarray, edges: np.ndarray, shares: np.ndarray
+) -> float:
+    ok = np.isfinite(values) & (blocks >= 0)
+    n_blocks = int(blocks.max()) + 1 if ok.any() else 0
+    if n_blocks < 2:
+        return 0.0
+    n_bins = edges.size + 1
+    at = np.searchsorted(edges, values[ok], side="right")
+    counts = np.bincount(blocks[ok] * n_bins + at, minlength=n_blocks * n_bins).reshape(
+        n_blocks, n_bins
+    )
+    sizes = counts.sum(axis=1, keepdims=True)
+    counts, sizes = counts[sizes[:, 0] > 0], sizes[sizes[:, 0] > 0]
+    actual = np.maximum(counts / sizes, _FLOOR)
+    expected = np.maximum(shares, _FLOOR)
+    psi = np.sum((actual - expected) * np.log(actual / expected), axis=1)
+    return float(psi.max()) if psi.size else 0.0
+
+
+def calibrated_drift(
+    drift: Mapping[str, float], reference: Mapping[str, Mapping[str, object]]
+) -> dict[str, float]:
+    """Each feature's PSI beyond its ``window_psi``, largest first (0 where within it).
+
+    A feature's ``window_psi`` (see :func:`reference_distribution`) is the
+    drift its own training data showed from one window of sessions to the
+    next: a trending input (dollar volume, a long moving average) strays
+    far from its training distribution every day, a stationary one little.
+    Only what exceeds that ordinary variation counts as a shift. A reference
+    without ``window_psi`` (uncalibrated) leaves the PSI as it is.
+    """
+    out: dict[str, float] = {}
+    for name, psi in drift.items():
+        ordinary = reference.get(name, {}).get("window_psi", 0.0)
+        out[name] = psi if not math.isfinite(psi) else max(0.0, psi - float(ordinary))
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def population_stability_index(

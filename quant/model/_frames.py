@@ -140,6 +140,7 @@ def forward_labels(
     bars: pd.DataFrame,
     actions: pd.DataFrame | None = None,
     horizons: Sequence[int] = (1, 5, 20),
+    open_horizons: Sequence[int] = (1, 5, 10, 20),
 ) -> pd.DataFrame:
     """Forward total returns per (symbol, session) and the session each horizon ends.
 
@@ -149,13 +150,18 @@ def forward_labels(
         As for :func:`price_features`.
     horizons : sequence of int
         Horizons in sessions of the name's own bars.
+    open_horizons : sequence of int
+        Horizons of the tradeable returns (needs an ``open`` column in ``bars``).
 
     Returns
     -------
     DataFrame
         ``symbol``, ``session_date`` and, per horizon h, ``forward_return_{h}d``
         (fraction) and ``label_end_date_{h}d`` (``datetime.date``); NaN / None
-        where the end session is not in ``bars``.
+        where the end session is not in ``bars``. Per open horizon h,
+        ``open_return_{h}d``: the adjusted open of the next bar to the
+        adjusted open h bars after it (what an order filled at the next open
+        earns), and ``open_label_end_date_{h}d``, the session of that last open.
     """
     index = total_return_index(bars, actions)
     wide: dict[str, pd.DataFrame] = {}
@@ -168,11 +174,24 @@ def forward_labels(
         ahead = index.shift(-h)
         wide[f"forward_return_{h}d"] = ahead / index - 1.0
         wide[f"label_end_date_{h}d"] = dates.shift(-h).where(ahead.notna() & index.notna())
+    end_columns = [f"label_end_date_{h}d" for h in horizons]
+    if open_horizons:
+        # the index is close times a factor per bar: the same factor adjusts that bar's open
+        adj_open = _wide(bars, "open").reindex_like(index) * index / _wide(bars, "close").reindex_like(
+            index
+        )
+        bought = adj_open.shift(-1)
+        for h in open_horizons:
+            sold = adj_open.shift(-(h + 1))
+            wide[f"open_return_{h}d"] = sold / bought - 1.0
+            wide[f"open_label_end_date_{h}d"] = dates.shift(-(h + 1)).where(
+                sold.notna() & bought.notna() & index.notna()
+            )
+            end_columns.append(f"open_label_end_date_{h}d")
     frame = _stack(wide)
     present = index.notna().stack(future_stack=True).to_numpy()
     frame = frame.loc[present]
-    for h in horizons:
-        column = f"label_end_date_{h}d"
+    for column in end_columns:
         frame[column] = pd.to_datetime(frame[column]).dt.date
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame.sort_values(["session_date", "symbol"]).reset_index(drop=True)

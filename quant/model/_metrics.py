@@ -13,7 +13,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["daily_metrics", "summarise_metrics", "score_metrics"]
+__all__ = [
+    "IC_HORIZONS",
+    "daily_metrics",
+    "ic_decay",
+    "open_return_columns",
+    "summarise_metrics",
+    "score_metrics",
+    "tradeable_daily_metrics",
+]
+
+IC_HORIZONS: tuple[int, ...] = (1, 5, 10, 20)
+"""Horizons (sessions) of the tradeable returns a model's scores are evaluated on."""
 
 _MIN_NAMES = 5
 """Sessions with fewer scored names than this are left out of the statistics."""
@@ -141,3 +152,70 @@ def score_metrics(
 ) -> dict[str, float | int | None]:
     """:func:`summarise_metrics` of :func:`daily_metrics` in one call."""
     return summarise_metrics(daily_metrics(session_dates, scores, forward_returns))
+
+
+def open_return_columns(horizon_sessions: int) -> tuple[str, str]:
+    """Names of the tradeable (next open to open) return and its end-date column in marts.labels."""
+    return f"open_return_{horizon_sessions}d", f"open_label_end_date_{horizon_sessions}d"
+
+
+def tradeable_daily_metrics(
+    scores: pd.DataFrame, returns: pd.DataFrame, horizon_sessions: int = 1
+) -> pd.DataFrame:
+    """:func:`daily_metrics` of session D's scores against the return the book can earn on them.
+
+    The book trades D's scores at the next session's open, so the return is
+    ``open_return_{h}d`` of marts.labels: from D+1's open to the open ``h``
+    sessions later, not D's close to D+1's close.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        ``session_date``, ``symbol``, ``score``.
+    returns : DataFrame
+        ``session_date``, ``symbol`` and ``open_return_{h}d`` (fractions;
+        NaN where not known).
+    horizon_sessions : int
+        h.
+    """
+    column, _ = open_return_columns(horizon_sessions)
+    left = scores[["session_date", "symbol", "score"]].assign(
+        session_date=pd.to_datetime(scores["session_date"]), symbol=scores["symbol"].astype(str)
+    )
+    right = returns[["session_date", "symbol", column]].assign(
+        session_date=pd.to_datetime(returns["session_date"]), symbol=returns["symbol"].astype(str)
+    )
+    joined = left.merge(right, on=["session_date", "symbol"], how="inner")
+    return daily_metrics(
+        joined["session_date"].to_numpy(),
+        joined["score"].to_numpy(dtype=float),
+        joined[column].to_numpy(dtype=float),
+    )
+
+
+def ic_decay(
+    scores: pd.DataFrame, returns: pd.DataFrame, horizons: Sequence[int] = IC_HORIZONS
+) -> dict[str, dict[str, float | int | None]]:
+    """IC, rank IC and ICIR of the scores against the tradeable return of each horizon.
+
+    How fast the rank IC falls from 1 to 20 sessions says how long a score
+    keeps its value: a signal that is gone after one session must be traded
+    daily (and pays the costs), one that holds over 20 sessions can be
+    traded slowly. Horizons whose return column is missing are left out.
+
+    Returns
+    -------
+    dict
+        ``"1"``, ``"5"``, ... to ``ic``, ``rank_ic`` (means over sessions),
+        ``icir`` (mean / standard deviation of the daily rank IC, not
+        annualised; the daily ICs of overlapping multi-session returns are
+        correlated, so compare ICIRs of one horizon with each other) and
+        ``sessions``.
+    """
+    out: dict[str, dict[str, float | int | None]] = {}
+    for h in horizons:
+        if open_return_columns(h)[0] not in returns.columns:
+            continue
+        summary = summarise_metrics(tradeable_daily_metrics(scores, returns, h))
+        out[str(h)] = {k: summary[k] for k in ("ic", "rank_ic", "icir", "sessions")}
+    return out

@@ -22,6 +22,7 @@ __all__ = [
     "champion_as_of",
     "clear_promotions",
     "get_model",
+    "latest_model_before",
     "load_artifact",
     "load_booster",
     "record_promotion",
@@ -234,6 +235,18 @@ def champion_as_of(
             order by promoted_on desc, created_at desc, model_id desc
             limit 1
             """,
+            (session,),
+        )
+        row = cur.fetchone()
+    return None if row is None else get_model(conn, int(row[0]))
+
+
+def latest_model_before(conn: PgConnection, session: date) -> ModelRecord | None:
+    """The newest model trained before ``session``, whatever its status (None if none)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select model_id from ops.models where trained_through < %s "
+            "order by trained_through desc, model_id desc limit 1",
             (session,),
         )
         row = cur.fetchone()

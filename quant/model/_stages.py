@@ -21,7 +21,7 @@ import pandas as pd
 from quant.calendar import get_calendar
 from quant.config import ModelSettings, Settings
 from quant.exceptions import ModelError, NoChampionError, TrainingDataError
-from quant.model._drift import DriftReference
+from quant.model._drift import DriftReference, calibrated_drift
 from quant.model._marts import (
     cached_feature_sessions,
     cached_feature_source,
@@ -35,6 +35,7 @@ from quant.model._registry import (
     ModelRecord,
     champion_as_of,
     clear_promotions,
+    latest_model_before,
     load_booster,
     record_promotion,
     refresh_statuses,
@@ -42,6 +43,11 @@ from quant.model._registry import (
     save_artifact,
 )
 from quant.model._score import score_cross_section
+from quant.model._selection import (
+    decide_promotion,
+    drift_retrain_deferred,
+    with_tradeable_metrics,
+)
 from quant.model._train import TrainedModel, train_model
 
 if TYPE_CHECKING:
@@ -168,6 +174,32 @@ def _drift(
     return prepared.drift_from_counts([memo[d] for d in window])
 
 
+def _drift_since_last_fit(
+    conn: PgConnection,
+    session: date,
+    champion: ModelRecord | None,
+    cfg: ModelSettings,
+    cache: RelationCache | None,
+) -> tuple[ModelRecord | None, dict[str, float], dict[str, float]]:
+    """Drift of D's inputs from the data of the latest fit before D: (that model, drift, raw PSI).
+
+    The reference is the newest model registered before D, promoted or not:
+    once a retrain has learnt from the shifted data, the shift is no reason
+    to fit again the next session (a challenger that lost would otherwise be
+    refitted every session while the champion's old data stays the
+    reference). ``drift`` is the raw PSI, or beyond each feature's
+    training-window variation (``drift_calibration``, :func:`calibrated_drift`).
+    Empty without a champion (the retrain is due anyway).
+    """
+    if champion is None:
+        return None, {}, {}
+    reference = latest_model_before(conn, session) or champion
+    raw = _drift(conn, session, reference, cfg, cache)
+    if cfg.drift_calibration == "none":
+        return reference, raw, raw
+    return reference, calibrated_drift(raw, reference.reference), raw
+
+
 def _drift_statistic(drift: dict[str, float], statistic: str) -> float | None:
     if not drift:
         return None
@@ -208,10 +240,13 @@ def retrain_model(run: RunContext, *, force: bool = False) -> dict[str, Any]:
 
     The policy (``settings.model``) retrains when forced, when no model was
     champion before D, on the calendar schedule, or when an input's PSI
-    over the last ``drift_window_sessions`` sessions against the champion's
-    training data exceeds ``drift_threshold``. A new model replaces the
-    champion from D on only if its validation rank IC beats the champion's
-    by ``promotion_margin`` (or there is no champion).
+    over the last ``drift_window_sessions`` sessions against the training
+    data of the latest model fitted before D, beyond the variation that
+    data showed between windows of its own (``drift_calibration``), exceeds
+    ``drift_threshold``. A new model replaces the champion from D on only if
+    its rank IC on the selection window (the latest sessions both scored out
+    of sample, against the tradeable return; :mod:`quant.model._selection`)
+    beats the champion's by ``promotion_margin`` (or there is no champion).
 
     When the run context holds models fitted ahead (:attr:`RunContext.models`, the
     backtest's trainer), a retrain at D registers the one given for D instead of
@@ -230,9 +265,14 @@ def retrain_model(run: RunContext, *, force: bool = False) -> dict[str, Any]:
         JSON-serialisable: ``session``, ``action`` (``retrained`` /
         ``skipped``), ``reason``, ``model_id``, ``model_created``,
         ``champion_model_id``, ``champion_changed``, ``metrics``,
-        ``drift_psi`` (largest or mean input PSI, per ``drift_statistic``;
-        ``"inf"`` when an input vanished)
-        and ``drift_top`` (largest PSIs by feature).
+        ``drift_psi`` (largest or mean input drift, per ``drift_statistic``,
+        as compared with the threshold; ``"inf"`` when an input vanished),
+        ``drift_raw_psi`` (the same of the uncalibrated PSIs),
+        ``drift_model_id`` (the model whose training data is the reference),
+        ``drift_top`` (largest drifts by feature); after a retrain also
+        ``promoted``, ``promotion_code`` (:data:`PROMOTION_CODES`),
+        ``promotion`` (the reason in words) and ``selection`` (the window's
+        figures of both models, or None).
 
     Raises
     ------
@@ -246,9 +286,9 @@ def retrain_model(run: RunContext, *, force: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     with run.transaction() as conn:
         champion = champion_as_of(conn, session, inclusive=False)
-        drift: dict[str, float] = {}
-        if champion is not None:
-            drift = _drift(conn, session, champion, cfg, run.relations)
+        drift_model, drift, raw_drift = _drift_since_last_fit(
+            conn, session, champion, cfg, run.relations
+        )
         drift_psi = _drift_statistic(drift, cfg.drift_statistic)
         reason = retrain_due(
             force=force,
@@ -257,10 +297,11 @@ def retrain_model(run: RunContext, *, force: bool = False) -> dict[str, Any]:
             drift_psi=drift_psi,
             drift_threshold=cfg.drift_threshold,
         )
+        deferred = drift_retrain_deferred(session, champion, reason, settings)
         summary: dict[str, Any] = {
             "session": session.isoformat(),
             "action": "skipped",
-            "reason": reason or "not_due",
+            "reason": deferred or reason or "not_due",
             "model_id": None,
             "model_created": False,
             "champion_model_id": None if champion is None else champion.model_id,
@@ -268,13 +309,16 @@ def retrain_model(run: RunContext, *, force: bool = False) -> dict[str, Any]:
             "champion_changed": False,
             "metrics": None,
             "drift_psi": _json_number(_finite(drift_psi)),
+            "drift_raw_psi": _json_number(_finite(_drift_statistic(raw_drift, cfg.drift_statistic))),
             "drift_threshold": cfg.drift_threshold,
             "drift_statistic": cfg.drift_statistic,
+            "drift_calibration": cfg.drift_calibration,
+            "drift_model_id": None if drift_model is None else drift_model.model_id,
             "drift_top": {k: _json_number(v) for k, v in list(drift.items())[:5]},
             "retrain_schedule": cfg.retrain_schedule,
         }
         clear_promotions(conn, session)
-        if reason is not None:
+        if reason is not None and deferred is None:
             summary.update(_retrain(conn, run, champion, reason))
         refresh_statuses(conn)
         summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -312,7 +356,6 @@ def _retrain(
     conn: PgConnection, run: RunContext, champion: ModelRecord | None, reason: str
 ) -> dict[str, Any]:
     session, settings = run.session, run.settings
-    cfg = settings.model
     try:
         model = None if run.models is None else run.models(session, settings)
         if model is None:
@@ -321,6 +364,7 @@ def _retrain(
         if champion is None:
             raise
         return {"action": "skipped", "reason": "insufficient_data", "error": str(exc)}
+    model = with_tradeable_metrics(conn, session, model, settings)
     path = save_artifact(model, settings.models_dir)
     model_id, created = register_model(conn, model, path.name)
     out: dict[str, Any] = {
@@ -329,35 +373,19 @@ def _retrain(
         "model_id": model_id,
         "model_created": created,
         "metrics": model.metrics["validation"],
+        "tradeable_metrics": model.metrics.get("tradeable"),
         "features": len(model.features),
         "dropped_features": list(model.dropped_features),
         "train_rows": model.train_rows,
         "train_sessions": model.train_sessions,
         "artifact_checksum": model.checksum,
     }
-    new_ic = model.rank_ic
-    if champion is None:
-        promote, why = True, "no champion"
-    elif new_ic is None:
-        promote, why = False, "new model has no validation rank IC"
-    elif champion.validation_rank_ic is None:
-        promote, why = True, "champion has no validation rank IC"
-    elif new_ic > champion.validation_rank_ic + cfg.promotion_margin:
-        promote, why = (
-            True,
-            (
-                f"rank IC {new_ic:.4f} > champion {champion.validation_rank_ic:.4f} "
-                f"+ margin {cfg.promotion_margin}"
-            ),
-        )
-    else:
-        promote, why = (
-            False,
-            (
-                f"rank IC {new_ic:.4f} <= champion {champion.validation_rank_ic:.4f} "
-                f"+ margin {cfg.promotion_margin}"
-            ),
-        )
+    promote, code, why, window = decide_promotion(
+        conn, session, champion, model, model_id, settings
+    )
+    out["promoted"] = promote
+    out["promotion_code"] = code
+    out["selection"] = window
     out["promotion"] = why
     if promote and (champion is None or champion.model_id != model_id):
         record_promotion(

@@ -144,6 +144,10 @@ class TrainedModel:
     train_sessions: int
     target: str = "rank"
     dropped_features: tuple[str, ...] = field(default_factory=tuple)
+    recent_scores: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    """Out-of-sample scores of the last validation fold: ``session_date`` (date),
+    ``symbol``, ``score``; what the model's recipe scored on sessions it was
+    not fitted on, for the champion/challenger comparison."""
 
     @property
     def feature_hash(self) -> str:
@@ -204,6 +208,7 @@ def train_model(
     x = frame[list(data.features)].to_numpy(dtype=np.float64)
     dates_all = frame["session_date"].to_numpy()
     returns_all = frame["forward_return"].to_numpy(dtype=float)
+    symbols_all = frame["symbol"].to_numpy()
     for fold in folds:
         dtrain = _dataset(frame, data.features, params, rows=fold.train, x=x)
         dvalid = _dataset(frame, data.features, params, reference=dtrain, rows=fold.valid, x=x)
@@ -236,6 +241,7 @@ def train_model(
             best_iteration=best,
         )
         fold_records.append(record)
+        last_fold = (dates, symbols_all[fold.valid], scores)
 
     if len(folds) == 1:
         overall = summarise_metrics(fold_daily)  # the one fold's rows are all the rows
@@ -265,9 +271,25 @@ def train_model(
         as_of=as_of,
         horizon_sessions=data.horizon_sessions,
         metrics=json.loads(json.dumps(metrics)),
-        reference=reference_distribution(frame, data.features, settings.drift_bins),
+        reference=reference_distribution(
+            frame,
+            data.features,
+            settings.drift_bins,
+            window_sessions=(
+                settings.drift_window_sessions
+                if settings.drift_calibration == "training_windows"
+                else None
+            ),
+        ),
         train_rows=int(len(frame)),
         train_sessions=int(sessions.size),
         target=settings.target,
         dropped_features=data.dropped_features,
+        recent_scores=pd.DataFrame(
+            {
+                "session_date": pd.to_datetime(last_fold[0]).date,
+                "symbol": last_fold[1].astype(str),
+                "score": last_fold[2],
+            }
+        ),
     )

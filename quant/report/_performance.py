@@ -9,9 +9,10 @@ the trailing ``sessions`` sessions up to ``as_of``:
   session's ``ops.target_weights`` times each name's next-session total
   return, ``marts.labels.forward_return_1d``, once known);
 - turnover (``ops.portfolio_diagnostics``);
-- hit rate of the predictions: share of names whose score and next-session
-  return are on the same side of the session's median
-  (:func:`quant.model.daily_metrics`), and the rank IC;
+- hit rate of the predictions: share of names whose score and tradeable
+  return (from the next session's open, where the orders fill, to the open
+  after it: ``marts.labels.open_return_1d``) are on the same side of the
+  session's median (:func:`quant.model.daily_metrics`), and the rank IC;
 - orders and rejections, with rejections by reason code (``ops.orders``).
 """
 
@@ -74,6 +75,24 @@ def _labels(cur: Any, settings: Settings, window: list[date]) -> dict[tuple[date
     cur.execute(
         f"select session_date, symbol, forward_return_1d from {relation} "  # noqa: S608 - schema from settings
         "where session_date = any(%s) and forward_return_1d is not null",
+        (window,),
+    )
+    return {(d, s): float(r) for d, s, r in cur.fetchall()}
+
+
+def _tradeable(cur: Any, settings: Settings, window: list[date]) -> dict[tuple[date, str], float]:
+    """Each (session, name)'s return from the next session's open to the open after it."""
+    schema = settings.model.marts_schema
+    cur.execute(
+        "select 1 from information_schema.columns where table_schema = %s "
+        "and table_name = 'labels' and column_name = 'open_return_1d'",
+        (schema,),
+    )
+    if cur.fetchone() is None:
+        return {}
+    cur.execute(
+        f"select session_date, symbol, open_return_1d from {schema}.labels "  # noqa: S608 - schema from settings
+        "where session_date = any(%s) and open_return_1d is not null",
         (window,),
     )
     return {(d, s): float(r) for d, s, r in cur.fetchall()}
@@ -155,7 +174,7 @@ def write_performance_report(
             account, account_returns = _account_returns(conn, window, before)
             realised = _labels(cur, settings, window)
             weights = _weights(cur, window)
-            hits = _hit_rates(_predictions(cur, window), realised)
+            hits = _hit_rates(_predictions(cur, window), _tradeable(cur, settings, window))
             orders, reasons = _orders(conn, window)
             cur.execute(
                 "select session_date, turnover from ops.portfolio_diagnostics "
@@ -215,8 +234,9 @@ def write_performance_report(
         "hit-rate", "Hit rate of the predictions",
         bar_figure([d.isoformat() for d in sorted(hits)], [hits[d][0] or 0.0 for d in sorted(hits)],
                    ylabel="hit rate",
-                   caption="Share of names whose score and next-session return are on the same "
-                           "side of the session's median (0.5 = no skill).")
+                   caption="Share of names whose score and tradeable return (next session's "
+                           "open to the open after it) are on the same side of the session's "
+                           "median (0.5 = no skill).")
         if hits else empty("No predictions with a realised return in this window yet."),
     ))
     reason_table = (rows_table(["reason code", "orders"],

@@ -110,6 +110,7 @@ def _models(cur: Any, session: date) -> tuple[list[dict[str, Any]], list[dict[st
         select model_id, trained_through, status, validation_rank_ic,
                (metrics -> 'validation' ->> 'hit_rate')::double precision as hit_rate,
                (metrics -> 'validation' ->> 'icir')::double precision as icir,
+               (metrics -> 'tradeable' ->> 'icir')::double precision as tradeable_icir,
                train_rows, train_sessions
         from ops.models where trained_through <= %s
         order by trained_through, model_id
@@ -119,7 +120,12 @@ def _models(cur: Any, session: date) -> tuple[list[dict[str, Any]], list[dict[st
     models = _dicts(cur)[-EQUITY_SESSIONS:]
     cur.execute(
         """
-        select session_date, action, reason, model_id, champion_model_id, champion_changed
+        select session_date, action, reason, model_id, champion_model_id, champion_changed,
+               details ->> 'promotion_code' as promotion_code,
+               (details -> 'selection' -> 'champion' ->> 'rank_ic')::double precision
+                   as champion_window_rank_ic,
+               (details -> 'selection' -> 'challenger' ->> 'rank_ic')::double precision
+                   as challenger_window_rank_ic
         from ops.retrain_decisions where session_date <= %s
         order by session_date desc limit 10
         """,

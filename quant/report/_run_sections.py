@@ -190,20 +190,27 @@ def model_section(data: RunData) -> str:
                     "last session of its training data.",
         ))
         parts.append(rows_table(
-            ["model", "trained through", "status", "validation rank IC", "ICIR", "hit rate",
-             "training rows"],
+            ["model", "trained through", "status", "validation rank IC", "ICIR",
+             "ICIR, tradeable return", "hit rate", "training rows"],
             [(m["model_id"], m["trained_through"].isoformat(), m["status"],
-              m["validation_rank_ic"], m["icir"], m["hit_rate"], m["train_rows"])
+              m["validation_rank_ic"], m["icir"], m.get("tradeable_icir"), m["hit_rate"],
+              m["train_rows"])
              for m in data.models[-8:]],
         ))
     else:
         parts.append(empty("No model trained yet."))
     if data.decisions:
         parts.append("<h3>Retrain decisions</h3>" + rows_table(
-            ["session", "action", "reason", "model", "champion", "champion changed"],
+            ["session", "action", "reason", "model", "champion", "champion changed",
+             "promotion decision", "window rank IC: champion", "window rank IC: new model"],
             [(d["session_date"].isoformat(), d["action"], d["reason"], d["model_id"],
-              d["champion_model_id"], d["champion_changed"]) for d in data.decisions],
+              d["champion_model_id"], d["champion_changed"], d.get("promotion_code"),
+              d.get("champion_window_rank_ic"), d.get("challenger_window_rank_ic"))
+             for d in data.decisions],
         ))
+        parts.append('<p class="meta">A new model is compared with the champion on the same '
+                     "recent sessions, out of sample, against the tradeable return (next "
+                     "open to open); the validation rank IC above plays no part.</p>")
     return section("model", "Model metrics over time", "".join(parts))
 
 

@@ -165,7 +165,12 @@ def test_quant_backtest_when_json_then_figures_on_last_line_and_tear_sheet_writt
     for key in ("cagr", "annualised_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
                 "turnover", "hit_rate", "psr", "dsr"):
         assert key in figures and key in figures["baselines"]["top_k"], key
-    assert figures["ic"]["n"] == len(days) - 1
+    # D's scores meet the return from D+1's open to D+2's open: the last two sessions have none
+    assert figures["ic"]["n"] == len(days) - 2
+    assert set(figures["ic_decay"]) == {"1", "5", "10", "20"}
+    assert figures["ic_decay"]["1"]["sessions"] == len(days) - 2
+    assert figures["ic_decay"]["5"]["sessions"] == 0  # 5 sessions after D+1: past the range
+    assert "icir" in figures and "not_promoted_seconds" in figures["model_selection"]
     if figures["psr"] is not None:
         assert figures["dsr"] <= figures["psr"]  # five trials deflate the probability
     page = Path(figures["tear_sheet"]).read_text()

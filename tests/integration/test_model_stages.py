@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 SCHEMA = "model_test_marts"
 PRISTINE = "model_test_marts_pristine"
+EARLY = date(2016, 6, 1)
 MONDAY = date(2016, 8, 29)
 TUESDAY = date(2016, 8, 30)
 WEDNESDAY = date(2016, 8, 31)
@@ -57,7 +58,7 @@ def write_marts(settings: Settings, market: Market, schema: str) -> None:
                 "primary key (symbol, session_date))"
             )
             label_defs = ", ".join(
-                f'"{c}" {"date" if c.startswith("label_end_date") else "double precision"}'
+                f'"{c}" {"date" if "label_end_date" in c else "double precision"}'
                 for c in label_cols
             )
             cur.execute(
@@ -120,6 +121,13 @@ def test_retrain_model_when_no_champion_then_trains_promotes_and_rerun_reuses_mo
     assert first["model_created"] is True
     assert first["champion_changed"] is True
     assert first["metrics"]["rank_ic"] > 0.05
+    # the last validation fold against the tradeable return: IC decay and ICIR, in the registry
+    tradeable = first["tradeable_metrics"]
+    assert set(tradeable["ic_decay"]) == {"1", "5", "10", "20"}
+    assert tradeable["ic_decay"]["1"]["sessions"] > 0
+    assert tradeable["icir"] == tradeable["ic_decay"]["1"]["icir"]
+    stored = query(stage_settings, "select metrics -> 'tradeable' from ops.models")
+    assert stored == [(tradeable,)]
 
     again = retrain_model(run_context(TUESDAY, settings=stage_settings, run_id="r2"))
     assert again["model_id"] == first["model_id"]
@@ -163,19 +171,23 @@ def test_retrain_model_when_forced_then_retrains_although_not_due(
     assert query(stage_settings, "select count(*) from ops.models") == [(2,)]
 
 
-def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
-    stage_settings: Settings,
-) -> None:
-    retrain_model(run_context(MONDAY, settings=stage_settings))
-    calm = retrain_model(run_context(TUESDAY, settings=stage_settings))
-    assert calm["reason"] == "not_due"
-    # the feed starts reporting the 5-day return in percent over the whole drift window
+def _return_5d_in_percent(settings: Settings) -> None:
+    """The feed starts reporting the 5-day return in percent over the whole drift window."""
     execute(
-        stage_settings,
+        settings,
         f"update {SCHEMA}.features set return_5d = return_5d * 100 "
         "where session_date > %s and session_date <= %s",
         MONDAY - timedelta(days=60), TUESDAY,
     )
+
+
+def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
+    stage_settings: Settings,
+) -> None:
+    retrain_model(run_context(EARLY, settings=stage_settings))
+    calm = retrain_model(run_context(TUESDAY, settings=stage_settings))
+    assert calm["reason"] == "not_due"
+    _return_5d_in_percent(stage_settings)
     drifted = retrain_model(run_context(TUESDAY, settings=stage_settings))
     assert drifted["action"] == "retrained"
     assert drifted["reason"] == "drift"
@@ -183,18 +195,34 @@ def test_retrain_model_when_feature_drift_above_threshold_then_retrains(
     assert list(drifted["drift_top"])[0] == "return_5d"
 
 
-def test_retrain_model_when_challenger_worse_then_not_promoted_and_champion_predicts(
+def test_retrain_model_when_drift_but_champion_younger_than_window_then_deferred_without_fit(
     stage_settings: Settings,
 ) -> None:
-    champion = retrain_model(run_context(MONDAY, settings=stage_settings))
-    # a challenger restricted to one uninformative input validates worse
+    retrain_model(run_context(MONDAY, settings=stage_settings))
+    _return_5d_in_percent(stage_settings)
+    deferred = retrain_model(run_context(TUESDAY, settings=stage_settings))
+    # a model fitted now could not be compared with Monday's champion: it would be thrown away
+    assert deferred["drift_psi"] > stage_settings.model.drift_threshold
+    assert deferred["action"] == "skipped"
+    assert deferred["reason"] == "drift_deferred"
+    assert query(stage_settings, "select count(*) from ops.models") == [(1,)]
+
+
+def test_retrain_model_when_challenger_worse_on_window_then_not_promoted_and_champion_predicts(
+    stage_settings: Settings,
+) -> None:
+    champion = retrain_model(run_context(EARLY, settings=stage_settings))
+    # a challenger restricted to one uninformative input ranks worse on the recent sessions
     weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
     challenger = retrain_model(
         run_context(TUESDAY, settings=stage_settings.model_copy(update={"model": weak})),
         force=True,
     )
     assert challenger["action"] == "retrained"
-    assert challenger["metrics"]["rank_ic"] < champion["metrics"]["rank_ic"]
+    assert challenger["promoted"] is False
+    assert challenger["promotion_code"] == "not_better_on_window"
+    window = challenger["selection"]
+    assert window["challenger"]["rank_ic"] < window["champion"]["rank_ic"]
     assert challenger["champion_changed"] is False
     assert challenger["champion_model_id"] == champion["model_id"]
     statuses = dict(query(stage_settings, "select model_id, status from ops.models"))
@@ -208,15 +236,59 @@ def test_retrain_model_when_challenger_better_then_promoted_and_old_champion_ret
 ) -> None:
     weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
     old = retrain_model(
-        run_context(MONDAY, settings=stage_settings.model_copy(update={"model": weak})),
+        run_context(EARLY, settings=stage_settings.model_copy(update={"model": weak})),
     )
     new = retrain_model(run_context(TUESDAY, settings=stage_settings), force=True)
     assert new["champion_changed"] is True
+    assert new["promotion_code"] == "better_on_window"
     statuses = dict(query(stage_settings, "select model_id, status from ops.models"))
     assert statuses == {old["model_id"]: "retired", new["model_id"]: "champion"}
     # each session is scored by the champion of that session
     assert predict(run_context(MONDAY, settings=stage_settings))["model_id"] == old["model_id"]
     assert predict(run_context(TUESDAY, settings=stage_settings))["model_id"] == new["model_id"]
+
+
+def test_retrain_model_when_challenger_better_on_window_then_replaces_champion_with_higher_old_score(
+    stage_settings: Settings,
+) -> None:
+    weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
+    lucky = retrain_model(
+        run_context(EARLY, settings=stage_settings.model_copy(update={"model": weak})),
+    )
+    # the champion's validation record was a lucky draw, far above what any model here reaches
+    execute(
+        stage_settings,
+        "update ops.models set validation_rank_ic = 0.9, "
+        "metrics = jsonb_set(metrics, '{validation,rank_ic}', '0.9') "
+        "where model_id = %s",
+        lucky["model_id"],
+    )
+    challenger = retrain_model(run_context(TUESDAY, settings=stage_settings), force=True)
+    assert challenger["metrics"]["rank_ic"] < 0.9
+    assert challenger["champion_changed"] is True
+    assert challenger["promoted"] is True
+    assert challenger["champion_model_id"] == challenger["model_id"]
+    window = challenger["selection"]
+    assert window["sessions"] == stage_settings.model.selection_sessions
+    # the window lies after the champion's training and ends where the tradeable return is known
+    assert date.fromisoformat(window["window_start"]) > EARLY
+    assert date.fromisoformat(window["window_end"]) < TUESDAY
+    assert window["challenger"]["rank_ic"] > window["champion"]["rank_ic"]
+    assert set(window["challenger"]["ic_decay"]) <= {"1", "5", "10", "20"}
+    assert "icir" in window["challenger"]
+
+
+def test_retrain_model_when_champion_younger_than_window_then_kept(
+    stage_settings: Settings,
+) -> None:
+    weak = stage_settings.model.model_copy(update={"features": ("log_adv_20d_usd",)})
+    old = retrain_model(
+        run_context(MONDAY, settings=stage_settings.model_copy(update={"model": weak})),
+    )
+    new = retrain_model(run_context(TUESDAY, settings=stage_settings), force=True)
+    assert new["promoted"] is False
+    assert new["promotion_code"] == "window_too_short"
+    assert new["champion_model_id"] == old["model_id"]
 
 
 def test_predict_when_champion_then_universe_scored_missing_features_skipped_and_rerun_replaces(
@@ -380,3 +452,57 @@ def test_trainer_when_child_fails_then_backtest_error_names_training(
             trainer(MONDAY, broken)
     finally:
         trainer.stop()
+
+
+def _drift_fired_share(settings: Settings, start: date, end: date) -> tuple[float, list[date]]:
+    """Run the retrain stage on every session of ``start..end``: the share and days drift fired."""
+    from quant.calendar import get_calendar
+
+    never = settings.model.model_copy(update={"retrain_schedule": "never"})
+    settings = settings.model_copy(update={"model": never})
+    days = list(get_calendar(settings.exchange).sessions(start, end))
+    fired = []
+    for day in days:
+        decision = retrain_model(run_context(day, settings=settings))
+        psi = decision["drift_psi"]
+        if psi is not None and (psi == "inf" or psi > decision["drift_threshold"]):
+            fired.append(day)
+    print(f"drift fired on {len(fired)} of {len(days)} sessions {start}..{end}")  # noqa: T201
+    return len(fired) / len(days), fired
+
+
+def test_retrain_model_when_synthetic_market_then_drift_fires_on_under_10_percent_of_sessions(
+    stage_settings: Settings,
+) -> None:
+    share, fired = _drift_fired_share(stage_settings, date(2016, 5, 2), date(2016, 9, 30))
+    assert share < 0.10, fired
+
+
+def test_retrain_model_when_volatility_regime_shifts_then_drift_fires_soon_after(
+    stage_settings: Settings,
+) -> None:
+    shift = date(2016, 8, 1)
+    # from the shift on, every name's volatility doubles (its volatility features with it)
+    execute(
+        stage_settings,
+        f"update {SCHEMA}.features set volatility_5d = volatility_5d * 2, "
+        "volatility_10d = volatility_10d * 2, volatility_20d = volatility_20d * 2, "
+        "downside_volatility_20d = downside_volatility_20d * 2 where session_date >= %s",
+        shift,
+    )
+    before, fired_before = _drift_fired_share(stage_settings, date(2016, 6, 1), date(2016, 7, 29))
+    after, fired = _drift_fired_share(stage_settings, shift, date(2016, 8, 31))
+    assert before < 0.10, fired_before
+    assert fired and fired[0] <= date(2016, 8, 12)
+    decisions = query(
+        stage_settings,
+        "select reason, details ->> 'promotion_code', count(*) from ops.retrain_decisions "
+        "where session_date >= %s group by 1, 2 order by 1, 2",
+        shift,
+    )
+    print(f"decisions after the shift: {decisions}")  # noqa: T201
+    retrained = {(reason, code): n for reason, code, n in decisions if reason == "drift"}
+    assert sum(retrained.values()) >= 1
+    # while the champion is younger than the selection window a drift retrain waits: none of
+    # the fits after the shift was thrown away for want of a window
+    assert ("drift", "window_too_short") not in retrained

@@ -139,6 +139,8 @@ def test_write_run_report_when_pipeline_ran_then_every_section_shows_the_run(
     models = query(settings, "select model_id from ops.models")
     assert models and "<svg" in _section(page, "model")
     assert "Retrain decisions" in _section(page, "model")
+    assert "window rank IC: new model" in _section(page, "model")
+    assert "<td>no_champion</td>" in _section(page, "model")  # the first retrain's decision
 
     # orders, with the reason codes of the rejected ones
     orders = query(settings, "select client_order_id, status, reject_reasons from ops.orders "

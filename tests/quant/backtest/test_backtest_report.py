@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from quant.backtest import (
+    RETRAIN_COLUMNS,
     BacktestResult,
     CostModel,
     StrategyResult,
     render_tear_sheet,
+    retrain_row,
     run_backtest,
     write_tear_sheet,
 )
@@ -140,3 +142,57 @@ def test_tear_sheet_when_corporate_events_then_listed_per_strategy() -> None:
     section = page[page.index("<h2>Corporate events</h2>"):]
     assert "split" in section and "delisted_at 2025-03-06" in section and "2,880.00" in section
     assert "No split, dividend or closing" in render_tear_sheet(_result())
+
+
+def _decisions() -> list[dict]:
+    """The retrain stage's summaries of four sessions, as retrain_model returns them."""
+    base = {"drift_threshold": 0.25, "champion_model_id": 1}
+    return [
+        {**base, "action": "retrained", "reason": "no_champion", "promoted": True,
+         "promotion_code": "no_champion", "drift_psi": None, "seconds": 3.0},
+        {**base, "action": "retrained", "reason": "drift", "promoted": False,
+         "promotion_code": "not_better_on_window", "drift_psi": 0.4, "seconds": 2.5},
+        {**base, "action": "skipped", "reason": "not_due", "drift_psi": 0.1, "seconds": 0.1},
+        {**base, "action": "retrained", "reason": "scheduled", "promoted": True,
+         "promotion_code": "better_on_window", "drift_psi": "inf", "seconds": 2.0},
+    ]
+
+
+def test_figures_when_retrains_and_ic_decay_then_promotions_cost_and_icir_reported() -> None:
+    ic = pd.DataFrame(
+        {
+            "session": DAYS[:3],
+            "ic": [0.1, 0.2, 0.0],
+            "rank_ic": [0.1, 0.3, 0.2],
+            "ic_5d": [0.05, 0.1, 0.0],
+            "rank_ic_5d": [0.0, 0.1, 0.05],
+        }
+    )
+    retrains = pd.DataFrame(
+        [retrain_row(day, d) for day, d in zip(DAYS, _decisions(), strict=True)],
+        columns=list(RETRAIN_COLUMNS),
+    )
+    result = BacktestResult(**{**_result_fields(), "ic": ic, "retrains": retrains})
+    figures = result.figures()
+    json.dumps(figures, allow_nan=False)
+    assert figures["icir"] == pytest.approx(0.2 / 0.1)  # rank IC mean 0.2, sd 0.1
+    assert set(figures["ic_decay"]) == {"1", "5"}
+    assert figures["ic_decay"]["5"]["rank_ic"] == pytest.approx(0.05)
+    assert figures["ic_decay"]["5"]["icir"] == pytest.approx(0.05 / 0.05)
+    selection = figures["model_selection"]
+    assert selection["retrains_by_reason"] == {"drift": 1, "no_champion": 1, "scheduled": 1}
+    assert selection["promotions_by_reason"] == {"no_champion": 1, "scheduled": 1}
+    assert selection["not_promoted"] == 1
+    assert selection["not_promoted_by_code"] == {"not_better_on_window": 1}
+    assert selection["not_promoted_seconds"] == pytest.approx(2.5)
+    assert selection["retrain_seconds"] == pytest.approx(7.5)
+    assert selection["drift_fired_sessions"] == 2  # 0.4 and an input gone (inf)
+    assert selection["drift_fired_share"] == pytest.approx(0.5)
+    page = render_tear_sheet(result)
+    assert "IC decay" in page and "Model selection" in page
+    assert "1 not_better_on_window" in page
+
+
+def _result_fields() -> dict:
+    r = _result()
+    return {name: getattr(r, name) for name in BacktestResult.__dataclass_fields__}

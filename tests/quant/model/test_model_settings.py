@@ -49,6 +49,13 @@ def test_model_settings_when_unknown_field_then_refused() -> None:
         ModelSettings(horizon=5)
 
 
+def test_model_settings_when_selection_window_longer_than_a_fold_then_refused() -> None:
+    # the window lies in a new model's last validation fold: longer, nothing could be promoted
+    with pytest.raises(ValueError, match="selection_sessions"):
+        ModelSettings(selection_sessions=30, validation_sessions=20)
+    assert ModelSettings(selection_sessions=20, validation_sessions=20).selection_sessions == 20
+
+
 def _configuration_reference() -> str:
     """The configuration reference page as the docs site renders it (from Settings)."""
     import importlib.util
