@@ -154,6 +154,10 @@ class BacktestResult:
     ic : DataFrame
         Columns ``session``, ``ic``, ``rank_ic``: correlation of the model's
         scores at D with the next session's total returns.
+    quality_failures : DataFrame
+        Columns ``session``, ``check``, ``detail``: the blocking data-quality
+        checks that failed, one row each; empty unless the backtest ran with
+        ``continue_on_quality_failure`` (otherwise the first failure stops it).
     retrains : DataFrame
         Columns ``session``, ``action`` (``retrained`` / ``skipped``), ``reason``
         (``no_champion``, ``scheduled``, ``drift``, ``not_due``, ...) and
@@ -176,6 +180,9 @@ class BacktestResult:
     strategies: dict[str, StrategyResult]
     ic: pd.DataFrame
     retrains: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quality_failures: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["session", "check", "detail"])
+    )
     stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     tear_sheet: Path | None = None
@@ -191,6 +198,14 @@ class BacktestResult:
             return {}
         done = self.retrains[self.retrains["action"] == "retrained"]
         return {str(k): int(v) for k, v in done["reason"].value_counts().sort_index().items()}
+
+    def _quality_failures(self) -> list[dict[str, Any]]:
+        """Per session whose gate failed (in order): the session and its failed checks."""
+        out: list[dict[str, Any]] = []
+        for day, rows in self.quality_failures.groupby("session", sort=True):
+            out.append({"session": pd.Timestamp(day).date().isoformat(),
+                        "checks": rows["check"].tolist(), "details": rows["detail"].tolist()})
+        return out
 
     def figures(self) -> dict[str, Any]:
         """Every figure of the tear sheet as one JSON-safe dict (IC series as summaries)."""
@@ -220,6 +235,7 @@ class BacktestResult:
             "ic": ic_stats["ic"],
             "rank_ic": ic_stats["rank_ic"],
             "retrains": self._retrain_counts(),
+            "data_quality_failures": self._quality_failures(),
             "baselines": {name: figs for name, figs in per.items() if name != MAIN},
             "seconds": round(self.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
