@@ -11,7 +11,6 @@ stops there, naming the session and the check, or, with
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import pytest
