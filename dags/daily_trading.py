@@ -55,7 +55,8 @@ PARAMS = {
 @dag(
     dag_id="daily_trading",
     schedule=TradingSessionTimetable(_SETTINGS.exchange, _SETTINGS.run_after_close),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(_SETTINGS.start_date.year, _SETTINGS.start_date.month,
+                                 _SETTINGS.start_date.day, tz="UTC"),  # QUANT_START_DATE
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "quant", "retries": 1, "retry_delay": timedelta(minutes=1),

@@ -28,11 +28,16 @@ def backtest(
     trials: Annotated[int, typer.Option("--trials", min=1, help="configurations tried (deflated Sharpe ratio)")] = 1,
     baselines: Annotated[bool, typer.Option(help="also run equal weight and top_k")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object on the last line")] = False,
+    continue_on_quality_failure: Annotated[bool, typer.Option(
+        "--continue-on-quality-failure",
+        help="trade a session whose data-quality gate fails (recorded in the result) instead "
+             "of stopping there as the DAG does")] = False,
 ) -> None:
     """Walk-forward backtest on the daily stage functions, with a tear sheet (HTML).
 
     Ingests the range (plus QUANT_HISTORY_SESSIONS of history), builds the dbt models
-    once, then runs retrain (on its schedule), predict, optimise, orders and simulator
+    once, then runs the data-quality gate (it stops at a failing session, as the DAG does,
+    unless --continue-on-quality-failure), retrain (on its schedule), predict, optimise, orders and simulator
     fills session by session, and the equal-weight and top_k baselines beside it.
     """
     import json
@@ -59,7 +64,8 @@ def backtest(
         with output_to(logfile):
             result = run_backtest(first, last, settings=settings, optimizer=optimizer,
                                   provider=provider, n_trials=trials, progress=progress,
-                                  baselines=baselines)
+                                  baselines=baselines,
+                                  continue_on_quality_failure=continue_on_quality_failure)
     path = write_tear_sheet(result, settings)
     figures = result.figures() | {"tear_sheet": str(path)}
     if as_json:
@@ -83,5 +89,8 @@ def backtest(
     for name, found in figures["warnings"].items():
         for message in found:
             console.print(f"[yellow]warning[/yellow] ({name}): {message}")
+    for failed in figures["data_quality_failures"]:
+        console.print(f"[yellow]data quality failed for {failed['session']} (traded anyway): "
+                      f"{', '.join(failed['checks'])}[/]")
     console.print(f"{result.seconds:.0f} s; logs: {logfile}")
     console.print(f"tear sheet: {path}")

@@ -140,7 +140,13 @@ def backfill(
     scheduler runs the backfill: start it with ``quant up``.
     """
     from quant.calendar import get_calendar
-    from quant.orchestration import DAG_ID, airflow_cli, ensure_airflow_db, logical_datetime
+    from quant.orchestration import (
+        DAG_ID,
+        airflow_cli,
+        ensure_airflow_db,
+        logical_datetime,
+        require_runnable,
+    )
 
     if reprocess not in ("none", "failed", "completed"):
         raise typer.BadParameter(f"{reprocess!r}: use none, failed or completed", param_hint="--reprocess")
@@ -148,6 +154,7 @@ def backfill(
     sessions = get_calendar(settings.exchange).sessions(parse_date(from_), parse_date(to))
     if not sessions:
         raise fail(f"no {settings.exchange} session between {from_} and {to}")
+    require_runnable(sessions[0], settings)
     ensure_airflow_db(settings)
     args = [
         "backfill", "create", "--dag-id", DAG_ID,
@@ -177,10 +184,11 @@ def run(
     """Run one daily_trading DAG run for a session in-process; non-zero exit if a task failed."""
     from quant.calendar import get_calendar
     from quant.db import migrate
-    from quant.orchestration import run_dag
+    from quant.orchestration import require_runnable, run_dag
 
     settings = get_settings()
     session = get_calendar(settings.exchange).require_session(parse_date(date_))
+    require_runnable(session, settings)
     migrate(settings)
     logfile = settings.home / "logs" / f"run-{session.isoformat()}.log"
     if quiet:

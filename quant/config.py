@@ -17,7 +17,7 @@ from here.
 from __future__ import annotations
 
 import os
-from datetime import time
+from datetime import date, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     exchange: str = Field("XNYS", description="exchange calendar (exchange-calendars code)")
     run_after_close: time = Field(
         time(1, 0), description="how long after the close a daily run is scheduled (HH:MM)"
+    )
+    start_date: date = Field(
+        date(2024, 1, 1),
+        description=(
+            "first session the daily_trading DAG has runs for (its start_date, YYYY-MM-DD); "
+            "move it earlier to run or backfill older sessions (catchup stays off)"
+        ),
     )
     history_sessions: int = Field(
         300,

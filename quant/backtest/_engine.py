@@ -3,6 +3,10 @@
 For each session D of the range, in order, exactly what a ``daily_trading`` run
 of D calls (without Airflow):
 
+0. ``quant.quality.run_data_quality``, the data-quality gate: a blocking
+   failure stops the backtest at that session (``BacktestError`` naming the
+   session and the checks), unless ``continue_on_quality_failure`` records it
+   and goes on;
 1. ``quant.model.retrain_model`` (when its schedule, drift or the lack of a
    champion says so) and ``quant.model.predict``;
 2. ``quant.portfolio.optimize_portfolio`` (the strategy's method);
@@ -45,6 +49,7 @@ import pandas as pd
 from quant import ledger
 from quant.backtest._baselines import Baselines
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
+from quant.backtest._gate import QualityGate
 from quant.backtest._result import (
     CORPORATE_EVENT_COLUMNS,
     MAIN,
@@ -252,8 +257,10 @@ def _loop(
     retrains: list[tuple],
     report: ProgressCallback,
     baselines: Baselines | None,
+    gate: QualityGate,
 ) -> None:
-    """Each session's model stages and the strategy's; D goes to the baselines once scored."""
+    """Each session's data-quality gate, model stages and the strategy's; D goes to the
+    baselines once scored."""
     from quant.model import predict, retrain_model
     from quant.portfolio import optimize_portfolio
 
@@ -261,6 +268,7 @@ def _loop(
     for i, day in enumerate(sessions):
         run_id = f"backtest__{bid}__{day.isoformat()}"
         run = base.but(session=day, run_id=run_id)
+        gate.check(run, clock)
         decision = clock.run("retrain_model", day, retrain_model, run)
         retrains.append(retrain_row(day, decision))
         clock.run("predict", day, predict, run)
@@ -290,6 +298,7 @@ def run_backtest(
     progress: ProgressCallback | None = None,
     baselines: bool | None = None,
     prepare: bool = True,
+    continue_on_quality_failure: bool = False,
 ) -> BacktestResult:
     """Run the daily stage functions over every session from ``start`` to ``end``.
 
@@ -319,6 +328,12 @@ def run_backtest(
     prepare : bool
         Ingest the bars and build the dbt models first (default); False when
         the caller has done it for the range already.
+    continue_on_quality_failure : bool
+        Each session first runs the DAG's data-quality gate
+        (:func:`quant.quality.run_data_quality`); a blocking failure stops the
+        backtest at that session, as it stops the DAG's run (default). True records
+        the failures (:attr:`BacktestResult.quality_failures`) and trades the
+        session anyway.
 
     Returns
     -------
@@ -328,7 +343,8 @@ def run_backtest(
     ------
     BacktestError
         No session in the range, or a stage failed for a session (the message
-        names both).
+        names both), or a session's data-quality gate failed (the message names
+        the session and the failed checks).
     ConfigurationError
         Unknown optimizer or provider.
     """
@@ -387,13 +403,15 @@ def run_backtest(
     books = {MAIN: book}
     conn = connect(settings)
     retrains: list[tuple] = []
+    gate = QualityGate(stop=not continue_on_quality_failure)
     trainer = Trainer(settings, sessions)
     baselines = Baselines(bid, settings, sessions) if run_baselines else None
     try:
         cache = clock.run("cache_marts", sessions[0], relation_cache, conn, sessions, settings)
         conn.commit()
         with backtest_runs(settings, cache, sessions[0], models=trainer) as base:
-            _loop(sessions, bid, method, base, book, conn, clock, retrains, report, baselines)
+            _loop(sessions, bid, method, base, book, conn, clock, retrains, report, baselines,
+                  gate)
         if baselines is not None:
             states, seconds = baselines.finish()
             for stage, spent in seconds.items():
@@ -430,6 +448,7 @@ def run_backtest(
         ic=ic,
         warnings={name: sorted(b.warnings) for name, b in books.items() if b.warnings},
         retrains=pd.DataFrame(retrains, columns=list(RETRAIN_COLUMNS)),
+        quality_failures=gate.frame(),
         stage_seconds=clock.seconds,
         seconds=time.perf_counter() - started,
     )

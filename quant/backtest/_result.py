@@ -214,6 +214,10 @@ class BacktestResult:
     warnings : dict of str to list of str
         Per strategy, the portfolio stage's warnings over the sessions (e.g. the
         ``top_k`` baseline holding every name of the universe).
+    quality_failures : DataFrame
+        Columns ``session``, ``check``, ``detail``: the blocking data-quality
+        checks that failed, one row each; empty unless the backtest ran with
+        ``continue_on_quality_failure`` (otherwise the first failure stops it).
     retrains : DataFrame
         Columns of :data:`RETRAIN_COLUMNS`: ``session``, ``action``
         (``retrained`` / ``skipped``), ``reason`` (``no_champion``,
@@ -240,6 +244,9 @@ class BacktestResult:
     ic: pd.DataFrame
     warnings: dict[str, list[str]] = field(default_factory=dict)
     retrains: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quality_failures: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["session", "check", "detail"])
+    )
     stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     tear_sheet: Path | None = None
@@ -310,6 +317,14 @@ class BacktestResult:
             }
         return out
 
+    def _quality_failures(self) -> list[dict[str, Any]]:
+        """Per session whose gate failed (in order): the session and its failed checks."""
+        out: list[dict[str, Any]] = []
+        for day, rows in self.quality_failures.groupby("session", sort=True):
+            out.append({"session": pd.Timestamp(day).date().isoformat(),
+                        "checks": rows["check"].tolist(), "details": rows["detail"].tolist()})
+        return out
+
     def figures(self) -> dict[str, Any]:
         """Every figure of the tear sheet as one JSON-safe dict (IC series as summaries)."""
         per = {
@@ -342,6 +357,7 @@ class BacktestResult:
             "ic_decay": self._ic_decay(),
             "retrains": self._retrain_counts(),
             "model_selection": self._model_selection(),
+            "data_quality_failures": self._quality_failures(),
             "baselines": {name: figs for name, figs in per.items() if name != MAIN},
             "warnings": {name: list(found) for name, found in self.warnings.items()},
             "seconds": round(self.seconds, 3),

@@ -6,11 +6,12 @@ Layout of the folder (``QUANT_CSV_DIR``):
   columns ``date, symbol, open, high, low, close, volume``; extra columns
   are ignored. Unadjusted prices in USD per share, volume in shares.
 * ``symbols.csv`` (optional): ``symbol, sector, listed_at, delisted_at``;
-  the two dates may be blank.
+  the two dates may be blank or their columns absent.
 * ``corporate_actions.csv`` (optional): ``symbol, ex_date, action_type,
   split_ratio, dividend_usd``; ``action_type`` is ``split`` (with
   ``split_ratio``, new shares per old share) or ``dividend`` (with
-  ``dividend_usd``, cash per share).
+  ``dividend_usd``, cash per share); a file of only splits may leave out
+  ``dividend_usd`` and one of only dividends ``split_ratio``.
 
 Every file is checked completely when first read; the first malformed cell
 raises :class:`~quant.exceptions.DataFileError` naming the file, the line
@@ -37,7 +38,15 @@ from quant.data._base import (
     SYMBOL_DTYPES,
     empty_frame,
 )
-from quant.data._validate import Origin, check_columns, dates, first_bad, numbers, texts
+from quant.data._validate import (
+    Origin,
+    check_columns,
+    dates,
+    first_bad,
+    numbers,
+    texts,
+    with_optional,
+)
 from quant.exceptions import ConfigurationError, DataFileError, ProviderError
 
 __all__ = ["UNKNOWN_SECTOR", "CsvProvider"]
@@ -48,6 +57,9 @@ UNKNOWN_SECTOR = "Unknown"
 _SYMBOLS_FILE = "symbols.csv"
 _ACTIONS_FILE = "corporate_actions.csv"
 _ACTION_TYPES = ("split", "dividend")
+# columns a file may leave out altogether: absent means blank in every row
+_SYMBOL_OPTIONAL = ("listed_at", "delisted_at")
+_ACTION_OPTIONAL = ("split_ratio", "dividend_usd")
 
 
 def _read_csv(path: Path) -> tuple[pd.DataFrame, Origin]:
@@ -221,6 +233,7 @@ class CsvProvider:
         if not path.is_file():
             return None
         frame, origin = _read_csv(path)
+        frame = with_optional(frame, _SYMBOL_OPTIONAL)
         check_columns(frame, SYMBOL_COLUMNS, origin)
         symbol = texts(frame, "symbol", origin)
         sector = texts(frame, "sector", origin)
@@ -252,6 +265,7 @@ class CsvProvider:
             self._actions = empty_frame(ACTION_DTYPES)
             return self._actions
         frame, origin = _read_csv(path)
+        frame = with_optional(frame, _ACTION_OPTIONAL)
         check_columns(frame, ACTION_COLUMNS, origin)
         symbol = texts(frame, "symbol", origin)
         ex_date = dates(frame, "ex_date", origin)

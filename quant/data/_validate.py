@@ -17,7 +17,7 @@ import pandas as pd
 
 from quant.exceptions import DataFileError
 
-__all__ = ["Origin", "check_columns", "dates", "first_bad", "numbers", "texts"]
+__all__ = ["Origin", "check_columns", "dates", "first_bad", "numbers", "texts", "with_optional"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,20 @@ def check_columns(frame: pd.DataFrame, required: Sequence[str], origin: Origin) 
                 f"missing column (found: {', '.join(map(str, frame.columns)) or 'none'})",
                 row_kind=origin.row_kind,
             )
+
+
+def with_optional(frame: pd.DataFrame, optional: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with each absent ``optional`` column added, blank in every row.
+
+    A blank cell of a text table is ``""`` (a CSV read with ``dtype=str``); of a typed
+    one, missing (``NaN``).
+    """
+    absent = [c for c in optional if c not in frame.columns]
+    if not absent:
+        return frame
+    text = len(frame.columns) == 0 or all(_is_text(frame[c]) for c in frame.columns)
+    blank = "" if text else np.nan
+    return frame.assign(**dict.fromkeys(absent, blank))
 
 
 def _is_text(series: pd.Series) -> bool:

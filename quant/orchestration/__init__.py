@@ -31,7 +31,7 @@ from quant.orchestration._environment import (
 )
 from quant.orchestration._guard import BACKFILL_MAX_ACTIVE_RUNS, TriggerConfGuard, unknown_conf_keys
 from quant.orchestration._metadata import dag_run_record, task_timings
-from quant.orchestration._runner import RunResult, run_dag
+from quant.orchestration._runner import RunResult, require_runnable, run_dag
 from quant.orchestration._tasks import (
     BROKER_CONNECTIONS,
     DBT_ENV_KEYS,
@@ -70,6 +70,7 @@ __all__ = [
     "on_task_failure",
     "project_root",
     "record_task_failure",
+    "require_runnable",
     "run_after_datetime",
     "run_dag",
     "task_errors",

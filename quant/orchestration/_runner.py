@@ -18,6 +18,7 @@ from quant.paths import project_root
 
 __all__ = [
     "RunResult",
+    "require_runnable",
     "run_dag",
 ]
 
@@ -39,6 +40,27 @@ class RunResult:
         return self.state == "success"
 
 
+def require_runnable(session: date, settings: Settings | None = None) -> None:
+    """Refuse a session the DAG has no run for: one before ``QUANT_START_DATE``.
+
+    Airflow's ``dag.test`` of a logical date before the DAG's ``start_date`` creates a
+    run without a single task and calls it a success; this says why and what to do.
+
+    Raises
+    ------
+    PipelineRunError
+        ``session`` is before ``settings.start_date``.
+    """
+    settings = settings or get_settings()
+    if session < settings.start_date:
+        raise PipelineRunError(
+            f"{session.isoformat()} is before the {DAG_ID} DAG's start date "
+            f"{settings.start_date.isoformat()} (QUANT_START_DATE): Airflow would create no "
+            f"task for it. Set QUANT_START_DATE={session.isoformat()} (or earlier) to run or "
+            "backfill it, or use `quant backtest` for research over past sessions"
+        )
+
+
 def run_dag(
     session: date,
     *,
@@ -55,6 +77,7 @@ def run_dag(
     demo uses it for dbt tasks after building the models once for its range).
     """
     settings = settings or get_settings()
+    require_runnable(session, settings)
     apply_airflow_environment(settings)
     ensure_airflow_db(settings)
 
@@ -78,6 +101,14 @@ def run_dag(
         mark_success_pattern=mark_success_pattern,
     )
     tis = dr.get_task_instances()
+    if not tis:
+        start = dag.start_date.date().isoformat() if dag.start_date else "unset"
+        end = dag.end_date.date().isoformat() if dag.end_date else "none"
+        raise PipelineRunError(
+            f"the {dag_id} run for {session.isoformat()} ran no task (state {dr.state}): the "
+            f"DAG's range is {start} to {end}; a session outside it has no tasks. Move "
+            "QUANT_START_DATE to or before the session"
+        )
     states = {ti.task_id: str(ti.state) for ti in tis}
     seconds = {ti.task_id: float(ti.duration) for ti in tis if ti.duration is not None}
     return RunResult(dag_id, dr.run_id, session, str(dr.state), states, seconds)

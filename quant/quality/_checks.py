@@ -101,6 +101,33 @@ def assets(
             ("symbol",),
         ),
         Asset(
+            "raw_bars_history",
+            "raw_bars_history",
+            f"""
+            select p.symbol, p.n_bars, round(p.flat_share::numeric, 3)::double precision
+                       as flat_share,
+                   p.distinct_volumes, coalesce(s.splits_recorded, 0) as splits_recorded,
+                   p.n_bars >= {ADJUSTED_MIN_BARS}
+                       and (p.flat_share >= 0.5 or p.distinct_volumes = 1) as looks_adjusted
+            from (
+                select symbol, count(*) as n_bars,
+                       avg(case when open = high and high = low and low = close
+                           then 1.0 else 0.0 end) as flat_share,
+                       count(distinct volume) as distinct_volumes
+                from raw.bars
+                where date > date '{day}' - {ADJUSTED_LOOKBACK_DAYS} and date <= date '{day}'
+                  and symbol in (select symbol from raw.bars where date = date '{day}')
+                group by symbol
+            ) as p
+            left join (
+                select symbol, count(*) as splits_recorded from raw.corporate_actions
+                where action_type = 'split' and ex_date <= date '{day}'
+                group by symbol
+            ) as s on s.symbol = p.symbol
+            """,
+            ("symbol", "n_bars", "flat_share", "distinct_volumes", "splits_recorded"),
+        ),
+        Asset(
             "raw_bars_freshness",
             "raw_bars_freshness",
             f"""
@@ -130,6 +157,13 @@ def assets(
         ),
     ]
     return {a.name: a for a in found}
+
+
+# Bars that look like a file of adjusted closes rather than raw bars: over the last
+# ADJUSTED_LOOKBACK_DAYS calendar days (at least ADJUSTED_MIN_BARS bars), open = high = low =
+# close on half the days or more, or one volume figure throughout.
+ADJUSTED_LOOKBACK_DAYS = 90
+ADJUSTED_MIN_BARS = 20
 
 
 def _gxe() -> Any:
@@ -250,6 +284,17 @@ def checks(feature_columns: tuple[str, ...] = ()) -> list[Check]:
             "every symbol held in the books has a bar on the date (else it is marked at a stale "
             "price, and closed after close_after_missing_sessions sessions without one)",
             _bool_true("has_bar"),
+        ),
+        Check(
+            "raw_bars.look_unadjusted",
+            "raw_bars_history",
+            "warning",
+            "bars look raw: not open = high = low = close on half the recent days, and not one "
+            "constant volume (the marks of adjusted closes filled into every column; the "
+            "pipeline expects unadjusted prices and volumes with splits in corporate actions)",
+            lambda q, d: _gxe().ExpectColumnValuesToBeInSet(
+                column="looks_adjusted", value_set=[False]
+            ),
         ),
         Check(
             "raw_bars.feed_not_stale",

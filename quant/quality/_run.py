@@ -37,6 +37,11 @@ _SHOWN = 10
 class DataQualityError(QuantError):
     """Raised when a blocking data-quality check fails; the message names each failure."""
 
+    def __init__(self, message: str, report: QualityReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+        """The run's results (every check), when the error comes from :func:`run_data_quality`."""
+
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
@@ -321,6 +326,7 @@ def run_data_quality(
         lines = "\n".join(f"  - {r.describe()}" for r in failures)
         raise DataQualityError(
             f"data quality failed for session {session.isoformat()}: "
-            f"{len(failures)} blocking check(s) failed\n{lines}\nreport: {report.data_docs}"
+            f"{len(failures)} blocking check(s) failed\n{lines}\nreport: {report.data_docs}",
+            report,
         )
     return report

@@ -46,3 +46,21 @@ def test_daily_trading_when_loaded_then_stages_in_order(dagbag) -> None:  # noqa
     assert ingest.downstream_task_ids, "ingest_bars has nothing after it"
     assert "report" in dag.task_ids
     assert dag.max_active_runs == 1
+
+
+def test_daily_trading_when_start_date_setting_moved_earlier_then_dag_start_date_follows(
+    airflow_db, monkeypatch  # noqa: ANN001
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from quant.config import get_settings
+
+    monkeypatch.setenv("QUANT_START_DATE", "2019-03-04")
+    get_settings.cache_clear()
+    try:
+        dag = DagBag(dag_folder=str(project_root() / "dags")).get_dag("daily_trading")
+    finally:
+        monkeypatch.delenv("QUANT_START_DATE")
+        get_settings.cache_clear()
+    assert dag.start_date.date().isoformat() == "2019-03-04"
+    assert dag.catchup is False

@@ -194,3 +194,28 @@ def test_data_quality_when_held_symbol_has_no_bar_then_warns_naming_it(
     assert report.blocking_failures == []
     held = [w for w in report.warnings if w.name == "positions.held_symbol_has_bar"]
     assert len(held) == 1 and symbol in held[0].describe(), report.warnings
+
+
+@pytest.mark.parametrize(
+    ("change", "mark"),
+    [
+        ("open = close, high = close, low = close", "flat_share=1"),
+        ("volume = 1000000", "distinct_volumes=1"),
+    ],
+)
+def test_data_quality_when_bars_look_adjusted_then_warning_naming_symbol_not_failure(
+    small: Settings, session: date, change: str, mark: str
+) -> None:
+    symbol = _first_symbol(small, session)
+    execute(small, f"update raw.bars set {change} where symbol = %s", symbol)
+    report = run_data_quality(session, run_id="adjusted", settings=small, include_marts=False)
+    assert report.blocking_failures == []
+    (warning,) = [w for w in report.warnings if w.name == "raw_bars.look_unadjusted"]
+    assert [row["symbol"] for row in warning.unexpected] == [symbol]
+    assert mark in warning.describe()
+    recorded = scalar(
+        small,
+        "select success from ops.dq_results where run_id = 'adjusted' "
+        "and check_name = 'raw_bars.look_unadjusted'",
+    )
+    assert recorded is False

@@ -34,3 +34,10 @@ def test_run_when_date_malformed_then_usage_error() -> None:
     result = _quant("run", "--date", "21/11/2026")
     assert result.returncode == 2
     assert "YYYY-MM-DD" in result.stderr
+
+
+def test_run_when_date_before_start_date_then_exit_non_zero_saying_why() -> None:
+    result = _quant("run", "--date", "2020-06-30")
+    assert result.returncode != 0
+    assert "before the daily_trading DAG's start date 2024-01-01" in result.stderr
+    assert "QUANT_START_DATE=2020-06-30" in result.stderr

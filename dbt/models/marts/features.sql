@@ -167,10 +167,14 @@ features as (
             as downside_volatility_60d,
         case when n_returns_60 = 60 then sd_return_20 / nullif(sd_return_60, 0) end
             as volatility_ratio_20d_60d,
-        case when n_volume_20 = 20 then (log_volume - mean_log_volume_20) / nullif(sd_log_volume_20, 0) end
-            as volume_zscore_20d,
-        case when n_volume_20 = 20
-            then (log_dollar_volume - mean_log_dollar_volume_20) / nullif(sd_log_dollar_volume_20, 0)
+        -- a constant series has no outliers: its z-score is 0, not undefined
+        case when n_volume_20 = 20 then
+            case when sd_log_volume_20 < 1e-9 then 0.0
+                else (log_volume - mean_log_volume_20) / sd_log_volume_20 end
+        end as volume_zscore_20d,
+        case when n_volume_20 = 20 then
+            case when sd_log_dollar_volume_20 < 1e-9 then 0.0
+                else (log_dollar_volume - mean_log_dollar_volume_20) / sd_log_dollar_volume_20 end
         end as dollar_volume_zscore_20d,
         case when n_volume_20 = 20 then ln(nullif(adv_20_usd, 0)) end as log_adv_20d_usd,
         case when n_volume_20 = 20 then mean_volume_5 / nullif(mean_volume_20, 0) - 1 end

@@ -251,7 +251,7 @@ def test_csv_when_not_csv_shaped_then_error_names_file_and_line(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("lines", "line", "column", "problem"),
     [
-        (["symbol,sector,listed_at", "AAA,Energy,2024-01-02"], 1, "delisted_at", "missing column"),
+        (["symbol,listed_at", "AAA,2024-01-02"], 1, "sector", "missing column"),
         (["symbol,sector,listed_at,delisted_at", "AAA,,2024-01-02,"], 2, "sector", "missing value"),
         (
             ["symbol,sector,listed_at,delisted_at", "AAA,Energy,02/01/2024,"],
@@ -323,3 +323,24 @@ def test_csv_when_folder_missing_or_without_bars_then_configuration_error(tmp_pa
         CsvProvider(tmp_path)
     with pytest.raises(ConfigurationError, match="unset"):
         CsvProvider(None)
+
+
+def test_csv_when_symbols_file_has_only_symbol_and_sector_then_listed_from_first_bar(
+    tmp_path: Path,
+) -> None:
+    _bars_dir(tmp_path, GOOD_ROWS)
+    _write(tmp_path, "symbols.csv", ["symbol,sector", "AAA,Energy", "BBB,Utilities"])
+    symbols = CsvProvider(tmp_path).symbols()
+    assert symbols["symbol"].tolist() == ["AAA", "BBB"]
+    assert symbols["sector"].tolist() == ["Energy", "Utilities"]
+    assert symbols["listed_at"].tolist() == [pd.Timestamp("2024-01-02")] * 2
+    assert symbols["delisted_at"].isna().all()
+
+
+def test_csv_when_actions_file_leaves_out_the_other_value_column_then_read(tmp_path: Path) -> None:
+    _bars_dir(tmp_path, GOOD_ROWS)
+    _write(tmp_path, "corporate_actions.csv",
+           ["symbol,ex_date,action_type,split_ratio", "AAA,2024-01-03,split,2"])
+    actions = CsvProvider(tmp_path).corporate_actions(date(2024, 1, 1), date(2024, 1, 31))
+    assert actions[["symbol", "action_type", "split_ratio"]].values.tolist() == [["AAA", "split", 2.0]]
+    assert actions["dividend_usd"].isna().all()
