@@ -200,3 +200,26 @@ def test_ingest_when_chain_then_provider_column_and_ingestion_sources_record_ori
     # the next day: nothing is missing for any member of the chain, nothing is fetched
     again = ingest_bars(END, provider=chain, start=start, settings=clean_db)
     assert again.sessions_fetched == 0 and again.rows_changed == 0
+
+
+def test_bars_frame_when_volume_fractional_then_rounded_typed_and_sorted() -> None:
+    from quant.data._base import BAR_DTYPES, bars_frame
+
+    raw = pd.DataFrame(
+        {
+            "date": [date(2024, 1, 3), date(2024, 1, 2), date(2024, 1, 2)],
+            "symbol": ["AAA", "BBB", "AAA"],
+            "open": [1, 2, 3],
+            "high": [1, 2, 3],
+            "low": [1, 2, 3],
+            "close": [1, 2, 3],
+            "volume": [10.6, 20.2, 30.0],
+            "extra": ["x", "y", "z"],
+        }
+    )
+    got = bars_frame(raw)
+    assert list(got.columns) == list(BAR_DTYPES)
+    pairs = list(zip(got["symbol"], got["volume"], strict=True))
+    assert pairs == [("AAA", 30), ("BBB", 20), ("AAA", 11)]
+    assert str(got["volume"].dtype) == "int64" and str(got["date"].dtype) == "datetime64[ns]"
+    assert bars_frame(raw.iloc[:0]).empty
