@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from quant.testing.scratch_home import scratch_environment, scratch_home
+from quant.db import scratch_environment, scratch_home
 
 __all__ = [
     "DEFAULT_END",
@@ -49,7 +49,7 @@ def bench_parser(doc: str, *, years: bool = True) -> argparse.ArgumentParser:
 def bench_home(prefix: str, home: Path | None = None, **extra: str) -> Iterator[Path]:
     """The QUANT_HOME a benchmark runs in.
 
-    Without ``home``: a throwaway one (:func:`quant.testing.scratch_home`), its
+    Without ``home``: a throwaway one (:func:`quant.db.scratch_home`), its
     embedded PostgreSQL stopped and its folder removed at the end. With ``home``
     (one with built marts, say): that one, with the same scratch environment for the
     block, left as it was found.
