@@ -45,28 +45,23 @@ Run: ``.venv/bin/python bench/backtest.py [--symbols 500] [--years 5] [--session
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
 import time
-from datetime import date
 from typing import Any
 
-from quant.testing.scratch_home import scratch_home
+from _scratch import bench_home, bench_parser, print_figures
 
 GOAL_S = 600.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=500)
-    parser.add_argument("--years", type=int, default=5)
+    parser = bench_parser(__doc__)
     parser.add_argument("--sessions", type=int, default=None,
                         help="run only this many sessions and extrapolate to the full range")
     parser.add_argument("--history", type=int, default=None,
                         help="sessions of data before the first session")
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 11, 20))
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--drift-threshold", type=float, default=None,
                         help="QUANT_MODEL__DRIFT_THRESHOLD (default: the model's setting)")
@@ -84,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     drift = {} if args.drift_threshold is None else {
         "QUANT_MODEL__DRIFT_THRESHOLD": str(args.drift_threshold)
     }
-    with scratch_home(
+    with bench_home(
         "qbench-backtest-",
+        None,
         QUANT_SYNTHETIC__SYMBOLS=str(args.symbols),
         QUANT_MODEL__RETRAIN_SCHEDULE="weekly",
         **drift,
@@ -107,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             os.dup2(saved, 1)
             os.close(saved)
-    print(json.dumps(figures))
-    return 0
+    return print_figures(figures)
 
 
 def run(args: argparse.Namespace, sessions: int, full_sessions: int, history: int) -> dict[str, Any]:

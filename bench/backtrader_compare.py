@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,7 @@ import time
 from datetime import date
 from typing import Any
 
-from quant.testing.scratch_home import scratch_home
+from _scratch import bench_home, bench_parser, print_figures
 
 INITIAL_CASH_USD = 1_000_000.0
 COMMISSION_PER_SHARE_USD = 0.005
@@ -253,10 +252,8 @@ def _median_seconds(runs: list[dict[str, Any]]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=500)
+    parser = bench_parser(__doc__, years=False)
     parser.add_argument("--sessions", type=int, default=1260)
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 11, 20))
     parser.add_argument(
         "--repeat", type=int, default=3,
         help="run both loops this many times, alternating (the fastest and median runs count)",
@@ -264,10 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    with scratch_home("qbench-bt-"):
+    with bench_home("qbench-bt-"):
         figures = _compare(args)
-    print(json.dumps(figures))
-    return 0
+    return print_figures(figures)
 
 
 def _compare(args: argparse.Namespace) -> dict[str, Any]:

@@ -20,39 +20,26 @@ Run: ``.venv/bin/python bench/dbt_build.py [--symbols 500] [--years 5]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
-from quant.testing.scratch_home import scratch_home
+from _scratch import bench_home, bench_parser, count_rows, migrated_history, print_figures
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=500)
-    parser.add_argument("--years", type=int, default=5)
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 11, 20))
-    args = parser.parse_args()
-
-    with scratch_home("qbench-dbt-") as home:
+    args = bench_parser(__doc__).parse_args()
+    with bench_home("qbench-dbt-") as home:
         return _run(args, home)
 
 
 def _run(args: argparse.Namespace, home: Path) -> int:
-    from quant.calendar import get_calendar
-    from quant.config import load_settings
     from quant.data import SyntheticProvider, ingest_bars
-    from quant.db import connect, migrate
     from quant.transform import dbt_vars, run_dbt
 
-    settings = load_settings(home=home)
-    migrate(settings)
-    cal = get_calendar(settings.exchange)
-    end = cal.session_on_or_before(args.end)
-    start = cal.session_on_or_before(date(end.year - args.years, end.month, end.day))
+    history = migrated_history(home, args.end, args.years)
+    settings, cal, start, end = history.settings, history.calendar, history.start, history.end
     following = cal.next_session(end)
     provider = SyntheticProvider(symbols=args.symbols, exchange=settings.exchange)
     ingest_bars(following, provider=provider, start=start, settings=settings)
@@ -66,16 +53,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     full_run = timed(["run", "--quiet", "--full-refresh"], end)
     incremental = timed(["build", "--quiet"], following)
 
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            counts = {}
-            for table in ("raw.bars", "marts.universe", "marts.features", "marts.labels"):
-                cur.execute(f"select count(*) from {table}")
-                counts[table] = cur.fetchone()[0]
-    finally:
-        conn.close()
-
+    counts = count_rows(settings, ("raw.bars", "marts.universe", "marts.features", "marts.labels"))
     out = {
         "benchmark": "dbt_build",
         "symbols": args.symbols,
@@ -89,9 +67,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         "meets_goal": full_build < 120,
         "cpu_count": os.cpu_count(),
     }
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
-    return 0
+    return print_figures(out)
 
 
 if __name__ == "__main__":

@@ -21,27 +21,20 @@ Run: ``.venv/bin/python bench/ingest.py [--symbols 500] [--years 5]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
-
-from quant.testing.scratch_home import scratch_home
+from _scratch import bench_home, bench_parser, count_rows, migrated_history, print_figures
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=500)
-    parser.add_argument("--years", type=int, default=5)
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 11, 20))
+    parser = bench_parser(__doc__)
     parser.add_argument("--corrected-share", type=float, default=0.01)
     args = parser.parse_args()
 
-    with scratch_home("qbench-ingest-") as home:
+    with bench_home("qbench-ingest-") as home:
         return _run(args, home)
 
 
@@ -70,16 +63,10 @@ class _Corrected:
 
 
 def _run(args: argparse.Namespace, home: Path) -> int:
-    from quant.calendar import get_calendar
-    from quant.config import load_settings
     from quant.data import SyntheticProvider, ingest_bars
-    from quant.db import connect, migrate
 
-    settings = load_settings(home=home)
-    migrate(settings)
-    cal = get_calendar(settings.exchange)
-    end = cal.session_on_or_before(args.end)
-    start = cal.session_on_or_before(date(end.year - args.years, end.month, end.day))
+    history = migrated_history(home, args.end, args.years)
+    settings, cal, start, end = history.settings, history.calendar, history.start, history.end
 
     provider = SyntheticProvider(symbols=args.symbols, exchange=settings.exchange)
     provider.bars(start, start)  # build the calendar and universe outside the timing
@@ -114,13 +101,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     upsert = ingest_bars(end, provider=corrected, start=start, settings=settings, refresh=True)
     upsert_seconds = time.perf_counter() - t0
 
-    conn = connect(settings)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select count(*) from raw.bar_revisions")
-            revisions = cur.fetchone()[0]
-    finally:
-        conn.close()
+    revisions = count_rows(settings, ["raw.bar_revisions"])["raw.bar_revisions"]
 
     out = {
         "benchmark": "ingest",
@@ -151,9 +132,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         },
         "goal_rows_per_second": 200_000,
     }
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
-    return 0
+    return print_figures(out)
 
 
 if __name__ == "__main__":

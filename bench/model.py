@@ -64,14 +64,11 @@ or ``.venv/bin/python bench/model.py --backtest-sessions 60 [--home DIR] [--symb
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from _scratch import bench_home, bench_parser, print_figures
 
 from quant.pipeline import run_context
 
@@ -80,11 +77,8 @@ WARMUP_SESSIONS = 260
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--source", choices=("mart", "synthetic"), default="mart")
-    parser.add_argument("--symbols", type=int, default=500)
-    parser.add_argument("--years", type=int, default=5)
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 11, 20))
     parser.add_argument(
         "--threads", type=int, default=None, help="LightGBM threads (default: setting)"
     )
@@ -114,24 +108,9 @@ def main() -> int:
     parser.add_argument("--sql-sessions", type=int, default=5)
     args = parser.parse_args()
 
-    own_home = args.home is None
-    home = Path(tempfile.mkdtemp(prefix="qbench-model-", dir="/tmp")) if own_home else args.home
-    for key in [k for k in os.environ if k.upper().startswith("QUANT_")]:
-        del os.environ[key]
-    os.environ.pop("DATABASE_URL", None)
-    os.environ["QUANT_HOME"] = str(home)
-    try:
+    with bench_home("qbench-model-", args.home) as home:
         result = _run_backtest_stages(args, home) if args.backtest_sessions else _run(args, home)
-    finally:
-        if own_home:
-            if args.source == "mart":
-                from quant.db import stop_embedded
-
-                stop_embedded(home / "pgdata")
-            shutil.rmtree(home, ignore_errors=True)
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
+    return print_figures(result, indent=2)
 
 
 def _run(args: argparse.Namespace, home: Path) -> dict:

@@ -96,6 +96,24 @@ def db_conn(pg_settings: Settings) -> Iterator:
 
 
 @pytest.fixture()
+def sim_broker(db_conn):  # noqa: ANN001, ANN201 - psycopg2 connection, SimBroker
+    """A simulator account of its own (100,000 USD; slippage 10 bps, 0.01 USD a share, at
+    most 10 % of a bar's volume) on :func:`db_conn`."""
+    import uuid
+
+    from quant.execution import SimBroker
+
+    return SimBroker(
+        db_conn,
+        account=f"t-{uuid.uuid4().hex[:8]}",
+        initial_cash_usd=100_000.0,
+        slippage_bps=10.0,
+        commission_per_share_usd=0.01,
+        max_participation=0.1,
+    )
+
+
+@pytest.fixture()
 def clean_db(pg_settings: Settings) -> Settings:
     """Empty every table of the raw and ops schemas (migrations kept) before the test."""
     from quant.testing.db import truncate_pipeline_tables

@@ -27,7 +27,10 @@ __all__ = [
     "BAR_DTYPES",
     "SYMBOL_COLUMNS",
     "SYMBOL_DTYPES",
+    "ConfiguredSymbols",
     "MarketDataProvider",
+    "bars_frame",
+    "check_range",
 ]
 
 BAR_COLUMNS: tuple[str, ...] = ("date", "symbol", "open", "high", "low", "close", "volume")
@@ -181,6 +184,43 @@ def empty_frame(dtypes: Mapping[str, str]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
 
 
+def check_range(start: date, end: date) -> None:
+    """Refuse a date range that ends before it starts.
+
+    Raises
+    ------
+    ProviderError
+        ``start`` is after ``end``.
+    """
+    from quant.exceptions import ProviderError
+
+    if start > end:
+        raise ProviderError(f"start {start} is after end {end}")
+
+
+def bars_frame(bars: pd.DataFrame) -> pd.DataFrame:
+    """A venue's daily bars in the form :meth:`MarketDataProvider.bars` returns.
+
+    Parameters
+    ----------
+    bars : pandas.DataFrame
+        At least the columns :data:`BAR_COLUMNS`, ``date`` a session date at
+        midnight (datetime-like), prices in USD per share, ``volume`` in shares
+        (fractional values allowed, as some venues send them).
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_rows, 7)
+        Columns :data:`BAR_COLUMNS` with :data:`BAR_DTYPES`, ``volume`` rounded
+        to whole shares, sorted by ``(date, symbol)``.
+    """
+    if bars.empty:
+        return empty_frame(BAR_DTYPES)
+    frame = bars[list(BAR_COLUMNS)].astype({**BAR_DTYPES, "volume": "float64"})
+    frame["volume"] = frame["volume"].round().astype("int64")
+    return frame.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
+
+
 def unlisted_symbols_frame(symbols: Sequence[str], sector: str = "Unknown") -> pd.DataFrame:
     """Reference data for providers that cannot list a universe: the given symbols,
     one sector label, listing and delisting dates unknown (NaT).
@@ -235,3 +275,28 @@ def configured_universe(
         )
     return list(configured)
 
+
+class ConfiguredSymbols:
+    """Base of the providers that cannot list a universe (the venues' market data): they
+    fetch the symbols asked for, else the configured ones (``QUANT_PROVIDER_SYMBOLS``).
+
+    Attributes
+    ----------
+    name : str
+        The provider's name, in the error when no symbols are known.
+    configured_symbols : tuple of str
+        The configured universe.
+    """
+
+    name: str
+    configured_symbols: tuple[str, ...] = ()
+    lists_universe: bool = False
+
+    def _universe(self, symbols: Sequence[str] | None) -> list[str]:
+        return configured_universe(self.name, self.configured_symbols, symbols)
+
+    def symbols(self, as_of: date | None = None) -> pd.DataFrame:
+        """The configured symbols, sector ``"Unknown"``, listing dates unknown (NaT)."""
+        from quant.data._csv import UNKNOWN_SECTOR
+
+        return unlisted_symbols_frame(self.configured_symbols, UNKNOWN_SECTOR)

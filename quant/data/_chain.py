@@ -9,7 +9,7 @@ the result (:class:`SourcedBars`) and ingestion records it in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -211,19 +211,7 @@ class FailoverProvider:
         A member raising :class:`ProviderError` is skipped and its error
         returned, unless it is the only member (then the error propagates).
         """
-        frames, errors = [], {}
-        for provider in self.providers:
-            try:
-                frame = provider.symbols(as_of=as_of)
-            except ProviderError as exc:
-                if len(self.providers) == 1:
-                    raise
-                errors[provider.name] = str(exc)
-                continue
-            frames.append(frame.assign(provider=provider.name))
-        if not frames:
-            return empty_frame({**SYMBOL_DTYPES, "provider": "str"}), errors
-        return pd.concat(frames, ignore_index=True), errors
+        return self._from_each(lambda provider: provider.symbols(as_of=as_of), SYMBOL_DTYPES)
 
     def actions_by_provider(self, start: date, end: date) -> tuple[pd.DataFrame, dict[str, str]]:
         """Every member's corporate actions in ``[start, end]`` with a ``provider`` column.
@@ -232,16 +220,28 @@ class FailoverProvider:
         chain's universe. A member raising :class:`ProviderError` is
         skipped and its error returned, unless it is the only member.
         """
+        universe: dict[date, list[str]] = {}  # the chain's, asked for once, when needed
+
+        def actions(provider: MarketDataProvider) -> pd.DataFrame:
+            if lists_universe(provider):
+                return provider.corporate_actions(start, end)
+            if end not in universe:
+                universe[end] = self.universe(end)
+            return provider.corporate_actions(start, end, universe[end])
+
+        return self._from_each(actions, ACTION_DTYPES)
+
+    def _from_each(
+        self, ask: Callable[[MarketDataProvider], pd.DataFrame], dtypes: Mapping[str, str]
+    ) -> tuple[pd.DataFrame, dict[str, str]]:
+        """What ``ask`` gets from every member, with a ``provider`` column, and the errors
+        of the members that raised :class:`ProviderError` (skipped, unless the chain has
+        only that member: then the error propagates). Empty with ``dtypes`` when none
+        answered."""
         frames, errors = [], {}
-        universe: list[str] | None = None
         for provider in self.providers:
             try:
-                if lists_universe(provider):
-                    frame = provider.corporate_actions(start, end)
-                else:
-                    if universe is None:
-                        universe = self.universe(end)
-                    frame = provider.corporate_actions(start, end, universe)
+                frame = ask(provider)
             except ProviderError as exc:
                 if len(self.providers) == 1:
                     raise
@@ -249,7 +249,7 @@ class FailoverProvider:
                 continue
             frames.append(frame.assign(provider=provider.name))
         if not frames:
-            return empty_frame({**ACTION_DTYPES, "provider": "str"}), errors
+            return empty_frame({**dtypes, "provider": "str"}), errors
         return pd.concat(frames, ignore_index=True), errors
 
     def symbols(self, as_of: date | None = None) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from quant.data._base import (
     BAR_DTYPES,
     SYMBOL_COLUMNS,
     SYMBOL_DTYPES,
+    check_range,
     empty_frame,
 )
 from quant.data._synthetic_market import (
@@ -337,8 +338,7 @@ class SyntheticProvider:
         """
         start = _check_date(start, "start")
         end = _check_date(end, "end")
-        if start > end:
-            raise ProviderError(f"start {start} is after end {end}")
+        check_range(start, end)
         self._ensure_calendar(max(end, self.origin))
         first = int(np.searchsorted(self._sessions, np.datetime64(start, "ns"), side="left"))
         stop = int(np.searchsorted(self._sessions, np.datetime64(end, "ns"), side="right"))

@@ -91,14 +91,23 @@ def _blank(series: pd.Series) -> np.ndarray:
     return series.isna().to_numpy()
 
 
-def texts(frame: pd.DataFrame, column: str, origin: Origin, *, required: bool = True) -> pd.Series:
-    """Stripped text values of ``column``; blank cells are refused when ``required``."""
+def _cells(
+    frame: pd.DataFrame, column: str, origin: Origin, *, required: bool
+) -> tuple[pd.Series, np.ndarray]:
+    """The column and which of its cells are blank; a blank cell is refused when
+    ``required`` (the error names its line)."""
     series = frame[column]
     blank = _blank(series)
     if required:
         bad = first_bad(blank)
         if bad is not None:
             raise origin.fail(bad, column, "missing value")
+    return series, blank
+
+
+def texts(frame: pd.DataFrame, column: str, origin: Origin, *, required: bool = True) -> pd.Series:
+    """Stripped text values of ``column``; blank cells are refused when ``required``."""
+    series, blank = _cells(frame, column, origin, required=required)
     values = series.astype("str").str.strip()
     return values.where(~blank, "")
 
@@ -114,12 +123,7 @@ def numbers(
     integer: bool = False,
 ) -> np.ndarray:
     """Values of ``column`` as float64 (NaN for blank cells when not ``required``)."""
-    series = frame[column]
-    blank = _blank(series)
-    if required:
-        bad = first_bad(blank)
-        if bad is not None:
-            raise origin.fail(bad, column, "missing value")
+    series, blank = _cells(frame, column, origin, required=required)
     if _is_text(series):
         cleaned = series.astype("str").str.strip().where(~blank, None)
         values = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
@@ -161,12 +165,7 @@ def dates(frame: pd.DataFrame, column: str, origin: Origin, *, required: bool = 
 
     Text must be ISO ``YYYY-MM-DD``; typed values must fall at midnight.
     """
-    series = frame[column]
-    blank = _blank(series)
-    if required:
-        bad = first_bad(blank)
-        if bad is not None:
-            raise origin.fail(bad, column, "missing value")
+    series, blank = _cells(frame, column, origin, required=required)
     if _is_text(series) and not all(
         isinstance(v, pd.Timestamp) or hasattr(v, "isoformat") for v in series[~blank].head(1)
     ):

@@ -17,6 +17,7 @@ from quant.db._connect import (
 )
 from quant.db._embedded import embedded_status, start_embedded, stop_embedded
 from quant.db._migrate import applied_migrations, available_migrations, migrate
+from quant.db._scratch import scratch_environment, scratch_home
 
 __all__ = [
     "CachedRelation",
@@ -33,6 +34,8 @@ __all__ = [
     "migrate",
     "quote_identifier",
     "reused_connections",
+    "scratch_environment",
+    "scratch_home",
     "start_embedded",
     "stop_embedded",
     "transaction",

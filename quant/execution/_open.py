@@ -60,6 +60,14 @@ def open_broker(
             "max_participation": ex.sim_max_participation,
         } | kwargs
         return SimBroker.open(settings, **options)
+    # what the real venues' adapters take alike: the trading mode and the retry bounds
+    venue = {
+        "paper": settings.trading_mode == "paper",
+        "max_attempts": ex.broker_max_attempts,
+        "backoff_s": ex.broker_backoff_s,
+        "max_backoff_s": ex.broker_max_backoff_s,
+        "timeout_s": ex.broker_timeout_s,
+    }
     if name == "alpaca":
         from quant.venues.alpaca import AlpacaBroker
 
@@ -67,13 +75,8 @@ def open_broker(
             "api_key": creds.get("api_key"),
             "secret_key": creds.get("secret_key"),
             "base_url": creds.get("base_url"),
-            "paper": settings.trading_mode == "paper",
-            "max_attempts": ex.broker_max_attempts,
-            "backoff_s": ex.broker_backoff_s,
-            "max_backoff_s": ex.broker_max_backoff_s,
-            "timeout_s": ex.broker_timeout_s,
-        } | kwargs
-        return AlpacaBroker(**options)
+        }
+        return AlpacaBroker(**(venue | options | kwargs))
     if name == "ibkr":
         from quant.venues.ibkr import IbkrBroker
 
@@ -81,11 +84,6 @@ def open_broker(
             "host": creds.get("host", settings.ib_host),
             "port": int(creds.get("port", settings.ib_port)),
             "client_id": int(creds.get("client_id", ex.ib_client_id)),
-            "paper": settings.trading_mode == "paper",
-            "max_attempts": ex.broker_max_attempts,
-            "backoff_s": ex.broker_backoff_s,
-            "max_backoff_s": ex.broker_max_backoff_s,
-            "timeout_s": ex.broker_timeout_s,
-        } | kwargs
-        return IbkrBroker(**options)
+        }
+        return IbkrBroker(**(venue | options | kwargs))
     raise ConfigurationError(f"QUANT_BROKER: unknown broker {name!r}; known: sim, alpaca, ibkr")

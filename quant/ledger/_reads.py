@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from quant.ledger._position_math import QTY_TOLERANCE
-from quant.ledger._sql import dict_rows
+from quant.ledger._sql import dict_rows, first_dict_row
 
 __all__ = [
     "account_equity",
@@ -28,26 +28,22 @@ __all__ = [
 
 def run_execution(conn: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:
     """The DAG run's own execution record (the latest, should it have several)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "select * from ops.execution_runs where dag_id = %s and run_id = %s "
-            "order by created_at desc limit 1",
-            (dag_id, run_id),
-        )
-        rows = dict_rows(cur)
-    return rows[0] if rows else None
+    return first_dict_row(
+        conn,
+        "select * from ops.execution_runs where dag_id = %s and run_id = %s "
+        "order by created_at desc limit 1",
+        (dag_id, run_id),
+    )
 
 
 def latest_execution(conn: Any, dag_id: str, up_to: date) -> dict[str, Any] | None:
     """The DAG's latest real (not dry-run) execution record dated up to ``up_to``."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "select * from ops.execution_runs where dag_id = %s and logical_date <= %s "
-            "and not dry_run order by logical_date desc, updated_at desc, created_at desc limit 1",
-            (dag_id, up_to),
-        )
-        rows = dict_rows(cur)
-    return rows[0] if rows else None
+    return first_dict_row(
+        conn,
+        "select * from ops.execution_runs where dag_id = %s and logical_date <= %s "
+        "and not dry_run order by logical_date desc, updated_at desc, created_at desc limit 1",
+        (dag_id, up_to),
+    )
 
 
 def account_equity(

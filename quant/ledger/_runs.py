@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from quant.exceptions import ExecutionError
-from quant.ledger._sql import dict_rows, execute_values
+from quant.ledger._sql import execute_values, first_dict_row
 
 __all__ = ["find_run", "has_runs_after", "load_run", "record_run", "take_over_run"]
 
@@ -25,13 +25,11 @@ _ORDER_COLUMNS = (
 
 def find_run(conn: Any, namespace: str, session: date) -> dict[str, Any] | None:
     """The namespace's execution run for ``session``, or None."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "select * from ops.execution_runs where namespace = %s and logical_date = %s",
-            (namespace, session),
-        )
-        rows = dict_rows(cur)
-    return rows[0] if rows else None
+    return first_dict_row(
+        conn,
+        "select * from ops.execution_runs where namespace = %s and logical_date = %s",
+        (namespace, session),
+    )
 
 
 def load_run(conn: Any, dag_id: str, session: date, run_id: str) -> dict[str, Any]:
@@ -42,19 +40,18 @@ def load_run(conn: Any, dag_id: str, session: date, run_id: str) -> dict[str, An
     ExecutionError
         No orders were generated for the run.
     """
-    with conn.cursor() as cur:
-        cur.execute(
-            "select * from ops.execution_runs where dag_id = %s and logical_date = %s "
-            "and run_id = %s order by created_at desc limit 1",
-            (dag_id, session, run_id),
-        )
-        rows = dict_rows(cur)
-    if not rows:
+    run = first_dict_row(
+        conn,
+        "select * from ops.execution_runs where dag_id = %s and logical_date = %s "
+        "and run_id = %s order by created_at desc limit 1",
+        (dag_id, session, run_id),
+    )
+    if run is None:
         raise ExecutionError(
             f"no orders were generated for {dag_id} run {run_id!r} on {session}: "
             "run generate_orders first"
         )
-    return rows[0]
+    return run
 
 
 def has_runs_after(conn: Any, namespace: str, session: date) -> bool:

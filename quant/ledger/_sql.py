@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["dict_rows", "execute_values"]
+__all__ = ["dict_rows", "execute_values", "first_dict_row"]
 
 
 def dict_rows(cur: Any) -> list[dict[str, Any]]:
     """The cursor's remaining rows as dicts keyed by column name."""
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def first_dict_row(conn: Any, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+    """The first row ``sql`` returns, as a dict keyed by column name; None if none."""
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        rows = dict_rows(cur)
+    return rows[0] if rows else None
 
 
 def execute_values(

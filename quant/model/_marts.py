@@ -470,21 +470,9 @@ def cache_model_inputs(
     ``end``. The stages read it when their run context holds it
     (:attr:`quant.pipeline.RunContext.relations`).
 
-    Parameters
-    ----------
-    conn : psycopg2 connection
-        Reads the marts (only while loading).
-    cache : RelationCache
-        Receives ``<schema>.features``, ``<schema>.universe`` and ``<schema>.labels``.
-    start, end : datetime.date
-        The first and last session the stages will run for.
-    settings : Settings, optional
-        Default: :func:`quant.config.get_settings`.
-
-    Returns
-    -------
-    dict
-        Relation name to the ``(first, last)`` date range loaded.
+    ``cache`` receives ``<schema>.features``, ``<schema>.universe`` and ``<schema>.labels``
+    for the sessions ``start`` to ``end`` the stages will run for (``conn`` reads them
+    only while loading); returns each relation's name and the ``(first, last)`` range loaded.
 
     Raises
     ------

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -146,15 +143,11 @@ def _time_requests(
 def bench_http(n_single: int = 3_000, n_batch: int = 300) -> dict[str, Any]:
     """Start a sidecar process in a throwaway home and time checks and kills."""
     from quant.config import load_settings
-    from quant.db import connect, migrate, stop_embedded
+    from quant.db import connect, migrate, scratch_home
     from quant.execution import Order, SimBroker
 
-    home = Path(tempfile.mkdtemp(prefix="quant-bench-"))
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("QUANT_")}
-    env.pop("DATABASE_URL", None)
-    env |= {
-        "QUANT_HOME": str(home),
+    extra = {
         "QUANT_SIDECAR_URL": f"http://127.0.0.1:{port}",
         "QUANT_SIDECAR_TOKEN": _TOKEN,
         "QUANT_RISK__MAX_ORDERS_PER_SECOND": "0",
@@ -162,94 +155,89 @@ def bench_http(n_single: int = 3_000, n_batch: int = 300) -> dict[str, Any]:
         "QUANT_RISK__REJECTION_BURST": "0",
         "QUANT_RISK__KILL_ON_BREACH": "off",
     }
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    proc = None
-    try:
-        settings = load_settings()
-        migrate(settings)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "quant.sidecar"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("GET", "/health")
-                health = conn.getresponse()
-                health.read()
-                if health.status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the benchmark sidecar did not start")
-            time.sleep(0.1)
-        universe, marks = _universe()
-        symbols = list(universe)
-        _post(
-            conn,
-            "/v1/book",
-            msgspec.json.encode(
-                {
-                    "cash_usd": 5_000_000.0,
-                    "positions": {s: 100 for s in symbols[:100]},
-                    "marks": marks,
-                    "universe": universe,
-                }
-            ),
-            token=True,
-        )
-        warm = 300
-        http_1 = _time_requests(conn, _check_bodies(symbols, marks, n_single + warm, 1, "h1"), warm)
-        warm = 30
-        http_500 = _time_requests(
-            conn, _check_bodies(symbols, marks, n_batch + warm, 500, "h500"), warm
-        )
-
-        broker = SimBroker(connect(settings))
-        kill_ms = []
-        for round_ in range(5):
-            for i in range(200):
-                broker.submit(
-                    Order(
-                        client_order_id=f"k{round_}-{i}",
-                        symbol=symbols[i],
-                        side="buy",
-                        qty_shares=1,
-                    )
-                )
-            t0 = time.perf_counter()
-            _post(conn, "/v1/kill", b'{"reason": "benchmark", "mode": "halt"}', token=True)
-            while broker.open_orders():
-                time.sleep(0.001)
-            kill_ms.append((time.perf_counter() - t0) * 1_000.0)
-            _post(conn, "/v1/resume", b'{"reason": "benchmark"}', token=True)
-        broker.close()
-        conn.close()
-        return {
-            "http_1": http_1,
-            "http_500": http_500,
-            "kill_to_cancelled_ms": round(statistics.median(kill_ms), 2),
-        }
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with scratch_home("quant-bench-", **extra):
+        env = dict(os.environ)
+        proc = None
         try:
-            stop_embedded(home / "pgdata")
+            settings = load_settings()
+            migrate(settings)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "quant.sidecar"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    conn.request("GET", "/health")
+                    health = conn.getresponse()
+                    health.read()
+                    if health.status == 200:
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the benchmark sidecar did not start")
+                time.sleep(0.1)
+            universe, marks = _universe()
+            symbols = list(universe)
+            _post(
+                conn,
+                "/v1/book",
+                msgspec.json.encode(
+                    {
+                        "cash_usd": 5_000_000.0,
+                        "positions": {s: 100 for s in symbols[:100]},
+                        "marks": marks,
+                        "universe": universe,
+                    }
+                ),
+                token=True,
+            )
+            warm = 300
+            http_1 = _time_requests(
+                conn, _check_bodies(symbols, marks, n_single + warm, 1, "h1"), warm
+            )
+            warm = 30
+            http_500 = _time_requests(
+                conn, _check_bodies(symbols, marks, n_batch + warm, 500, "h500"), warm
+            )
+
+            broker = SimBroker(connect(settings))
+            kill_ms = []
+            for round_ in range(5):
+                for i in range(200):
+                    broker.submit(
+                        Order(
+                            client_order_id=f"k{round_}-{i}",
+                            symbol=symbols[i],
+                            side="buy",
+                            qty_shares=1,
+                        )
+                    )
+                t0 = time.perf_counter()
+                _post(conn, "/v1/kill", b'{"reason": "benchmark", "mode": "halt"}', token=True)
+                while broker.open_orders():
+                    time.sleep(0.001)
+                kill_ms.append((time.perf_counter() - t0) * 1_000.0)
+                _post(conn, "/v1/resume", b'{"reason": "benchmark"}', token=True)
+            broker.close()
+            conn.close()
+            return {
+                "http_1": http_1,
+                "http_500": http_500,
+                "kill_to_cancelled_ms": round(statistics.median(kill_ms), 2),
+            }
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            shutil.rmtree(home, ignore_errors=True)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def run_benchmark() -> dict[str, Any]:

@@ -146,26 +146,8 @@ class StateStore:
     def append(self, event: StateEvent) -> int:
         """Append one event; returns its ``event_id``."""
 
-        def write(cur: Any) -> int:
-            cur.execute(
-                "insert into ops.kill_switch_events (at, kind, from_state, to_state, mode, "
-                "reason_code, reason, actor, details) values (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "returning event_id",
-                (
-                    event.at,
-                    event.kind,
-                    str(event.from_state),
-                    str(event.to_state),
-                    None if event.mode is None else str(event.mode),
-                    event.reason_code,
-                    event.reason,
-                    event.actor,
-                    json.dumps(event.details, default=str),
-                ),
-            )
-            return cur.fetchone()[0]
-
-        return self._run(write)
+        mode = None if event.mode is None else str(event.mode)
+        return self._run(lambda cur: _insert_event(cur, event, kind=event.kind, mode=mode))
 
     def save_override(
         self, scope: str, key: str, override: Override | None, *, set_by: str, event: StateEvent
@@ -195,21 +177,7 @@ class StateStore:
                         set_by,
                     ),
                 )
-            cur.execute(
-                "insert into ops.kill_switch_events (at, kind, from_state, to_state, mode, "
-                "reason_code, reason, actor, details) values (%s, 'override', %s, %s, null, %s, "
-                "%s, %s, %s) returning event_id",
-                (
-                    event.at,
-                    str(event.from_state),
-                    str(event.to_state),
-                    event.reason_code,
-                    event.reason,
-                    event.actor,
-                    json.dumps(event.details, default=str),
-                ),
-            )
-            return cur.fetchone()[0]
+            return _insert_event(cur, event, kind="override", mode=None)
 
         return self._run(write)
 
@@ -226,6 +194,27 @@ class StateStore:
             )
 
         self._run(write)
+
+
+def _insert_event(cur: Any, event: StateEvent, *, kind: str, mode: str | None) -> int:
+    """Append ``event`` to ``ops.kill_switch_events`` as ``kind`` with ``mode``; its id."""
+    cur.execute(
+        "insert into ops.kill_switch_events (at, kind, from_state, to_state, mode, "
+        "reason_code, reason, actor, details) values (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "returning event_id",
+        (
+            event.at,
+            kind,
+            str(event.from_state),
+            str(event.to_state),
+            mode,
+            event.reason_code,
+            event.reason,
+            event.actor,
+            json.dumps(event.details, default=str),
+        ),
+    )
+    return cur.fetchone()[0]
 
 
 def _event_row(row: tuple[Any, ...]) -> dict[str, Any]:

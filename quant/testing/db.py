@@ -14,7 +14,7 @@ from typing import Any
 from quant.config import Settings
 from quant.db import connect
 
-__all__ = ["execute", "query", "scalar", "truncate_pipeline_tables"]
+__all__ = ["execute", "query", "read", "scalar", "truncate_pipeline_tables"]
 
 _PIPELINE_TABLES = """
     select quote_ident(schemaname) || '.' || quote_ident(tablename)
@@ -47,6 +47,27 @@ def query(settings: Settings, sql: str, *args: Any) -> list[tuple]:
             return cur.fetchall() if cur.description else []
     finally:
         conn.close()
+
+
+def read(conn: Any, sql: str, *args: Any) -> list[tuple]:
+    """The rows ``sql`` returns on a connection the test holds open, as :func:`query`;
+    the reading transaction is rolled back after, so the connection holds no snapshot
+    or lock and its next statement sees what others committed since.
+
+    Parameters
+    ----------
+    conn : psycopg2 connection
+    sql : str
+        One statement that returns rows.
+    *args
+        Values of the ``%s`` placeholders, in order.
+    """
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args or None)
+            return cur.fetchall()
+    finally:
+        conn.rollback()
 
 
 def scalar(settings: Settings, sql: str, *args: Any) -> Any:

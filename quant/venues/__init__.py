@@ -3,10 +3,11 @@
 Each venue keeps its pieces side by side: ``sim`` (the built-in simulator:
 broker, store and matching), ``alpaca`` and ``ibkr`` (market-data provider,
 broker adapter, their connection helpers and constants, and a fake server for
-tests). Venues build on :mod:`quant.typing`, :mod:`quant.exceptions`,
-:mod:`quant.ledger` (position math) and the provider contract of
-:mod:`quant.data`; the execution stages use them through the
-:class:`~quant.execution.Broker` protocol.
+tests). What the adapters share sits here: the bounded retry with backoff
+(``_retry``) and the fake servers' life cycle (``_fake_server``). Venues build
+on :mod:`quant.typing`, :mod:`quant.exceptions`, :mod:`quant.ledger` (position
+math) and the provider contract of :mod:`quant.data`; the execution stages use
+them through the :class:`~quant.execution.Broker` protocol.
 """
 
 from quant.venues.alpaca import AlpacaBroker, AlpacaProvider

@@ -18,6 +18,7 @@ from quant.execution import (
 )
 from quant.pipeline import run_context
 from quant.report import write_run_report
+from quant.testing.db import read
 
 pytestmark = pytest.mark.integration
 
@@ -80,14 +81,11 @@ def _what(order: dict, *keep: str) -> dict:
 
 
 def _execution_row(conn, run_id: str) -> list[tuple]:  # noqa: ANN001
-    with conn.cursor() as cur:
-        cur.execute(
-            "select namespace, logical_date, dry_run from ops.execution_runs where run_id = %s",
-            (run_id,),
-        )
-        rows = cur.fetchall()
-    conn.rollback()
-    return rows
+    return read(
+        conn,
+        "select namespace, logical_date, dry_run from ops.execution_runs where run_id = %s",
+        run_id,
+    )
 
 
 def test_dry_run_when_session_already_traded_then_real_records_untouched_and_own_orders_unsent(

@@ -16,6 +16,7 @@ from quant.execution import (
 )
 from quant.pipeline import run_context
 from quant.sidecar import SidecarClient
+from quant.testing.db import read
 from quant.testing.sidecar_process import SidecarProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -129,14 +130,13 @@ def test_pretrade_when_order_breaks_a_limit_then_stored_rejected_with_code_and_n
     assert orders["AAA"]["broker_order_id"] is None
     assert all(o["status"] == "submitted" for s, o in orders.items() if s != "AAA")
     assert all(o["reject_reasons"] == [] for s, o in orders.items() if s != "AAA")
-    with db_conn.cursor() as cur:
-        cur.execute(
-            "select symbol, reject_details is not null, checked_at is not null from ops.orders "
-            "where dag_id = %s",
-            (dag_id,),
-        )
-        checked = {r[0]: r[1:] for r in cur.fetchall()}
-    db_conn.rollback()
+    rows = read(
+        db_conn,
+        "select symbol, reject_details is not null, checked_at is not null from ops.orders "
+        "where dag_id = %s",
+        dag_id,
+    )
+    checked = {r[0]: r[1:] for r in rows}
     assert checked.pop("AAA") == (True, True)  # why, in detail, beside the codes
     assert set(checked.values()) == {(False, True)}
     assert "AAA" not in {r[1] for r in _sim_orders(db_conn)}

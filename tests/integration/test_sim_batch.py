@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from quant.exceptions import BrokerError
 from quant.execution import Order, OrderStatus, OrderType, SimBroker
+from quant.testing.db import read
 from quant.venues.sim._sql import sql_array as _sql_array
 
 pytestmark = pytest.mark.integration
@@ -24,15 +25,8 @@ T0 = datetime(2027, 3, 1, 14, 30, tzinfo=UTC)
 
 
 @pytest.fixture()
-def broker(db_conn) -> SimBroker:  # noqa: ANN001 - psycopg2 connection
-    return SimBroker(
-        db_conn,
-        account=f"b-{uuid.uuid4().hex[:8]}",
-        initial_cash_usd=100_000.0,
-        slippage_bps=10.0,
-        commission_per_share_usd=0.01,
-        max_participation=0.1,
-    )
+def broker(sim_broker: SimBroker) -> SimBroker:
+    return sim_broker  # tests/conftest.py
 
 
 def order(cid: str, symbol: str, side: str, qty: float, **kw: object) -> Order:
@@ -40,14 +34,12 @@ def order(cid: str, symbol: str, side: str, qty: float, **kw: object) -> Order:
 
 
 def _stored(db_conn, account: str) -> dict[str, tuple]:  # noqa: ANN001
-    with db_conn.cursor() as cur:
-        cur.execute(
-            "select client_order_id, filled_qty_shares, status, status_reason "
-            "from ops.sim_orders where account = %s",
-            (account,),
-        )
-        rows = cur.fetchall()
-    db_conn.rollback()
+    rows = read(
+        db_conn,
+        "select client_order_id, filled_qty_shares, status, status_reason "
+        "from ops.sim_orders where account = %s",
+        account,
+    )
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
@@ -197,14 +189,12 @@ def test_fill_auction_when_mixed_orders_then_fills_cash_and_positions_as_worked_
         (p.symbol, p.qty_shares, p.avg_price_usd, p.market_price_usd) for p in broker.positions()
     ] == [("AAA", 400, pytest.approx(40.04), 40.0)]
     assert account.equity_usd == pytest.approx(84_951.8 + 400 * 40.0)
-    with db_conn.cursor() as cur:
-        cur.execute(
-            "select symbol, qty_shares, avg_price_usd from ops.sim_positions "
-            "where account = %s order by symbol",
-            (broker.account_name,),
-        )
-        assert cur.fetchall() == [("AAA", 400, pytest.approx(40.04)), ("BBB", 0, 0), ("EEE", 0, 0)]
-    db_conn.rollback()
+    assert read(
+        db_conn,
+        "select symbol, qty_shares, avg_price_usd from ops.sim_positions "
+        "where account = %s order by symbol",
+        broker.account_name,
+    ) == [("AAA", 400, pytest.approx(40.04)), ("BBB", 0, 0), ("EEE", 0, 0)]
 
     assert _stored(db_conn, broker.account_name) == {
         "seed": (200, "filled", None),

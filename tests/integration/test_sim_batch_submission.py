@@ -22,6 +22,7 @@ from quant.execution import (
     submit_orders,
 )
 from quant.pipeline import run_context
+from quant.testing.db import read
 
 pytestmark = pytest.mark.integration
 
@@ -83,24 +84,19 @@ def _prepare(settings: Settings, conn, dag_id: str):  # noqa: ANN001
 
 
 def _orders(conn, dag_id: str) -> dict[str, tuple]:  # noqa: ANN001
-    with conn.cursor() as cur:
-        cur.execute(
-            "select client_order_id, status, broker_order_id from ops.orders where dag_id = %s",
-            (dag_id,),
-        )
-        rows = cur.fetchall()
-    conn.rollback()
+    rows = read(
+        conn,
+        "select client_order_id, status, broker_order_id from ops.orders where dag_id = %s",
+        dag_id,
+    )
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
 def _at_broker(conn) -> list[str]:  # noqa: ANN001
-    with conn.cursor() as cur:
-        cur.execute(
-            "select client_order_id from ops.sim_orders where account = %s order by 1", (ACCOUNT,)
-        )
-        rows = [r[0] for r in cur.fetchall()]
-    conn.rollback()
-    return rows
+    rows = read(
+        conn, "select client_order_id from ops.sim_orders where account = %s order by 1", ACCOUNT
+    )
+    return [r[0] for r in rows]
 
 
 def test_submit_when_simulator_then_one_batch_call_and_every_order_submitted(
@@ -163,14 +159,12 @@ def test_submit_when_half_of_a_dead_batch_reached_the_broker_then_rerun_sends_th
     with pytest.raises(Crash):
         submit_orders(run_context(day, run_id="r", settings=clean_db, dag_id=dag_id,
                                   broker=Recording(sim, "before")))
-    with db_conn.cursor() as cur:
-        cur.execute(
-            "select client_order_id, symbol, side, qty_shares, time_in_force from ops.orders "
-            "where dag_id = %s order by sequence limit 3",
-            (dag_id,),
-        )
-        first = cur.fetchall()
-    db_conn.rollback()
+    first = read(
+        db_conn,
+        "select client_order_id, symbol, side, qty_shares, time_in_force from ops.orders "
+        "where dag_id = %s order by sequence limit 3",
+        dag_id,
+    )
     sim.submit_many(
         [
             Order(client_order_id=c, symbol=s, side=d, qty_shares=q, time_in_force=t)

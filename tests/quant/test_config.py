@@ -49,12 +49,19 @@ def test_load_settings_when_unknown_quant_variable_then_refused(
         load_settings()
 
 
-def test_load_settings_when_yaml_file_then_values_used_and_env_wins(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture()
+def config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A quant.yaml that QUANT_CONFIG points at (empty until the test writes it)."""
     config = tmp_path / "quant.yaml"
-    config.write_text("broker: alpaca\nsynthetic:\n  symbols: 120\n  seed: 3\n")
+    config.write_text("")
     monkeypatch.setenv("QUANT_CONFIG", str(config))
+    return config
+
+
+def test_load_settings_when_yaml_file_then_values_used_and_env_wins(
+    monkeypatch: pytest.MonkeyPatch, config_file: Path
+) -> None:
+    config_file.write_text("broker: alpaca\nsynthetic:\n  symbols: 120\n  seed: 3\n")
     settings = load_settings()
     assert settings.broker == "alpaca"
     assert settings.synthetic.symbols == 120
@@ -62,12 +69,8 @@ def test_load_settings_when_yaml_file_then_values_used_and_env_wins(
     assert load_settings().broker == "ibkr"
 
 
-def test_load_settings_when_yaml_has_unknown_key_then_refused(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    config = tmp_path / "quant.yaml"
-    config.write_text("brokerr: alpaca\n")
-    monkeypatch.setenv("QUANT_CONFIG", str(config))
+def test_load_settings_when_yaml_has_unknown_key_then_refused(config_file: Path) -> None:
+    config_file.write_text("brokerr: alpaca\n")
     with pytest.raises(ConfigurationError, match="brokerr"):
         load_settings()
 

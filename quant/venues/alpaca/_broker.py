@@ -36,14 +36,13 @@ from quant.typing import (
     Position,
     TimeInForce,
 )
+from quant.venues._retry import Backoff, Retryable
 from quant.venues.alpaca._connection import (
     KEY_VARIABLE,
-    RETRYABLE_STATUS,
     SECRET_VARIABLE,
-    backoff_wait,
+    attempt_request,
     bounded,
     credentials,
-    retry_after_s,
     trading_url,
 )
 
@@ -68,15 +67,6 @@ _STATUS = {
     "suspended": OrderStatus.OPEN,
     "rejected": OrderStatus.REJECTED,
 }
-
-
-class _Retryable(Exception):
-    """A failure worth another attempt (429, 5xx, timeout, connection error)."""
-
-    def __init__(self, what: str, *, may_have_reached: bool, wait_s: float | None = None):
-        super().__init__(what)
-        self.may_have_reached = may_have_reached
-        self.wait_s = wait_s
 
 
 def _float(value: Any, default: float = 0.0) -> float:
@@ -160,15 +150,12 @@ class AlpacaBroker:
                 "(or an Airflow connection the DAG resolves)"
             )
         base_url = trading_url(base_url, paper=paper)
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
+        self.retry = Backoff(
+            max_attempts=max_attempts, backoff_s=backoff_s, max_backoff_s=max_backoff_s, sleep=sleep
+        )
         self.paper = paper
         self.base_url = base_url
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
         self.timeout_s = timeout_s
-        self._sleep = sleep
         self._client = TradingClient(
             api_key, secret_key, paper=paper, raw_data=True, url_override=base_url
         )
@@ -180,41 +167,17 @@ class AlpacaBroker:
 
     # ------------------------------------------------------------------ transport
     def _once(self, method: str, path: str, data: Any = None) -> Any:
-        import requests
-        from alpaca.common.exceptions import APIError
-
-        try:
-            return self._client._request(method, path, data)
-        except APIError as exc:
-            status = exc.status_code
-            if status in RETRYABLE_STATUS:
-                raise _Retryable(
-                    f"HTTP {status}", may_have_reached=status != 429, wait_s=retry_after_s(exc)
-                ) from None
-            raise
-        except requests.Timeout as exc:
-            raise _Retryable(f"timeout ({type(exc).__name__})", may_have_reached=True) from None
-        except requests.ConnectionError as exc:
-            raise _Retryable(
-                f"connection error ({type(exc).__name__})", may_have_reached=True
-            ) from None
+        return attempt_request(lambda: self._client._request(method, path, data))
 
     def _call(self, method: str, path: str, data: Any = None) -> Any:
         """One request with bounded retries on 429/5xx/timeouts (for idempotent requests)."""
-        last = ""
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return self._once(method, path, data)
-            except _Retryable as exc:
-                last = str(exc)
-                if attempt < self.max_attempts:
-                    self._sleep(self._wait(attempt, exc.wait_s))
-        raise BrokerUnavailableError(
-            f"alpaca: {method} {path} failed {self.max_attempts} times (last: {last}); giving up"
+        return self.retry.run(
+            lambda: self._once(method, path, data),
+            lambda last: BrokerUnavailableError(
+                f"alpaca: {method} {path} failed {self.retry.max_attempts} times (last: {last}); "
+                "giving up"
+            ),
         )
-
-    def _wait(self, attempt: int, hint: float | None) -> float:
-        return backoff_wait(attempt, self.backoff_s, self.max_backoff_s, hint)
 
     @staticmethod
     def _api_error(exc: Exception) -> tuple[int | None, str]:
@@ -342,37 +305,38 @@ class AlpacaBroker:
         }
         if order.limit_price_usd is not None:
             body["limit_price"] = str(order.limit_price_usd)
-        last = ""
-        for attempt in range(1, self.max_attempts + 1):
+
+        def attempt() -> BrokerOrder:
             try:
-                raw = self._once("POST", "/orders", body)
-            except _Retryable as exc:
-                last = str(exc)
+                placed = _order_from_json(self._once("POST", "/orders", body))
+            except Retryable as exc:
                 if exc.may_have_reached:
                     existing = self.order_by_client_id(order.client_order_id)
                     if existing is not None:
                         return existing  # the failed attempt did create it
-                if attempt < self.max_attempts:
-                    self._sleep(self._wait(attempt, exc.wait_s))
-                continue
-            except APIError as exc:
-                status, message = self._api_error(exc)
-                if status == 422 and "client_order_id" in message:
-                    existing = self.order_by_client_id(order.client_order_id)
-                    raise BrokerError(
-                        f"alpaca: duplicate client_order_id {order.client_order_id!r}"
-                        + (f" (order {existing.order_id})" if existing else "")
-                    ) from None
-                raise BrokerError(
-                    f"alpaca: order {order.client_order_id!r} refused: HTTP {status}: {message}"
-                ) from None
-            placed = _order_from_json(raw)
+                raise
             self._client_ids[placed.order_id] = placed.client_order_id
             return placed
-        raise BrokerUnavailableError(
-            f"alpaca: POST /orders for {order.client_order_id!r} failed {self.max_attempts} "
-            f"times (last: {last}); giving up"
-        )
+
+        try:
+            return self.retry.run(
+                attempt,
+                lambda last: BrokerUnavailableError(
+                    f"alpaca: POST /orders for {order.client_order_id!r} failed "
+                    f"{self.retry.max_attempts} times (last: {last}); giving up"
+                ),
+            )
+        except APIError as exc:
+            status, message = self._api_error(exc)
+            if status == 422 and "client_order_id" in message:
+                existing = self.order_by_client_id(order.client_order_id)
+                raise BrokerError(
+                    f"alpaca: duplicate client_order_id {order.client_order_id!r}"
+                    + (f" (order {existing.order_id})" if existing else "")
+                ) from None
+            raise BrokerError(
+                f"alpaca: order {order.client_order_id!r} refused: HTTP {status}: {message}"
+            ) from None
 
     def cancel(self, order_id: str) -> bool:
         from alpaca.common.exceptions import APIError

@@ -5,17 +5,20 @@ passed in, and are never logged or put in error messages. alpaca-py's REST
 clients send requests without a timeout and retry 429 and 504 on their own
 (3 more attempts, fixed 3 s sleeps); :func:`bounded` gives every request a
 timeout and switches that retry off, so that the only retry loop is the
-caller's, bounded and with exponential backoff (:func:`backoff_wait`, honouring
-``Retry-After``: :func:`retry_after_s`).
+caller's (:class:`~quant.venues._retry.Backoff`), bounded and with exponential
+backoff honouring ``Retry-After`` (:func:`retry_after_s`); :func:`attempt_request`
+tells the failures worth another attempt from the others.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from quant.exceptions import ConfigurationError
+from quant.venues._retry import Retryable
 
 __all__ = [
     "KEY_VARIABLE",
@@ -23,7 +26,7 @@ __all__ = [
     "RETRYABLE_STATUS",
     "SECRET_VARIABLE",
     "URL_VARIABLE",
-    "backoff_wait",
+    "attempt_request",
     "bounded",
     "credentials",
     "retry_after_s",
@@ -39,6 +42,8 @@ URL_VARIABLE = "APCA_API_BASE_URL"
 """The trading server (the broker adapter's), when not Alpaca's own."""
 LIVE_HOST = "api.alpaca.markets"
 """Host of Alpaca's live trading server."""
+
+_T = TypeVar("_T")
 
 
 def credentials(api_key: str | None, secret_key: str | None) -> tuple[str | None, str | None]:
@@ -86,15 +91,34 @@ def bounded(client: Any, timeout_s: float) -> None:
     session.request = request_with_timeout
 
 
-def backoff_wait(
-    attempt: int, backoff_s: float, max_backoff_s: float, retry_after: float | None = None
-) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): ``backoff_s``
-    doubled each time, at least the server's ``Retry-After``, at most ``max_backoff_s``."""
-    wait = min(backoff_s * 2 ** (attempt - 1), max_backoff_s)
-    if retry_after is not None:
-        wait = min(max(wait, retry_after), max_backoff_s)
-    return wait
+def attempt_request(send: Callable[[], _T]) -> _T:
+    """Send one request of an alpaca-py REST client (``send``), marking the failures worth
+    another attempt.
+
+    Raises
+    ------
+    Retryable
+        HTTP 429 or 5xx (with the server's ``Retry-After``), a timeout or a connection
+        error; all but a 429 may have reached the server.
+    alpaca.common.exceptions.APIError
+        Any other refusal, as alpaca-py raised it.
+    """
+    import requests
+    from alpaca.common.exceptions import APIError
+
+    try:
+        return send()
+    except APIError as exc:
+        status = exc.status_code
+        if status in RETRYABLE_STATUS:
+            raise Retryable(
+                f"HTTP {status}", may_have_reached=status != 429, wait_s=retry_after_s(exc)
+            ) from None
+        raise
+    except requests.Timeout as exc:
+        raise Retryable(f"timeout ({type(exc).__name__})") from None
+    except requests.ConnectionError as exc:
+        raise Retryable(f"connection error ({type(exc).__name__})") from None
 
 
 def retry_after_s(exc: Any) -> float | None:

@@ -27,22 +27,20 @@ import pandas as pd
 from quant.data._base import (
     ACTION_COLUMNS,
     ACTION_DTYPES,
-    BAR_COLUMNS,
     BAR_DTYPES,
-    configured_universe,
+    ConfiguredSymbols,
+    bars_frame,
+    check_range,
     empty_frame,
-    unlisted_symbols_frame,
 )
-from quant.data._csv import UNKNOWN_SECTOR
 from quant.exceptions import ConfigurationError, ProviderError, ProviderUnavailableError
+from quant.venues._retry import Backoff
 from quant.venues.alpaca._connection import (
     KEY_VARIABLE,
-    RETRYABLE_STATUS,
     SECRET_VARIABLE,
-    backoff_wait,
+    attempt_request,
     bounded,
     credentials,
-    retry_after_s,
 )
 
 __all__ = ["AlpacaProvider"]
@@ -52,47 +50,27 @@ def _retrying_client(base: type, *, name: str) -> type:
     """A subclass of an alpaca-py REST client whose ``get`` retries with backoff."""
 
     class _Client(base):  # type: ignore[misc, valid-type]
-        def __init__(
-            self,
-            *args: Any,
-            max_attempts: int,
-            backoff_s: float,
-            max_backoff_s: float,
-            timeout_s: float,
-            sleep: Callable[[float], None],
-            **kwargs: Any,
-        ) -> None:
+        def __init__(self, *args: Any, retry: Backoff, timeout_s: float, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             bounded(self, timeout_s)  # a timeout on every request; the SDK's retry off
-            self._max_attempts = max_attempts
-            self._backoff_s = backoff_s
-            self._max_backoff_s = max_backoff_s
-            self._sleep = sleep
+            self._backoff = retry  # not _retry: the SDK's own retry count
 
         def get(self, path: str, data: Any = None, **kwargs: Any) -> Any:
-            import requests
             from alpaca.common.exceptions import APIError
 
-            last = ""
-            for attempt in range(1, self._max_attempts + 1):
-                after = None
-                try:
-                    return super().get(path, data, **kwargs)
-                except APIError as exc:
-                    status = exc.status_code
-                    if status not in RETRYABLE_STATUS:
-                        raise ProviderError(
-                            f"alpaca: GET {path} answered HTTP {status}: {_short(str(exc))}"
-                        ) from None
-                    last = f"HTTP {status}"
-                    after = retry_after_s(exc)
-                except (requests.ConnectionError, requests.Timeout) as exc:
-                    last = f"{type(exc).__name__}: {_short(str(exc))}"
-                if attempt < self._max_attempts:
-                    self._sleep(backoff_wait(attempt, self._backoff_s, self._max_backoff_s, after))
-            raise ProviderUnavailableError(
-                f"alpaca: GET {path} failed {self._max_attempts} times (last: {last}); giving up"
-            )
+            send = super().get
+            try:
+                return self._backoff.run(
+                    lambda: attempt_request(lambda: send(path, data, **kwargs)),
+                    lambda last: ProviderUnavailableError(
+                        f"alpaca: GET {path} failed {self._backoff.max_attempts} times "
+                        f"(last: {last}); giving up"
+                    ),
+                )
+            except APIError as exc:
+                raise ProviderError(
+                    f"alpaca: GET {path} answered HTTP {exc.status_code}: {_short(str(exc))}"
+                ) from None
 
     _Client.__name__ = _Client.__qualname__ = f"Retrying{name}"
     return _Client
@@ -102,7 +80,7 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class AlpacaProvider:
+class AlpacaProvider(ConfiguredSymbols):
     """Daily bars and corporate actions from Alpaca's market-data API.
 
     Parameters
@@ -139,7 +117,6 @@ class AlpacaProvider:
     """
 
     name: str = "alpaca"
-    lists_universe: bool = False
 
     def __init__(
         self,
@@ -183,11 +160,13 @@ class AlpacaProvider:
         self.exchange = exchange
         self.symbols_per_request = symbols_per_request
         retry = {
-            "max_attempts": max_attempts,
-            "backoff_s": backoff_s,
-            "max_backoff_s": max_backoff_s,
+            "retry": Backoff(
+                max_attempts=max_attempts,
+                backoff_s=backoff_s,
+                max_backoff_s=max_backoff_s,
+                sleep=sleep,
+            ),
             "timeout_s": timeout_s,
-            "sleep": sleep,
         }
         bars_client = _retrying_client(StockHistoricalDataClient, name="StockHistoricalDataClient")
         actions_client = _retrying_client(CorporateActionsClient, name="CorporateActionsClient")
@@ -198,9 +177,6 @@ class AlpacaProvider:
 
     def __repr__(self) -> str:
         return f"AlpacaProvider(feed={self.feed.value!r}, data_url={self.data_url!r})"
-
-    def _universe(self, symbols: Sequence[str] | None) -> list[str]:
-        return configured_universe("alpaca", self.configured_symbols, symbols)
 
     def _chunks(self, symbols: list[str]) -> list[list[str]]:
         size = self.symbols_per_request
@@ -227,8 +203,7 @@ class AlpacaProvider:
         from alpaca.data.requests import StockBarsRequest
         from alpaca.data.timeframe import TimeFrame
 
-        if start > end:
-            raise ProviderError(f"start {start} is after end {end}")
+        check_range(start, end)
         wanted = self._universe(symbols)
         frames = []
         for chunk in self._chunks(wanted):
@@ -254,14 +229,7 @@ class AlpacaProvider:
         stamps = pd.to_datetime(bars["t"], utc=True).dt.tz_convert(tz)
         bars["date"] = stamps.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
         lo, hi = np.datetime64(start, "ns"), np.datetime64(end, "ns")
-        bars = bars.loc[(bars["date"] >= lo) & (bars["date"] <= hi), list(BAR_COLUMNS)]
-        bars = bars.astype({**BAR_DTYPES, "volume": "float64"})
-        bars["volume"] = bars["volume"].round().astype("int64")
-        return bars.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
-
-    def symbols(self, as_of: date | None = None) -> pd.DataFrame:
-        """The configured symbols, sector ``"Unknown"``, listing dates unknown (NaT)."""
-        return unlisted_symbols_frame(self.configured_symbols, UNKNOWN_SECTOR)
+        return bars_frame(bars.loc[(bars["date"] >= lo) & (bars["date"] <= hi)])
 
     def corporate_actions(
         self,
@@ -277,8 +245,7 @@ class AlpacaProvider:
         from alpaca.data.enums import CorporateActionsType
         from alpaca.data.requests import CorporateActionsRequest
 
-        if start > end:
-            raise ProviderError(f"start {start} is after end {end}")
+        check_range(start, end)
         wanted = self._universe(symbols)
         rows: list[dict[str, Any]] = []
         types = [

@@ -44,7 +44,14 @@ from quant.typing import (
     Position,
     TimeInForce,
 )
-from quant.venues.ibkr._connection import LIVE_PORTS, PAPER_PORTS, ensure_event_loop, ib_module
+from quant.venues._retry import Backoff, Retryable
+from quant.venues.ibkr._connection import (
+    LIVE_PORTS,
+    PAPER_PORTS,
+    connect,
+    ensure_event_loop,
+    ib_module,
+)
 
 __all__ = ["IbkrBroker"]
 
@@ -145,18 +152,15 @@ class IbkrBroker:
             raise ConfigurationError(
                 f"QUANT_IB_PORT={port} is a paper trading port but the trading mode is live"
             )
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
+        self.retry = Backoff(
+            max_attempts=max_attempts, backoff_s=backoff_s, max_backoff_s=max_backoff_s, sleep=sleep
+        )
         self.host, self.port, self.client_id = host, int(port), int(client_id)
         self.paper = paper
         self.account_code = account
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
         self.timeout_s = timeout_s
         self.route = route
         self.currency = currency
-        self._sleep = sleep
         self._ib: Any = None
         self.connects = 0
         self._worker_ident: int | None = None
@@ -177,32 +181,30 @@ class IbkrBroker:
             return self._ib
         ensure_event_loop()
         mod = ib_module()
-        last = ""
-        for attempt in range(1, self.max_attempts + 1):
-            ib = mod.IB()
-            ib.RaiseRequestErrors = True
-            ib.RequestTimeout = self.timeout_s  # no request may hang forever
+
+        def attempt() -> Any:
             try:
-                ib.connect(
+                return connect(
+                    mod,
                     self.host,
                     self.port,
-                    clientId=self.client_id,
-                    timeout=self.timeout_s,
+                    client_id=self.client_id,
+                    timeout_s=self.timeout_s,
+                    request_timeout_s=self.timeout_s,  # no request may hang forever
                     account=self.account_code,
                 )
             except (OSError, TimeoutError, ConnectionError) as exc:
-                ib.disconnect()
-                last = f"{type(exc).__name__}: {exc}"
-                if attempt < self.max_attempts:
-                    self._sleep(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
-                continue
-            self._ib = ib
-            self.connects += 1
-            return ib
-        raise BrokerUnavailableError(
-            f"ibkr: cannot connect to the IB API at {self.host}:{self.port} (client id "
-            f"{self.client_id}) after {self.max_attempts} attempts (last: {last})"
+                raise Retryable(f"{type(exc).__name__}: {exc}") from None
+
+        self._ib = self.retry.run(
+            attempt,
+            lambda last: BrokerUnavailableError(
+                f"ibkr: cannot connect to the IB API at {self.host}:{self.port} (client id "
+                f"{self.client_id}) after {self.retry.max_attempts} attempts (last: {last})"
+            ),
         )
+        self.connects += 1
+        return self._ib
 
     def _read(self, what: str, fn: Callable[[Any], Any]) -> Any:
         """Run a read with the connection, once the client has applied every message

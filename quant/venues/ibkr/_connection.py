@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from types import ModuleType
+from typing import Any
 
-__all__ = ["LIVE_PORTS", "PAPER_PORTS", "ensure_event_loop", "ib_module"]
+__all__ = ["LIVE_PORTS", "PAPER_PORTS", "connect", "ensure_event_loop", "ib_module"]
 
 PAPER_PORTS: frozenset[int] = frozenset({4002, 7497})
 """API ports of paper trading (IB Gateway, TWS)."""
@@ -43,3 +44,35 @@ def ensure_event_loop() -> None:
         loop = None
     if loop is None or loop.is_closed():
         asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+def connect(
+    mod: ModuleType,
+    host: str,
+    port: int,
+    *,
+    client_id: int,
+    timeout_s: float,
+    request_timeout_s: float = 0.0,
+    **options: Any,
+) -> Any:
+    """A client of ``mod`` (:func:`ib_module`) connected to the API at ``host:port``.
+
+    Request errors raise (``RaiseRequestErrors``); ``request_timeout_s`` bounds every
+    request (0: no bound, the library's default); ``options`` go to ``IB.connect``
+    (``readonly``, ``account``).
+
+    Raises
+    ------
+    OSError, TimeoutError, ConnectionError
+        The connection failed; the half-open client is disconnected first.
+    """
+    ib = mod.IB()
+    ib.RaiseRequestErrors = True
+    ib.RequestTimeout = request_timeout_s
+    try:
+        ib.connect(host, port, clientId=client_id, timeout=timeout_s, **options)
+    except BaseException:
+        ib.disconnect()
+        raise
+    return ib

@@ -21,14 +21,13 @@ import pandas as pd
 from quant.data._base import (
     ACTION_DTYPES,
     BAR_COLUMNS,
-    BAR_DTYPES,
-    configured_universe,
+    ConfiguredSymbols,
+    bars_frame,
+    check_range,
     empty_frame,
-    unlisted_symbols_frame,
 )
-from quant.data._csv import UNKNOWN_SECTOR
 from quant.exceptions import ConfigurationError, ProviderError, ProviderUnavailableError
-from quant.venues.ibkr._connection import ensure_event_loop, ib_module
+from quant.venues.ibkr._connection import connect, ensure_event_loop, ib_module
 
 __all__ = ["NO_DATA_CODES", "IbkrProvider", "duration_for"]
 
@@ -44,7 +43,7 @@ def duration_for(start: date, end: date) -> str:
     return f"{math.ceil(days / 365)} Y"
 
 
-class IbkrProvider:
+class IbkrProvider(ConfiguredSymbols):
     """Daily TRADES bars from the IB API.
 
     Parameters
@@ -66,7 +65,6 @@ class IbkrProvider:
     """
 
     name: str = "ibkr"
-    lists_universe: bool = False
 
     def __init__(
         self,
@@ -96,28 +94,22 @@ class IbkrProvider:
     def __repr__(self) -> str:
         return f"IbkrProvider(host={self.host!r}, port={self.port}, client_id={self.client_id})"
 
-    def _universe(self, symbols: Sequence[str] | None) -> list[str]:
-        return configured_universe("ibkr", self.configured_symbols, symbols)
-
     def _connect(self, ib_mod: ModuleType) -> Any:
         ensure_event_loop()
-        ib = ib_mod.IB()
-        ib.RaiseRequestErrors = True
         try:
-            ib.connect(
+            return connect(
+                ib_mod,
                 self.host,
                 self.port,
-                clientId=self.client_id,
-                timeout=self.connect_timeout_s,
+                client_id=self.client_id,
+                timeout_s=self.connect_timeout_s,
                 readonly=True,
             )
         except (OSError, TimeoutError) as exc:
-            ib.disconnect()
             raise ProviderUnavailableError(
                 f"ibkr: cannot connect to the IB API at {self.host}:{self.port} "
                 f"(client id {self.client_id}): {exc!r}"
             ) from None
-        return ib
 
     # ------------------------------------------------------------------ public API
 
@@ -139,8 +131,7 @@ class IbkrProvider:
         ProviderError
             For any other error IB answers.
         """
-        if start > end:
-            raise ProviderError(f"start {start} is after end {end}")
+        check_range(start, end)
         wanted = self._universe(symbols)
         ib_mod = ib_module()
         ib = self._connect(ib_mod)
@@ -178,17 +169,7 @@ class IbkrProvider:
                         )
         finally:
             ib.disconnect()
-        if not rows:
-            return empty_frame(BAR_DTYPES)
-        frame = pd.DataFrame(rows, columns=list(BAR_COLUMNS))
-        frame["date"] = pd.to_datetime(frame["date"])
-        frame["volume"] = frame["volume"].astype("float64").round()
-        frame = frame.astype(dict(BAR_DTYPES))
-        return frame.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
-
-    def symbols(self, as_of: date | None = None) -> pd.DataFrame:
-        """The configured symbols, sector ``"Unknown"``, listing dates unknown (NaT)."""
-        return unlisted_symbols_frame(self.configured_symbols, UNKNOWN_SECTOR)
+        return bars_frame(pd.DataFrame(rows, columns=list(BAR_COLUMNS)))
 
     def corporate_actions(
         self,
@@ -197,6 +178,5 @@ class IbkrProvider:
         symbols: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Always empty: the IB API has no corporate-action history."""
-        if start > end:
-            raise ProviderError(f"start {start} is after end {end}")
+        check_range(start, end)
         return empty_frame(ACTION_DTYPES)

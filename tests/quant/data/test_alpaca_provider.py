@@ -11,6 +11,7 @@ import pytest
 from quant.data import BAR_COLUMNS, MarketDataProvider, SyntheticProvider, get_provider
 from quant.exceptions import ConfigurationError, ProviderError, ProviderUnavailableError
 from quant.testing import FakeAlpaca
+from quant.testing.alpaca_data import bar_records, provider_on
 from quant.venues.alpaca import AlpacaProvider
 
 KEY, SECRET = "test-key-id", "test-secret-key"
@@ -23,32 +24,17 @@ def market() -> tuple[pd.DataFrame, pd.DataFrame]:
     return source.bars(START, END), source.corporate_actions(date(2020, 1, 1), END)
 
 
-def _records(bars: pd.DataFrame) -> list[dict]:
-    return [
-        {**row, "date": row["date"].date(), "volume": int(row["volume"])}
-        for row in bars.to_dict("records")
-    ]
-
-
 @pytest.fixture()
 def fake(market: tuple[pd.DataFrame, pd.DataFrame]) -> Iterator[FakeAlpaca]:
     bars, _ = market
-    server = FakeAlpaca(api_key=KEY, secret_key=SECRET, bars=_records(bars), page_size=50)
+    server = FakeAlpaca(api_key=KEY, secret_key=SECRET, bars=bar_records(bars), page_size=50)
     with server:
         yield server
 
 
 def _provider(fake: FakeAlpaca, sleeps: list[float] | None = None, **kwargs) -> AlpacaProvider:
     sleeps = [] if sleeps is None else sleeps
-    return AlpacaProvider(
-        data_url=fake.url,
-        api_key=KEY,
-        secret_key=SECRET,
-        backoff_s=0.01,
-        max_backoff_s=0.05,
-        sleep=sleeps.append,
-        **kwargs,
-    )
+    return provider_on(fake, backoff_s=0.01, max_backoff_s=0.05, sleep=sleeps.append, **kwargs)
 
 
 def test_alpaca_when_bars_span_pages_then_all_pages_read_and_equal_to_source(

@@ -20,8 +20,8 @@ from quant.data import (
 )
 from quant.exceptions import ConfigurationError, ProviderError
 from quant.testing import FakeAlpaca, StaticProvider
+from quant.testing.alpaca_data import bar_records, provider_on
 from quant.testing.db import query
-from quant.venues.alpaca import AlpacaProvider
 
 END = date(2024, 6, 28)
 KEY, SECRET = "k", "s"
@@ -31,12 +31,6 @@ def _window(sessions: int) -> tuple[date, list[date]]:
     cal = get_calendar("XNYS")
     start = cal.shift(END, -(sessions - 1))
     return start, cal.sessions(start, END)
-
-
-def _records(bars: pd.DataFrame) -> list[dict]:
-    return [
-        {**r, "date": r["date"].date(), "volume": int(r["volume"])} for r in bars.to_dict("records")
-    ]
 
 
 @pytest.fixture()
@@ -49,20 +43,8 @@ def market() -> pd.DataFrame:
 def alpaca_missing_two(market: pd.DataFrame) -> Iterator[FakeAlpaca]:
     """A fake Alpaca that has every symbol except SYN005 and SYN006."""
     served = market.loc[~market["symbol"].isin(["SYN005", "SYN006"])]
-    with FakeAlpaca(api_key=KEY, secret_key=SECRET, bars=_records(served)) as fake:
+    with FakeAlpaca(api_key=KEY, secret_key=SECRET, bars=bar_records(served)) as fake:
         yield fake
-
-
-def _alpaca(fake: FakeAlpaca, **kwargs) -> AlpacaProvider:
-    return AlpacaProvider(
-        data_url=fake.url,
-        api_key=KEY,
-        secret_key=SECRET,
-        backoff_s=0.0,
-        max_backoff_s=0.0,
-        sleep=lambda s: None,
-        **kwargs,
-    )
 
 
 # ------------------------------------------------------------------------- settings
@@ -105,7 +87,7 @@ def test_chain_when_first_provider_lacks_symbols_then_second_serves_them(
     alpaca_missing_two: FakeAlpaca, market: pd.DataFrame
 ) -> None:
     backup = StaticProvider("backup", market)
-    chain = FailoverProvider([_alpaca(alpaca_missing_two), backup])
+    chain = FailoverProvider([provider_on(alpaca_missing_two), backup])
 
     sourced = chain.fetch_bars(market["date"].min().date(), END)
 
@@ -126,7 +108,7 @@ def test_chain_when_first_provider_fails_past_retries_then_next_serves_and_error
 ) -> None:
     alpaca_missing_two.fail_next(503, count=100)
     chain = FailoverProvider(
-        [_alpaca(alpaca_missing_two, max_attempts=2), StaticProvider("backup", market)]
+        [provider_on(alpaca_missing_two, max_attempts=2), StaticProvider("backup", market)]
     )
     sourced = chain.fetch_bars(market["date"].min().date(), END)
     assert list(sourced.served) == ["backup"]
@@ -135,7 +117,7 @@ def test_chain_when_first_provider_fails_past_retries_then_next_serves_and_error
 
 def test_chain_when_only_provider_fails_then_provider_error(alpaca_missing_two: FakeAlpaca) -> None:
     alpaca_missing_two.fail_next(503, count=100)
-    chain = FailoverProvider([_alpaca(alpaca_missing_two, max_attempts=2)], symbols=["SYN001"])
+    chain = FailoverProvider([provider_on(alpaca_missing_two, max_attempts=2)], symbols=["SYN001"])
     with pytest.raises(ProviderError, match="no provider of alpaca delivered"):
         chain.fetch_bars(date(2024, 6, 3), END)
 
@@ -144,7 +126,7 @@ def test_chain_when_no_member_lists_universe_and_no_symbols_then_error_names_set
     alpaca_missing_two: FakeAlpaca,
 ) -> None:
     with pytest.raises(ProviderError, match="QUANT_PROVIDER_SYMBOLS"):
-        FailoverProvider([_alpaca(alpaca_missing_two)]).fetch_bars(date(2024, 6, 3), END)
+        FailoverProvider([provider_on(alpaca_missing_two)]).fetch_bars(date(2024, 6, 3), END)
 
 
 def test_chain_when_same_name_twice_then_configuration_error(market: pd.DataFrame) -> None:
@@ -157,7 +139,7 @@ def test_ingest_when_chain_then_provider_column_and_ingestion_sources_record_ori
     clean_db: Settings, alpaca_missing_two: FakeAlpaca, market: pd.DataFrame
 ) -> None:
     start, window = _window(10)
-    chain = FailoverProvider([_alpaca(alpaca_missing_two), StaticProvider("backup", market)])
+    chain = FailoverProvider([provider_on(alpaca_missing_two), StaticProvider("backup", market)])
 
     result = ingest_bars(END, provider=chain, start=start, settings=clean_db)
 
@@ -200,3 +182,26 @@ def test_ingest_when_chain_then_provider_column_and_ingestion_sources_record_ori
     # the next day: nothing is missing for any member of the chain, nothing is fetched
     again = ingest_bars(END, provider=chain, start=start, settings=clean_db)
     assert again.sessions_fetched == 0 and again.rows_changed == 0
+
+
+def test_bars_frame_when_volume_fractional_then_rounded_typed_and_sorted() -> None:
+    from quant.data._base import BAR_DTYPES, bars_frame
+
+    raw = pd.DataFrame(
+        {
+            "date": [date(2024, 1, 3), date(2024, 1, 2), date(2024, 1, 2)],
+            "symbol": ["AAA", "BBB", "AAA"],
+            "open": [1, 2, 3],
+            "high": [1, 2, 3],
+            "low": [1, 2, 3],
+            "close": [1, 2, 3],
+            "volume": [10.6, 20.2, 30.0],
+            "extra": ["x", "y", "z"],
+        }
+    )
+    got = bars_frame(raw)
+    assert list(got.columns) == list(BAR_DTYPES)
+    pairs = list(zip(got["symbol"], got["volume"], strict=True))
+    assert pairs == [("AAA", 30), ("BBB", 20), ("AAA", 11)]
+    assert str(got["volume"].dtype) == "int64" and str(got["date"].dtype) == "datetime64[ns]"
+    assert bars_frame(raw.iloc[:0]).empty

@@ -27,6 +27,16 @@ def gateway() -> Iterator[FakeIBGateway]:
         yield fake
 
 
+@pytest.fixture()
+def broker(gateway: FakeIBGateway) -> Iterator[IbkrBroker]:
+    """An adapter on the fake gateway (it connects on first use), closed after the test."""
+    adapter = IbkrBroker(port=gateway.port, client_id=31, timeout_s=5)
+    try:
+        yield adapter
+    finally:
+        adapter.close()
+
+
 class Sleeps(list):
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
@@ -51,38 +61,35 @@ def order(cid: str, symbol: str = "AAA", side: str = "buy", tif=TimeInForce.OPG)
 
 
 def test_ibkr_adapter_when_connected_then_account_positions_and_orders_with_order_ref(
+    broker: IbkrBroker,
     gateway: FakeIBGateway,
 ) -> None:
-    broker = IbkrBroker(port=gateway.port, client_id=31, timeout_s=5)
-    try:
-        assert isinstance(broker, Broker)
-        account = broker.account()
-        assert (account.equity_usd, account.cash_usd) == (123_456.0, 100_000.0)
-        assert [(p.symbol, p.qty_shares, p.avg_price_usd) for p in broker.positions()] == [
-            ("AAA", 100.0, 50.5),
-            ("BBB", -20.0, 120.0),
-        ]
-        placed = broker.submit(order("q-1"))
-        assert placed.client_order_id == "q-1"
-        wait_for(lambda: len(gateway.orders) == 1)
-        [sent] = gateway.orders.values()
-        assert (sent["symbol"], sent["action"], sent["qty"]) == ("AAA", "BUY", 25.0)
-        assert (sent["order_ref"], sent["tif"], sent["order_type"]) == ("q-1", "OPG", "MKT")
-        moc = broker.submit(order("q-2", "CCC", "sell", TimeInForce.CLS))
-        wait_for(lambda: len(gateway.orders) == 2)
-        assert gateway.orders[int(moc.order_id)]["order_type"] == "MOC"
-        wait_for(lambda: broker.order_by_client_id("q-1").status_reason == "Submitted")
-        assert broker.order_by_client_id("q-1").status is OrderStatus.OPEN
-        with pytest.raises(BrokerError, match="duplicate"):
-            broker.submit(order("q-1"))
-        assert len(gateway.orders) == 2
-        assert broker.cancel_all() == 2
-        wait_for(lambda: len(gateway.received_of(IN.REQ_GLOBAL_CANCEL)) == 1)
-        wait_for(lambda: broker.open_orders() == [])
-        assert {o["status"] for o in gateway.orders.values()} == {"Cancelled"}
-        assert gateway.received_of(IN.START_API)[0][2] == "31"
-    finally:
-        broker.close()
+    assert isinstance(broker, Broker)
+    account = broker.account()
+    assert (account.equity_usd, account.cash_usd) == (123_456.0, 100_000.0)
+    assert [(p.symbol, p.qty_shares, p.avg_price_usd) for p in broker.positions()] == [
+        ("AAA", 100.0, 50.5),
+        ("BBB", -20.0, 120.0),
+    ]
+    placed = broker.submit(order("q-1"))
+    assert placed.client_order_id == "q-1"
+    wait_for(lambda: len(gateway.orders) == 1)
+    [sent] = gateway.orders.values()
+    assert (sent["symbol"], sent["action"], sent["qty"]) == ("AAA", "BUY", 25.0)
+    assert (sent["order_ref"], sent["tif"], sent["order_type"]) == ("q-1", "OPG", "MKT")
+    moc = broker.submit(order("q-2", "CCC", "sell", TimeInForce.CLS))
+    wait_for(lambda: len(gateway.orders) == 2)
+    assert gateway.orders[int(moc.order_id)]["order_type"] == "MOC"
+    wait_for(lambda: broker.order_by_client_id("q-1").status_reason == "Submitted")
+    assert broker.order_by_client_id("q-1").status is OrderStatus.OPEN
+    with pytest.raises(BrokerError, match="duplicate"):
+        broker.submit(order("q-1"))
+    assert len(gateway.orders) == 2
+    assert broker.cancel_all() == 2
+    wait_for(lambda: len(gateway.received_of(IN.REQ_GLOBAL_CANCEL)) == 1)
+    wait_for(lambda: broker.open_orders() == [])
+    assert {o["status"] for o in gateway.orders.values()} == {"Cancelled"}
+    assert gateway.received_of(IN.START_API)[0][2] == "31"
 
 
 def test_ibkr_adapter_when_gateway_down_then_bounded_backoff_and_clear_error() -> None:
@@ -136,34 +143,26 @@ def test_ibkr_adapter_when_mode_and_port_disagree_then_refused() -> None:
 
 
 def test_ibkr_adapter_when_thread_lost_its_event_loop_then_still_connects(
-    gateway: FakeIBGateway,
+    broker: IbkrBroker,
 ) -> None:
     import asyncio
 
     asyncio.run(asyncio.sleep(0))  # leaves the main thread without a current event loop
-    broker = IbkrBroker(port=gateway.port, client_id=32, timeout_s=5)
-    try:
-        assert broker.account().cash_usd == 100_000.0
-    finally:
-        broker.close()
+    assert broker.account().cash_usd == 100_000.0
 
 
 def test_ibkr_adapter_when_called_inside_a_running_event_loop_then_works(
+    broker: IbkrBroker,
     gateway: FakeIBGateway,
 ) -> None:
     import asyncio
-
-    broker = IbkrBroker(port=gateway.port, client_id=33, timeout_s=5)
 
     async def handler() -> float:  # like the sidecar's kill endpoint
         broker.submit(order("q-9"))
         return broker.cancel_all()
 
-    try:
-        assert asyncio.run(handler()) == 1
-        wait_for(lambda: [o["order_ref"] for o in gateway.orders.values()] == ["q-9"])
-    finally:
-        broker.close()
+    assert asyncio.run(handler()) == 1
+    wait_for(lambda: [o["order_ref"] for o in gateway.orders.values()] == ["q-9"])
 
 
 # ---------------------------------------------------------------------- fills
@@ -180,9 +179,9 @@ def order_id_of(gateway: FakeIBGateway, cid: str) -> int:
 
 
 def test_fills_since_when_buy_and_sell_filled_then_both_fills_with_commissions_in_time_order(
+    broker: IbkrBroker,
     gateway: FakeIBGateway,
 ) -> None:
-    broker = IbkrBroker(port=gateway.port, client_id=34, timeout_s=5)
     other = IbkrBroker(port=gateway.port, client_id=35, timeout_s=5)
     try:
         broker.submit(order("q-buy", "AAA", "buy"))
@@ -226,80 +225,71 @@ def test_fills_since_when_buy_and_sell_filled_then_both_fills_with_commissions_i
             assert all(f.filled_at.tzinfo is not None for f in fills)
         assert {e["exec_id"] for e in gateway.executions} == {buy_exec, sell_exec}
     finally:
-        broker.close()
         other.close()
 
 
 def test_fills_since_when_partial_fill_then_rest_then_two_fills_summing_to_the_order(
+    broker: IbkrBroker,
     gateway: FakeIBGateway,
 ) -> None:
-    broker = IbkrBroker(port=gateway.port, client_id=36, timeout_s=5)
-    try:
-        broker.submit(order("q-part", "BBB", "buy"))
-        oid = order_id_of(gateway, "q-part")
-        first = gateway.fill(oid, 10, 120.0, commission=1.0, at=T0)
-        assert gateway.orders[oid]["status"] == "Submitted"
-        assert gateway.orders[oid]["filled"] == 10
-        second = gateway.fill(oid, 15, 121.0, commission=1.0, at=T0 + timedelta(seconds=1))
-        assert gateway.orders[oid]["status"] == "Filled"
-        with pytest.raises(ValueError, match="not live"):
-            gateway.fill(oid, 1, 121.0)
-        fills = broker.fills_since(T0)
-        assert [(f.fill_id, f.qty_shares, f.price_usd) for f in fills] == [
-            (first, 10.0, 120.0),
-            (second, 15.0, 121.0),
-        ]
-        assert sum(f.qty_shares for f in fills) == 25  # the order's quantity
-        # the gateway's book: short 20 BBB, bought 10 (still short, same cost), then 15
-        # (long 5, opened at the second price)
-        assert gateway.positions["BBB"] == (5.0, 121.0)
-        assert {(f.order_id, f.client_order_id) for f in fills} == {(str(oid), "q-part")}
-        # the status updates the gateway pushed have been read along with the fills
-        placed = broker.order_by_client_id("q-part")
-        assert placed is not None
-        assert (placed.status, placed.filled_qty_shares) == (OrderStatus.FILLED, 25.0)
-    finally:
-        broker.close()
+    broker.submit(order("q-part", "BBB", "buy"))
+    oid = order_id_of(gateway, "q-part")
+    first = gateway.fill(oid, 10, 120.0, commission=1.0, at=T0)
+    assert gateway.orders[oid]["status"] == "Submitted"
+    assert gateway.orders[oid]["filled"] == 10
+    second = gateway.fill(oid, 15, 121.0, commission=1.0, at=T0 + timedelta(seconds=1))
+    assert gateway.orders[oid]["status"] == "Filled"
+    with pytest.raises(ValueError, match="not live"):
+        gateway.fill(oid, 1, 121.0)
+    fills = broker.fills_since(T0)
+    assert [(f.fill_id, f.qty_shares, f.price_usd) for f in fills] == [
+        (first, 10.0, 120.0),
+        (second, 15.0, 121.0),
+    ]
+    assert sum(f.qty_shares for f in fills) == 25  # the order's quantity
+    # the gateway's book: short 20 BBB, bought 10 (still short, same cost), then 15
+    # (long 5, opened at the second price)
+    assert gateway.positions["BBB"] == (5.0, 121.0)
+    assert {(f.order_id, f.client_order_id) for f in fills} == {(str(oid), "q-part")}
+    # the status updates the gateway pushed have been read along with the fills
+    placed = broker.order_by_client_id("q-part")
+    assert placed is not None
+    assert (placed.status, placed.filled_qty_shares) == (OrderStatus.FILLED, 25.0)
 
 
 def test_fills_since_when_since_after_first_fill_then_only_the_later_one(
+    broker: IbkrBroker,
     gateway: FakeIBGateway,
 ) -> None:
-    broker = IbkrBroker(port=gateway.port, client_id=37, timeout_s=5)
-    try:
-        broker.submit(order("q-early", "AAA", "buy"))
-        broker.submit(order("q-late", "DDD", "sell"))
-        gateway.fill(order_id_of(gateway, "q-early"), 25, 50.0, commission=1.0, at=T0)
-        late_at = T0 + timedelta(hours=2)
-        late = gateway.fill(order_id_of(gateway, "q-late"), 25, 80.0, commission=1.0, at=late_at)
-        assert [f.fill_id for f in broker.fills_since(T0 + timedelta(seconds=1))] == [late]
-        # within the first fill's second: the gateway (whole seconds) still sends it,
-        # the adapter drops it
-        assert [f.fill_id for f in broker.fills_since(T0 + timedelta(milliseconds=500))] == [late]
-        assert [f.fill_id for f in broker.fills_since(late_at + timedelta(seconds=1))] == []
-        sent = [f[5] for f in gateway.received_of(IN.REQ_EXECUTIONS)][-3:]
-        assert sent == [
-            (T0 + timedelta(seconds=1)).strftime("%Y%m%d-%H:%M:%S"),
-            T0.strftime("%Y%m%d-%H:%M:%S"),
-            (late_at + timedelta(seconds=1)).strftime("%Y%m%d-%H:%M:%S"),
-        ]
-        with pytest.raises(ValueError, match="timezone-aware"):
-            broker.fills_since(T0.replace(tzinfo=None))
-    finally:
-        broker.close()
+    broker.submit(order("q-early", "AAA", "buy"))
+    broker.submit(order("q-late", "DDD", "sell"))
+    gateway.fill(order_id_of(gateway, "q-early"), 25, 50.0, commission=1.0, at=T0)
+    late_at = T0 + timedelta(hours=2)
+    late = gateway.fill(order_id_of(gateway, "q-late"), 25, 80.0, commission=1.0, at=late_at)
+    assert [f.fill_id for f in broker.fills_since(T0 + timedelta(seconds=1))] == [late]
+    # within the first fill's second: the gateway (whole seconds) still sends it,
+    # the adapter drops it
+    assert [f.fill_id for f in broker.fills_since(T0 + timedelta(milliseconds=500))] == [late]
+    assert [f.fill_id for f in broker.fills_since(late_at + timedelta(seconds=1))] == []
+    sent = [f[5] for f in gateway.received_of(IN.REQ_EXECUTIONS)][-3:]
+    assert sent == [
+        (T0 + timedelta(seconds=1)).strftime("%Y%m%d-%H:%M:%S"),
+        T0.strftime("%Y%m%d-%H:%M:%S"),
+        (late_at + timedelta(seconds=1)).strftime("%Y%m%d-%H:%M:%S"),
+    ]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        broker.fills_since(T0.replace(tzinfo=None))
 
 
 def test_fake_gateway_when_executions_requested_with_filter_then_only_matching_ones(
+    broker: IbkrBroker,
     gateway: FakeIBGateway,
 ) -> None:
-    broker = IbkrBroker(port=gateway.port, client_id=38, timeout_s=5)
-    try:
-        broker.submit(order("q-f1", "AAA", "buy"))
-        broker.submit(order("q-f2", "CCC", "sell"))
-        one = gateway.fill(order_id_of(gateway, "q-f1"), 25, 50.0, at=T0)
-        two = gateway.fill(order_id_of(gateway, "q-f2"), 25, 30.0, at=T0 + timedelta(minutes=1))
-    finally:
-        broker.close()
+    broker.submit(order("q-f1", "AAA", "buy"))
+    broker.submit(order("q-f2", "CCC", "sell"))
+    one = gateway.fill(order_id_of(gateway, "q-f1"), 25, 50.0, at=T0)
+    two = gateway.fill(order_id_of(gateway, "q-f2"), 25, 30.0, at=T0 + timedelta(minutes=1))
+    broker.close()
     later = T0 + timedelta(seconds=30)
     eastern = later.astimezone(ZoneInfo(gateway.time_zone))
     criteria = {
@@ -337,19 +327,16 @@ def test_fake_gateway_when_executions_requested_with_filter_then_only_matching_o
 
 
 def test_fills_since_when_commission_not_reported_yet_then_zero_until_reported(
+    broker: IbkrBroker,
     gateway: FakeIBGateway,
 ) -> None:
-    broker = IbkrBroker(port=gateway.port, client_id=40, timeout_s=5)
-    try:
-        broker.submit(order("q-nocomm", "EEE", "buy"))
-        exec_id = gateway.fill(order_id_of(gateway, "q-nocomm"), 25, 200.0, at=T0)
-        [fill] = broker.fills_since(T0)
-        assert (fill.fill_id, fill.commission_usd, fill.price_usd) == (exec_id, 0.0, 200.0)
-        gateway.report_commission(exec_id, 1.75)
-        [fill] = broker.fills_since(T0)
-        assert (fill.fill_id, fill.commission_usd) == (exec_id, 1.75)
-    finally:
-        broker.close()
+    broker.submit(order("q-nocomm", "EEE", "buy"))
+    exec_id = gateway.fill(order_id_of(gateway, "q-nocomm"), 25, 200.0, at=T0)
+    [fill] = broker.fills_since(T0)
+    assert (fill.fill_id, fill.commission_usd, fill.price_usd) == (exec_id, 0.0, 200.0)
+    gateway.report_commission(exec_id, 1.75)
+    [fill] = broker.fills_since(T0)
+    assert (fill.fill_id, fill.commission_usd) == (exec_id, 1.75)
 
 
 # ---------------------------------------------------------------------- order status
@@ -382,24 +369,21 @@ def _call_from_a_worker_thread(fn):  # noqa: ANN001, ANN202
     ids=["plain-thread", "thread-without-loop", "inside-running-loop"],
 )
 def test_order_by_client_id_when_filled_in_two_parts_on_the_placing_connection_then_current_status(
+    broker: IbkrBroker,
     gateway: FakeIBGateway,
     call,  # noqa: ANN001
 ) -> None:
-    broker = IbkrBroker(port=gateway.port, client_id=38, timeout_s=5)
-    try:
-        call(lambda: broker.submit(order("q-status", "AAA", "buy")))
-        oid = order_id_of(gateway, "q-status")
-        assert call(lambda: broker.order_by_client_id("q-status")).status is OrderStatus.OPEN
-        part, total = 10.0, float(order("q-status").qty_shares)
-        gateway.fill(oid, part, 50.0, commission=1.0, at=T0)  # pushed to this connection at once
-        placed = call(lambda: broker.order_by_client_id("q-status"))
-        assert placed is not None
-        assert (placed.status, placed.filled_qty_shares) == (OrderStatus.PARTIALLY_FILLED, part)
-        assert [o.client_order_id for o in call(broker.open_orders)] == ["q-status"]
-        gateway.fill(oid, total - part, 50.5, commission=1.0, at=T0 + timedelta(seconds=1))
-        done = call(lambda: broker.order_by_client_id("q-status"))
-        assert done is not None
-        assert (done.status, done.filled_qty_shares) == (OrderStatus.FILLED, total)
-        assert call(broker.open_orders) == []
-    finally:
-        broker.close()
+    call(lambda: broker.submit(order("q-status", "AAA", "buy")))
+    oid = order_id_of(gateway, "q-status")
+    assert call(lambda: broker.order_by_client_id("q-status")).status is OrderStatus.OPEN
+    part, total = 10.0, float(order("q-status").qty_shares)
+    gateway.fill(oid, part, 50.0, commission=1.0, at=T0)  # pushed to this connection at once
+    placed = call(lambda: broker.order_by_client_id("q-status"))
+    assert placed is not None
+    assert (placed.status, placed.filled_qty_shares) == (OrderStatus.PARTIALLY_FILLED, part)
+    assert [o.client_order_id for o in call(broker.open_orders)] == ["q-status"]
+    gateway.fill(oid, total - part, 50.5, commission=1.0, at=T0 + timedelta(seconds=1))
+    done = call(lambda: broker.order_by_client_id("q-status"))
+    assert done is not None
+    assert (done.status, done.filled_qty_shares) == (OrderStatus.FILLED, total)
+    assert call(broker.open_orders) == []

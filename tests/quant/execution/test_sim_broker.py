@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,15 +13,8 @@ AT = datetime(2027, 1, 15, 14, 30, tzinfo=UTC)
 
 
 @pytest.fixture()
-def broker(db_conn) -> SimBroker:  # noqa: ANN001 - psycopg2 connection
-    return SimBroker(
-        db_conn,
-        account=f"t-{uuid.uuid4().hex[:8]}",
-        initial_cash_usd=100_000.0,
-        slippage_bps=10.0,
-        commission_per_share_usd=0.01,
-        max_participation=0.1,
-    )
+def broker(sim_broker: SimBroker) -> SimBroker:
+    return sim_broker  # tests/conftest.py
 
 
 def buy(coid: str, symbol: str = "AAPL", qty: float = 100, **kw: object) -> Order:
