@@ -77,7 +77,8 @@ class QualityReport:
     session: date
     run_id: str
     results: tuple[CheckResult, ...]
-    data_docs: Path
+    data_docs: Path | None
+    """The Data Docs index; None when run without them (the backtest's gate)."""
 
     @property
     def blocking_failures(self) -> list[CheckResult]:
@@ -95,7 +96,7 @@ class QualityReport:
             "passed": sum(r.success for r in self.results),
             "blocking failures": [r.describe() for r in self.blocking_failures],
             "warnings": [r.describe() for r in self.warnings],
-            "data docs": str(self.data_docs),
+            "data docs": None if self.data_docs is None else str(self.data_docs),
         }
 
 
@@ -164,7 +165,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _context(docs: Path) -> Any:
+def _context(docs: Path | None) -> Any:
     import great_expectations as gx
 
     ctx = gx.get_context(mode="ephemeral")
@@ -172,6 +173,8 @@ def _context(docs: Path) -> Any:
         ctx.variables.progress_bars = {"globally": False}
     except Exception:  # noqa: BLE001 - older layouts of the variables object; cosmetic only
         log.debug("could not switch off GX progress bars")
+    if docs is None:
+        return ctx
     docs.mkdir(parents=True, exist_ok=True)
     ctx.add_data_docs_site(
         site_name="run",
@@ -188,7 +191,13 @@ def _context(docs: Path) -> Any:
 
 
 def _validate(
-    ctx: Any, datasource: Any, asset: Asset, suite_checks: list[Check], settings: Settings, session: date
+    ctx: Any,
+    datasource: Any,
+    asset: Asset,
+    suite_checks: list[Check],
+    settings: Settings,
+    session: date,
+    data_docs: bool = True,
 ) -> list[CheckResult]:
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -212,7 +221,7 @@ def _validate(
         gx.Checkpoint(
             name=f"checkpoint-{asset.name}",
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=["run"])],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=["run"])] if data_docs else [],
             result_format=result_format,
         )
     )
@@ -278,6 +287,7 @@ def run_data_quality(
     dag_id: str = "daily_trading",
     settings: Settings | None = None,
     include_marts: bool = True,
+    data_docs: bool = True,
 ) -> QualityReport:
     """Evaluate every check for ``session``, record and report them.
 
@@ -292,6 +302,10 @@ def run_data_quality(
         (:func:`data_docs_dir`).
     include_marts : bool
         Also check the features and universe marts (they exist once dbt ran).
+    data_docs : bool
+        Build the run's Data Docs (rendering them is half the gate's time). The
+        backtest's gate runs without them: its results are in ``ops.dq_results``
+        and the backtest's output.
 
     Raises
     ------
@@ -299,8 +313,8 @@ def run_data_quality(
         At least one blocking check failed; the message names each.
     """
     settings = settings or get_settings()
-    docs = data_docs_dir(dag_id, run_id, settings)
-    if docs.exists():  # a retry of the run replaces its Data Docs, as it replaces its results
+    docs = data_docs_dir(dag_id, run_id, settings) if data_docs else None
+    if docs is not None and docs.exists():  # a retry replaces its Data Docs, as its results
         shutil.rmtree(docs)
     ctx = _context(docs)
     url = database_url(settings).replace("postgresql://", "postgresql+psycopg2://", 1)
@@ -316,9 +330,13 @@ def run_data_quality(
             continue
         if not include_marts and asset.suite in ("features", "universe"):
             continue
-        results.extend(_validate(ctx, datasource, asset, by_asset[name], settings, session))
+        results.extend(
+            _validate(ctx, datasource, asset, by_asset[name], settings, session, data_docs)
+        )
     _record(run_id, session, results, settings)
-    report = QualityReport(session, run_id, tuple(results), docs / "index.html")
+    report = QualityReport(
+        session, run_id, tuple(results), None if docs is None else docs / "index.html"
+    )
     failures = report.blocking_failures
     for warning in report.warnings:
         log.warning("data-quality warning: %s", warning.describe())
@@ -326,7 +344,7 @@ def run_data_quality(
         lines = "\n".join(f"  - {r.describe()}" for r in failures)
         raise DataQualityError(
             f"data quality failed for session {session.isoformat()}: "
-            f"{len(failures)} blocking check(s) failed\n{lines}\nreport: {report.data_docs}",
+            f"{len(failures)} blocking check(s) failed\n{lines}\nreport: {report.data_docs or 'ops.dq_results (no Data Docs)'}",
             report,
         )
     return report
