@@ -146,7 +146,10 @@ def sidecar(pg_settings: Settings) -> Iterator:
     from quant.testing.sidecar_process import SidecarProcess
 
     port = urlsplit(os.environ["QUANT_SIDECAR_URL"]).port
-    proc = SidecarProcess(pg_settings, port, SIDECAR_TOKEN)
+    # no live price feed in the tests: the marks come only from the stages' checks, so during
+    # market hours the feed would go stale between tests and trip the STALE_FEED kill switch
+    proc = SidecarProcess(pg_settings, port, SIDECAR_TOKEN,
+                          extra_env={"QUANT_RISK__STALE_FEED_S": "86400"})
     proc.start()
     try:
         yield proc
@@ -163,8 +166,12 @@ def replay_sidecar(pg_settings: Settings) -> Iterator:
     Module scope: one process per test module (the approved client order ids it remembers
     stay within the module), stopped after the module's last test.
     """
+    from quant.testing.db import execute
     from quant.testing.sidecar_process import replaying_sidecar
 
+    # the sidecar restores its last state from the kill-switch events: a module's own starts
+    # ACTIVE whatever another module's sidecar tripped
+    execute(pg_settings, "delete from ops.kill_switch_events")
     with replaying_sidecar(pg_settings, "replay-sidecar-token") as proc:
         yield proc
 

@@ -62,6 +62,10 @@ class AirflowStack:
             "QUANT_HOME": str(home),
             "QUANT_SIDECAR_URL": self.sidecar_url,
             "QUANT_SIDECAR_TOKEN": sidecar_token,
+            # no live price feed here: the sidecar's marks come only from the runs' checks,
+            # so during market hours its feed goes stale between runs and would trip the
+            # STALE_FEED kill switch; a day's allowance keeps runs at any hour comparable
+            "QUANT_RISK__STALE_FEED_S": "86400",
         }
         self.proc: subprocess.Popen[str] | None = None
         self.token = ""
