@@ -67,32 +67,23 @@ def _account_returns(conn: Any, window: list[date], before: date) -> tuple[str, 
     return f"{row['broker']} / {row['account']}", out
 
 
-def _labels(cur: Any, settings: Settings, window: list[date]) -> dict[tuple[date, str], float]:
-    relation = f"{settings.model.marts_schema}.labels"
-    cur.execute("select to_regclass(%s)", (relation,))
-    if cur.fetchone()[0] is None:
-        return {}
-    cur.execute(
-        f"select session_date, symbol, forward_return_1d from {relation} "  # noqa: S608 - schema from settings
-        "where session_date = any(%s) and forward_return_1d is not null",
-        (window,),
-    )
-    return {(d, s): float(r) for d, s, r in cur.fetchall()}
-
-
-def _tradeable(cur: Any, settings: Settings, window: list[date]) -> dict[tuple[date, str], float]:
-    """Each (session, name)'s return from the next session's open to the open after it."""
+def _label_returns(
+    cur: Any, settings: Settings, window: list[date], column: str
+) -> dict[tuple[date, str], float]:
+    """Each (session, name)'s ``column`` of the labels mart over ``window``; empty while the
+    mart (or the column) is not built: ``forward_return_1d`` is close to close,
+    ``open_return_1d`` from the next session's open to the open after it."""
     schema = settings.model.marts_schema
     cur.execute(
         "select 1 from information_schema.columns where table_schema = %s "
-        "and table_name = 'labels' and column_name = 'open_return_1d'",
-        (schema,),
+        "and table_name = 'labels' and column_name = %s",
+        (schema, column),
     )
     if cur.fetchone() is None:
         return {}
     cur.execute(
-        f"select session_date, symbol, open_return_1d from {schema}.labels "  # noqa: S608 - schema from settings
-        "where session_date = any(%s) and open_return_1d is not null",
+        f"select session_date, symbol, {column} from {schema}.labels "  # noqa: S608 - names from settings and code
+        f"where session_date = any(%s) and {column} is not null",
         (window,),
     )
     return {(d, s): float(r) for d, s, r in cur.fetchall()}
@@ -172,9 +163,9 @@ def write_performance_report(
             window = [cal.shift(as_of, -k) for k in range(sessions - 1, -1, -1)]
             before = cal.shift(window[0], -1)
             account, account_returns = _account_returns(conn, window, before)
-            realised = _labels(cur, settings, window)
+            realised = _label_returns(cur, settings, window, "forward_return_1d")
             weights = _weights(cur, window)
-            hits = _hit_rates(_predictions(cur, window), _tradeable(cur, settings, window))
+            hits = _hit_rates(_predictions(cur, window), _label_returns(cur, settings, window, "open_return_1d"))
             orders, reasons = _orders(conn, window)
             cur.execute(
                 "select session_date, turnover from ops.portfolio_diagnostics "

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import socketserver
 import threading
+from abc import ABC, abstractmethod
 from typing import Self
 
 __all__ = ["ThreadedFakeServer"]
 
 
-class ThreadedFakeServer:
+class ThreadedFakeServer(ABC):
     """Base of a fake server: subclasses build their server in :meth:`start`, then
     hand it to :meth:`_serve_in_thread`."""
 
     _server: socketserver.TCPServer | None = None
     _thread: threading.Thread | None = None
 
+    @abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Bind the server and serve it (:meth:`_serve_in_thread`); returns self."""
 
     def _serve_in_thread(self, server: socketserver.TCPServer, name: str) -> None:
         """Serve ``server`` (each connection on a daemon thread) from a daemon thread."""
