@@ -170,8 +170,9 @@ def replay_sidecar(pg_settings: Settings) -> Iterator:
     from quant.testing.sidecar_process import replaying_sidecar
 
     # the sidecar restores its last state from the kill-switch events: a module's own starts
-    # ACTIVE whatever another module's sidecar tripped
-    execute(pg_settings, "delete from ops.kill_switch_events")
+    # ACTIVE whatever another module's sidecar tripped (the table refuses row deletes: it is
+    # an audit trail; truncating it is the test database's reset)
+    execute(pg_settings, "truncate ops.kill_switch_events")
     with replaying_sidecar(pg_settings, "replay-sidecar-token") as proc:
         yield proc
 
