@@ -6,7 +6,8 @@ of D calls (without Airflow):
 0. ``quant.quality.run_data_quality``, the data-quality gate: a blocking
    failure stops the backtest at that session (``BacktestError`` naming the
    session and the checks), unless ``continue_on_quality_failure`` records it
-   and goes on;
+   and goes on (it runs on the sessions the range's screen flags:
+   :mod:`quant.backtest._gate`);
 1. ``quant.model.retrain_model`` (when its schedule, drift or the lack of a
    champion says so) and ``quant.model.predict``;
 2. ``quant.portfolio.optimize_portfolio`` (the strategy's method);
@@ -409,6 +410,7 @@ def run_backtest(
     try:
         cache = clock.run("cache_marts", sessions[0], relation_cache, conn, sessions, settings)
         conn.commit()
+        gate.screen_range(sessions, settings, clock)
         with backtest_runs(settings, cache, sessions[0], models=trainer) as base:
             _loop(sessions, bid, method, base, book, conn, clock, retrains, report, baselines,
                   gate)
@@ -449,6 +451,8 @@ def run_backtest(
         warnings={name: sorted(b.warnings) for name, b in books.items() if b.warnings},
         retrains=pd.DataFrame(retrains, columns=list(RETRAIN_COLUMNS)),
         quality_failures=gate.frame(),
+        quality_warnings=gate.warning_counts(),
+        gated_sessions=len(gate.gated),
         stage_seconds=clock.seconds,
         seconds=time.perf_counter() - started,
     )

@@ -218,6 +218,11 @@ class BacktestResult:
         Columns ``session``, ``check``, ``detail``: the blocking data-quality
         checks that failed, one row each; empty unless the backtest ran with
         ``continue_on_quality_failure`` (otherwise the first failure stops it).
+    quality_warnings : dict of str to int
+        Per data-quality warning, the number of sessions on which it failed.
+    gated_sessions : int
+        The sessions that ran the full data-quality gate (the ones the range's
+        screen flagged; the others passed every blocking check on the screen).
     retrains : DataFrame
         Columns of :data:`RETRAIN_COLUMNS`: ``session``, ``action``
         (``retrained`` / ``skipped``), ``reason`` (``no_champion``,
@@ -247,6 +252,8 @@ class BacktestResult:
     quality_failures: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["session", "check", "detail"])
     )
+    quality_warnings: dict[str, int] = field(default_factory=dict)
+    gated_sessions: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     tear_sheet: Path | None = None
@@ -358,6 +365,8 @@ class BacktestResult:
             "retrains": self._retrain_counts(),
             "model_selection": self._model_selection(),
             "data_quality_failures": self._quality_failures(),
+            "data_quality_warnings": dict(self.quality_warnings),
+            "data_quality_gated_sessions": self.gated_sessions,
             "baselines": {name: figs for name, figs in per.items() if name != MAIN},
             "warnings": {name: list(found) for name, found in self.warnings.items()},
             "seconds": round(self.seconds, 3),

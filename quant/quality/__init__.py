@@ -6,8 +6,10 @@ from quant.quality._run import (
     DataQualityError,
     QualityReport,
     data_docs_dir,
+    record_results,
     run_data_quality,
 )
+from quant.quality._screen import QualityScreen, screen_sessions
 
 __all__ = [
     "Asset",
@@ -15,8 +17,11 @@ __all__ = [
     "CheckResult",
     "DataQualityError",
     "QualityReport",
+    "QualityScreen",
     "assets",
     "checks",
     "data_docs_dir",
+    "record_results",
     "run_data_quality",
+    "screen_sessions",
 ]

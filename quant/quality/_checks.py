@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from quant.config import QualitySettings
 
-__all__ = ["Asset", "Check", "Severity", "assets", "checks"]
+__all__ = ["Asset", "Check", "RangeForm", "Severity", "assets", "checks", "range_forms", "session_assets"]
 
 Severity = Literal["blocking", "warning"]
 
@@ -61,7 +61,15 @@ def assets(
     bars on the session are checked (a held symbol without one is marked at a
     stale price and may be closed as a dead symbol).
     """
-    day = session.isoformat()
+    return session_assets(f"date '{session.isoformat()}'", quality, held)
+
+
+def session_assets(
+    day: str, quality: QualitySettings, held: Sequence[str] = ()
+) -> dict[str, Asset]:
+    """The query assets for the session an SQL expression of type ``date`` names: a
+    literal (:func:`assets`), or a column of an outer query, so that a range of
+    sessions runs the very same SQL (:mod:`quant.quality._screen`)."""
     lookback = quality.volatility_sessions * 2 + 15
     found = [
         Asset(
@@ -69,9 +77,9 @@ def assets(
             "raw_bars",
             f"""
             select * from raw.bar_checks(
-                date '{day}' - {lookback}, date '{day}',
+                {day} - {lookback}, {day},
                 {quality.volatility_sessions}, {quality.min_volatility}
-            ) where date = date '{day}'
+            ) where date = {day}
             """,
             ("symbol", "provider", "open", "high", "low", "close", "volume"),
         ),
@@ -81,10 +89,10 @@ def assets(
             f"""
             select s.symbol, bool_or(b.symbol is not null) as has_bar
             from raw.symbols as s
-            left join (select distinct symbol from raw.bars where date = date '{day}') as b
+            left join (select distinct symbol from raw.bars where date = {day}) as b
                 on b.symbol = s.symbol
-            where (s.listed_at is null or s.listed_at <= date '{day}')
-              and (s.delisted_at is null or s.delisted_at >= date '{day}')
+            where (s.listed_at is null or s.listed_at <= {day})
+              and (s.delisted_at is null or s.delisted_at >= {day})
             group by s.symbol
             """,
             ("symbol",),
@@ -94,7 +102,7 @@ def assets(
             "held_positions",
             f"""
             select h.symbol, exists (
-                select 1 from raw.bars as b where b.symbol = h.symbol and b.date = date '{day}'
+                select 1 from raw.bars as b where b.symbol = h.symbol and b.date = {day}
             ) as has_bar
             from {_held_values(held)}
             """,
@@ -115,13 +123,13 @@ def assets(
                            then 1.0 else 0.0 end) as flat_share,
                        count(distinct volume) as distinct_volumes
                 from raw.bars
-                where date > date '{day}' - {ADJUSTED_LOOKBACK_DAYS} and date <= date '{day}'
-                  and symbol in (select symbol from raw.bars where date = date '{day}')
+                where date > {day} - {ADJUSTED_LOOKBACK_DAYS} and date <= {day}
+                  and symbol in (select symbol from raw.bars where date = {day})
                 group by symbol
             ) as p
             left join (
                 select symbol, count(*) as splits_recorded from raw.corporate_actions
-                where action_type = 'split' and ex_date <= date '{day}'
+                where action_type = 'split' and ex_date <= {day}
                 group by symbol
             ) as s on s.symbol = p.symbol
             """,
@@ -131,16 +139,15 @@ def assets(
             "raw_bars_freshness",
             "raw_bars_freshness",
             f"""
-            select max(date) as newest_date,
-                   count(*) filter (where date = date '{day}') as bars_on_session
-            from raw.bars where date <= date '{day}'
+            select (select max(date) from raw.bars where date <= {day}) as newest_date,
+                   (select count(*) from raw.bars where date = {day}) as bars_on_session
             """,
             (),
         ),
         Asset(
             "features_session",
             "features",
-            f"select * from marts.features where session_date = date '{day}' and is_in_universe",
+            f"select * from marts.features where session_date = {day} and is_in_universe",
             ("symbol",),
         ),
         Asset(
@@ -151,12 +158,97 @@ def assets(
             from marts.universe as u
             left join marts.features as f
                 on f.symbol = u.symbol and f.session_date = u.session_date
-            where u.session_date = date '{day}' and u.is_tradable
+            where u.session_date = {day} and u.is_tradable
             """,
             ("symbol",),
         ),
     ]
     return {a.name: a for a in found}
+
+
+@dataclass(frozen=True, slots=True)
+class RangeForm:
+    """An asset's rows for a whole range of sessions in one query, where running its
+    session query once per session costs too much (the bar checks' window functions).
+
+    ``sql`` and ``guard`` are templates with ``{first}``, ``{last}`` (date expressions),
+    ``{sessions}`` (a ``date[]`` expression) and ``{session}`` (the name of the column
+    that carries each row's session). ``guard`` selects the sessions on which the range's
+    rows may differ from the session query's (a window reaching back past the session
+    query's own); those must be checked the session's way.
+    """
+
+    sql: str
+    guard: str
+
+
+def range_forms(quality: QualitySettings) -> dict[str, RangeForm]:
+    """The assets that have a :class:`RangeForm`, by name."""
+    lookback = quality.volatility_sessions * 2 + 15
+    # bar_checks reads bars back to p_start - lookback: a session's query reads
+    # [day - 2 x lookback, day]. A row's checks use its previous bar and the log returns
+    # of the volatility_sessions bars before it, so volatility_sessions + 1 bars back: when
+    # the earliest of those lies before day - 2 x lookback the range's rows may differ.
+    return {
+        "raw_bars_session": RangeForm(
+            sql=f"""
+            select b.date as {{session}}, b.*
+            from raw.bar_checks(
+                {{first}} - {lookback}, {{last}},
+                {quality.volatility_sessions}, {quality.min_volatility}
+            ) as b
+            where b.date = any({{sessions}})
+            """,
+            guard=f"""
+            select distinct w.date from (
+                select date, min(date) over (
+                    partition by symbol, provider order by date
+                    rows between {quality.volatility_sessions + 1} preceding and 1 preceding
+                ) as earliest
+                from raw.bars where date between {{first}} - {2 * lookback} and {{last}}
+            ) as w
+            where w.date = any({{sessions}}) and w.earliest < w.date - {2 * lookback}
+            """,
+        ),
+        # the session query's aggregates over the last ADJUSTED_LOOKBACK_DAYS calendar days
+        # as window frames over the range; "one volume figure" as min = max (the same test
+        # as count(distinct) = 1), the exact distinct count computed for offending rows only
+        # (the only rows a report shows)
+        "raw_bars_history": RangeForm(
+            sql=f"""
+            with framed as (
+                select distinct on (b.symbol, b.date) b.symbol, b.date,
+                       count(*) over w as n_bars,
+                       avg(case when b.open = b.high and b.high = b.low and b.low = b.close
+                           then 1.0 else 0.0 end) over w as flat_share,
+                       min(b.volume) over w = max(b.volume) over w as one_volume
+                from raw.bars as b
+                where b.date > {{first}} - {ADJUSTED_LOOKBACK_DAYS} and b.date <= {{last}}
+                window w as (partition by b.symbol order by b.date
+                             range between interval '{ADJUSTED_LOOKBACK_DAYS - 1} days' preceding
+                             and current row)
+            ),
+            flagged as (
+                select f.*, f.n_bars >= {ADJUSTED_MIN_BARS}
+                           and (f.flat_share >= 0.5 or f.one_volume) as looks_adjusted
+                from framed as f where f.date = any({{sessions}})
+            )
+            select f.date as {{session}}, f.symbol, f.n_bars,
+                   round(f.flat_share::numeric, 3)::double precision as flat_share,
+                   case when f.looks_adjusted then (
+                       select count(distinct v.volume) from raw.bars as v
+                       where v.symbol = f.symbol and v.date <= f.date
+                         and v.date > f.date - {ADJUSTED_LOOKBACK_DAYS}
+                   ) end as distinct_volumes,
+                   (select count(*) from raw.corporate_actions as ca
+                    where ca.symbol = f.symbol and ca.action_type = 'split'
+                      and ca.ex_date <= f.date) as splits_recorded,
+                   f.looks_adjusted
+            from flagged as f
+            """,
+            guard="select null::date where false",
+        ),
+    }
 
 
 # Bars that look like a file of adjusted closes rather than raw bars: over the last

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,7 +26,14 @@ from quant.db import connect, database_url
 from quant.exceptions import QuantError
 from quant.quality._checks import Asset, Check, assets, checks
 
-__all__ = ["CheckResult", "DataQualityError", "QualityReport", "data_docs_dir", "run_data_quality"]
+__all__ = [
+    "CheckResult",
+    "DataQualityError",
+    "QualityReport",
+    "data_docs_dir",
+    "record_results",
+    "run_data_quality",
+]
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +266,11 @@ def _severity(check: Check, settings: Settings) -> str:
     return "warning" if check.name in settings.quality.warn_only else check.severity
 
 
-def _record(run_id: str, session: date, results: list[CheckResult], settings: Settings) -> None:
+def record_results(
+    run_id: str, session: date, results: Sequence[CheckResult], settings: Settings
+) -> None:
+    """Store ``results`` as the run's data-quality results (``ops.dq_results``), in place
+    of any the run stored before."""
     conn = connect(settings)
     try:
         with conn, conn.cursor() as cur:
@@ -333,7 +345,7 @@ def run_data_quality(
         results.extend(
             _validate(ctx, datasource, asset, by_asset[name], settings, session, data_docs)
         )
-    _record(run_id, session, results, settings)
+    record_results(run_id, session, results, settings)
     report = QualityReport(
         session, run_id, tuple(results), None if docs is None else docs / "index.html"
     )
