@@ -347,7 +347,8 @@ def conditional_value_at_risk(returns: Sequence[float] | np.ndarray, level: floa
 def rolling_sharpe(returns: pd.Series, window: int, periods_per_year: int = 252) -> pd.Series:
     """:func:`sharpe_ratio` over each trailing window of ``window`` returns (empyrical's
     ``roll_sharpe_ratio``): rolling mean / rolling standard deviation (``ddof=1``) x
-    ``sqrt(periods_per_year)``; NaN until the window is full and where the deviation is 0.
+    ``sqrt(periods_per_year)``; NaN until the window is full and where the deviation is 0
+    (below 1e-12: a constant window up to float rounding).
 
     Parameters
     ----------
@@ -361,7 +362,7 @@ def rolling_sharpe(returns: pd.Series, window: int, periods_per_year: int = 252)
     r = returns.astype(float)
     sd = r.rolling(window, min_periods=window).std(ddof=1)
     mean = r.rolling(window, min_periods=window).mean()
-    return (mean / sd.where(sd > 0)) * math.sqrt(periods_per_year)
+    return (mean / sd.where(sd > 1e-12)) * math.sqrt(periods_per_year)
 
 
 def rolling_volatility(returns: pd.Series, window: int, periods_per_year: int = 252) -> pd.Series:
