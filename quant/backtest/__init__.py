@@ -11,6 +11,7 @@ universe and the ``top_k`` method) through the same order and fill path.
 plain functions of a return series.
 """
 
+from quant.backtest._book_stats import cost_breakdown, exposure, fill_slippage
 from quant.backtest._costs import CostModel, TradeFill, accounting_costs, net_equity
 from quant.backtest._engine import BACKTEST_DAG_ID, ProgressCallback, backtest_id, run_backtest
 from quant.backtest._result import (
@@ -25,20 +26,26 @@ from quant.backtest._stats import (
     annualised_volatility,
     cagr,
     calmar_ratio,
+    conditional_value_at_risk,
     deflated_sharpe_ratio,
+    drawdown_periods,
     drawdown_series,
     expected_max_sharpe,
     hit_rate,
     information_coefficients,
     kurtosis,
     max_drawdown,
+    monthly_returns,
     probabilistic_sharpe_ratio,
     psr_from_moments,
+    rolling_sharpe,
+    rolling_volatility,
     series_summary,
     sharpe_ratio,
     sharpe_ratio_std,
     skewness,
     sortino_ratio,
+    value_at_risk,
 )
 from quant.backtest._tearsheet import render_tear_sheet, tear_sheet_path, write_tear_sheet
 
@@ -56,18 +63,26 @@ __all__ = [
     "backtest_id",
     "cagr",
     "calmar_ratio",
+    "conditional_value_at_risk",
+    "cost_breakdown",
     "deflated_sharpe_ratio",
+    "drawdown_periods",
     "drawdown_series",
     "expected_max_sharpe",
+    "exposure",
+    "fill_slippage",
     "hit_rate",
     "information_coefficients",
     "kurtosis",
     "max_drawdown",
+    "monthly_returns",
     "net_equity",
     "probabilistic_sharpe_ratio",
     "psr_from_moments",
     "render_tear_sheet",
     "retrain_row",
+    "rolling_sharpe",
+    "rolling_volatility",
     "run_backtest",
     "series_summary",
     "sharpe_ratio",
@@ -76,5 +91,6 @@ __all__ = [
     "sortino_ratio",
     "strategy_figures",
     "tear_sheet_path",
+    "value_at_risk",
     "write_tear_sheet",
 ]

@@ -7,8 +7,9 @@ So the baselines work through the sessions as they are handed over, on another c
 
 Protocol (:class:`quant.backtest._process.WorkerProcess`): the child receives
 the backtest (id, settings, sessions), then each session ``(D, run_id)``, then
-``None``; it answers ``("done", books, stage_seconds)``, each book as (equity, weights, run ids,
-portfolio warnings).
+``None``; it answers ``("done", books, stage_seconds)``, each book as its
+:meth:`~quant.backtest._session.Book.state` (equity, weights, run ids, portfolio warnings,
+positions).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def work(receive: Connection, send: Connection) -> None:
             while (message := receive.recv()) is not None:
                 day, run_id = message
                 baseline_session(books, base.but(session=day, run_id=run_id), conn, clock)
-        states = {name: (b.equity, b.weights, b.run_ids, b.warnings) for name, b in books.items()}
+        states = {name: b.state() for name, b in books.items()}
         send.send(("done", states, clock.seconds))
     finally:
         conn.close()

@@ -126,7 +126,8 @@ def _read_weights(conn: Any, day: date) -> dict[str, float]:
 
 def _orders_frame(conn: Any, book: Book, sessions: list[date]) -> pd.DataFrame:
     rows = ledger.account_orders(conn, BACKTEST_DAG_ID, book.account, sessions[0], sessions[-1])
-    frame = pd.DataFrame(rows, columns=["session", "symbol", "side", "qty_shares", "status"])
+    frame = pd.DataFrame(rows, columns=["session", "symbol", "side", "qty_shares", "status",
+                                        "ref_price_usd"])
     frame["qty_shares"] = frame["qty_shares"].astype(float)
     return frame
 
@@ -239,6 +240,7 @@ def _strategy_result(
         weights=weights,
         orders=_orders_frame(conn, book, sessions),
         fills=fills,
+        positions=book.positions_frame(),
         corporate_events=pd.DataFrame(
             ledger.corporate_events(conn, "sim", book.account, start=sessions[0],
                                     end=sessions[-1]),
@@ -420,8 +422,7 @@ def run_backtest(
                 clock.seconds[stage] = clock.seconds.get(stage, 0.0) + spent
             for name in BASELINES:
                 books[name] = Book(name, bid, settings, sessions[-1])
-                (books[name].equity, books[name].weights, books[name].run_ids,
-                 books[name].warnings) = states[name]
+                books[name].restore(states[name])
         impact = None
         if costs.impact_coefficient > 0:
             impact = _impact_inputs(conn, sessions, settings, costs.impact_sessions)

@@ -11,22 +11,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quant.backtest._book_stats import POSITION_COLUMNS, cost_breakdown, exposure, fill_slippage
 from quant.backtest._costs import CostModel
 from quant.backtest._stats import (
     annualised_volatility,
     cagr,
     calmar_ratio,
+    conditional_value_at_risk,
     deflated_sharpe_ratio,
+    drawdown_periods,
     hit_rate,
+    kurtosis,
     max_drawdown,
     probabilistic_sharpe_ratio,
     series_summary,
     sharpe_ratio,
+    skewness,
     sortino_ratio,
+    value_at_risk,
 )
 
 __all__ = [
     "MAIN",
+    "POSITION_COLUMNS",
     "RETRAIN_COLUMNS",
     "BacktestResult",
     "StrategyResult",
@@ -107,7 +114,8 @@ class StrategyResult:
         Columns ``session``, ``symbol``, ``weight`` (fractions of equity): the
         target weights of each session.
     orders : DataFrame
-        Columns ``session``, ``symbol``, ``side``, ``qty_shares``, ``status``.
+        Columns ``session``, ``symbol``, ``side``, ``qty_shares``, ``status`` and
+        ``ref_price_usd`` (the price the order was sized at: the session's close).
     fills : DataFrame
         Columns ``session``, ``symbol``, ``side``, ``qty_shares``,
         ``price_usd``, ``commission_usd``.
@@ -115,6 +123,10 @@ class StrategyResult:
         The splits, dividends and closings (delisted or dead symbols) the account's
         positions met: columns of ``ops.corporate_events`` (``session_date``,
         ``symbol``, ``event_type``, ..., ``cash_usd``), :data:`CORPORATE_EVENT_COLUMNS`.
+    positions : DataFrame
+        Columns :data:`POSITION_COLUMNS` (``session``, ``symbol``, ``qty_shares``,
+        ``price_usd``): the account's holdings after each session's auction, marked
+        at its close (a session without rows held nothing).
     """
 
     name: str
@@ -127,6 +139,9 @@ class StrategyResult:
     fills: pd.DataFrame
     corporate_events: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=list(CORPORATE_EVENT_COLUMNS))
+    )
+    positions: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(POSITION_COLUMNS))
     )
 
     @property
@@ -150,21 +165,61 @@ class StrategyResult:
         previous = self.equity.shift(1)
         return (self.traded_usd / 2.0 / previous).iloc[1:]
 
+    @property
+    def exposure(self) -> pd.DataFrame:
+        """Columns ``gross`` and ``net`` per session: the positions' absolute and signed
+        value over the simulated account's equity (``gross_equity``, which holds them)."""
+        return exposure(self.positions, self.gross_equity)
+
+    def slippage(self, slippage_bps: float) -> pd.DataFrame:
+        """The fills with their slippage and shortfall, USD (:func:`fill_slippage`)."""
+        orders = self.orders
+        if "ref_price_usd" not in orders.columns:
+            orders = orders.assign(ref_price_usd=np.nan)
+        return fill_slippage(self.fills, orders, list(self.equity.index), slippage_bps)
+
+    def costs_by_session(self, slippage_bps: float) -> pd.DataFrame:
+        """Commission, accounting costs, slippage and shortfall per session, USD
+        (:func:`cost_breakdown`)."""
+        return cost_breakdown(self.slippage(slippage_bps), self.costs_usd, self.equity.index)
+
+
+def _iso(day: Any) -> str | None:
+    return None if day is None or pd.isna(day) else pd.Timestamp(day).date().isoformat()
+
+
+def worst_drawdowns(equity: pd.Series, top: int = 5) -> list[dict[str, Any]]:
+    """:func:`drawdown_periods` as JSON-safe rows (ISO dates, ``recovery`` None if not)."""
+    return [
+        {"peak": _iso(r.peak), "trough": _iso(r.trough), "recovery": _iso(r.recovery),
+         "depth": _num(r.depth), "sessions": int(r.sessions),
+         "sessions_to_trough": int(r.sessions_to_trough)}
+        for r in drawdown_periods(equity, top).itertuples(index=False)
+    ]
+
 
 def strategy_figures(
-    result: StrategyResult, *, n_trials: int, periods_per_year: int
+    result: StrategyResult, *, n_trials: int, periods_per_year: int, slippage_bps: float = 0.0
 ) -> dict[str, Any]:
     """The tear sheet's figures of one strategy (JSON-safe; None where undefined).
 
     ``turnover`` is the mean one-way daily turnover times ``periods_per_year``
     (1.0 = the book traded once over a year); ``max_drawdown`` a positive
     fraction; ``sharpe`` and ``sortino`` annualised; ``psr`` the probability the
-    true Sharpe ratio is above 0; ``dsr`` above the best of ``n_trials`` by luck.
+    true Sharpe ratio is above 0; ``dsr`` above the best of ``n_trials`` by luck;
+    ``skew`` and ``kurtosis`` the population moments of the daily returns (3 for a
+    normal); ``var_95`` and ``cvar_95`` the historical one-session value at risk and
+    expected shortfall (returns, negative for a loss); ``worst_drawdowns`` the five
+    deepest (:func:`drawdown_periods`); ``gross_exposure`` and ``net_exposure`` the
+    mean over sessions; ``slippage_usd`` and ``shortfall_usd`` the fills' against
+    the auction and the decision price (``slippage_bps`` is the simulator's).
     """
     equity = result.equity.to_numpy(dtype=float)
     returns = result.returns.to_numpy(dtype=float)
     turnover = result.daily_turnover.to_numpy(dtype=float)
     turnover = turnover[np.isfinite(turnover)]
+    held = result.exposure
+    slipped = result.slippage(slippage_bps)
     return {
         "cagr": _num(cagr(equity, periods_per_year)),
         "annualised_volatility": _num(annualised_volatility(returns, periods_per_year)),
@@ -182,8 +237,17 @@ def strategy_figures(
         "commission_usd": _num(
             float(result.fills["commission_usd"].sum()) if not result.fills.empty else 0.0
         ),
+        "slippage_usd": _num(float(slipped["slippage_usd"].sum())),
+        "shortfall_usd": _num(float(slipped["shortfall_usd"].sum(min_count=1))),
         "orders": int(len(result.orders)),
         "fills": int(len(result.fills)),
+        "skew": _num(skewness(returns)),
+        "kurtosis": _num(kurtosis(returns)),
+        "var_95": _num(value_at_risk(returns, 0.95)),
+        "cvar_95": _num(conditional_value_at_risk(returns, 0.95)),
+        "gross_exposure": _num(float(held["gross"].mean()) if len(held) else None),
+        "net_exposure": _num(float(held["net"].mean()) if len(held) else None),
+        "worst_drawdowns": worst_drawdowns(result.equity),
     }
 
 
@@ -335,7 +399,8 @@ class BacktestResult:
     def figures(self) -> dict[str, Any]:
         """Every figure of the tear sheet as one JSON-safe dict (IC series as summaries)."""
         per = {
-            name: strategy_figures(s, n_trials=self.n_trials, periods_per_year=self.periods_per_year)
+            name: strategy_figures(s, n_trials=self.n_trials, periods_per_year=self.periods_per_year,
+                                   slippage_bps=self.costs.slippage_bps)
             for name, s in self.strategies.items()
         }
         ic_stats = {

@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from quant.backtest._book_stats import POSITION_COLUMNS
 from quant.config import Settings
 from quant.db import RelationCache, reused_connections
 from quant.exceptions import BacktestError, QuantError
@@ -96,6 +98,20 @@ class Book:
         self.run_ids: dict[date, str] = {}
         self.warnings: set[str] = set()
         """The portfolio stage's warnings over the sessions (e.g. top_k holding every name)."""
+        self.positions: list[tuple[date, str, float, float]] = []
+        """(session, symbol, shares, close) held after each session's auction."""
+
+    def state(self) -> tuple:
+        """What the backtest records of the book, to hand to another process (:meth:`restore`)."""
+        return self.equity, self.weights, self.run_ids, self.warnings, self.positions
+
+    def restore(self, state: tuple) -> None:
+        """Take over what another process recorded (:meth:`state`)."""
+        self.equity, self.weights, self.run_ids, self.warnings, self.positions = state
+
+    def positions_frame(self) -> pd.DataFrame:
+        """:attr:`positions` as :attr:`StrategyResult.positions`."""
+        return pd.DataFrame(self.positions, columns=list(POSITION_COLUMNS))
 
     def close(self) -> None:
         self.broker.close()
@@ -133,6 +149,9 @@ def execute(
     clock.run("submit_orders", day, submit_orders, run)
     clock.run("reconcile", day, reconcile, run)
     book.equity[day] = float(generated["equity_usd"])
+    # the simulator marked them at D's close when generate_orders settled D's auction
+    book.positions += [(day, p.symbol, float(p.qty_shares), float(p.market_price_usd))
+                       for p in book.broker.positions() if p.qty_shares != 0]
     book.run_ids[day] = str(run.run_id)
 
 

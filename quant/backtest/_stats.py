@@ -23,26 +23,34 @@ from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
+    "DRAWDOWN_COLUMNS",
     "EULER_GAMMA",
     "annualised_volatility",
     "cagr",
     "calmar_ratio",
+    "conditional_value_at_risk",
     "deflated_sharpe_ratio",
+    "drawdown_periods",
     "drawdown_series",
     "expected_max_sharpe",
     "hit_rate",
     "information_coefficients",
     "kurtosis",
     "max_drawdown",
+    "monthly_returns",
     "probabilistic_sharpe_ratio",
     "psr_from_moments",
+    "rolling_sharpe",
+    "rolling_volatility",
     "series_summary",
     "sharpe_ratio",
     "sharpe_ratio_std",
     "skewness",
     "sortino_ratio",
+    "value_at_risk",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -291,8 +299,6 @@ def information_coefficients(
         return math.nan, math.nan
 
     def _rank(x: np.ndarray) -> np.ndarray:
-        import pandas as pd
-
         return pd.Series(x).rank(method="average").to_numpy()
 
     ic = float(np.corrcoef(s, f)[0, 1])
@@ -315,3 +321,137 @@ def series_summary(values: Sequence[float]) -> dict[str, float | None]:
         "positive_share": float(np.mean(v > 0)),
         "n": int(v.size),
     }
+
+
+def value_at_risk(returns: Sequence[float] | np.ndarray, level: float = 0.95) -> float:
+    """Historical one-session value at risk: the ``1 - level`` quantile of the returns.
+
+    As empyrical's ``value_at_risk(returns, cutoff=1 - level)``: a return (negative
+    for a loss), numpy's linear interpolation between order statistics; NaN without
+    returns. ``-0.02`` at 95 % means one session in twenty lost 2 % or more.
+    """
+    r = _clean(returns)
+    if r.size == 0:
+        return math.nan
+    return float(np.percentile(r, 100.0 * (1.0 - level)))
+
+
+def conditional_value_at_risk(returns: Sequence[float] | np.ndarray, level: float = 0.95) -> float:
+    """Expected shortfall: mean of the returns at or below :func:`value_at_risk` (a return)."""
+    r = _clean(returns)
+    if r.size == 0:
+        return math.nan
+    return float(np.mean(r[r <= value_at_risk(r, level)]))
+
+
+def rolling_sharpe(returns: pd.Series, window: int, periods_per_year: int = 252) -> pd.Series:
+    """:func:`sharpe_ratio` over each trailing window of ``window`` returns (empyrical's
+    ``roll_sharpe_ratio``): rolling mean / rolling standard deviation (``ddof=1``) x
+    ``sqrt(periods_per_year)``; NaN until the window is full and where the deviation is 0
+    (below 1e-12: a constant window up to float rounding).
+
+    Parameters
+    ----------
+    returns : Series of shape (n_periods,), indexed by session
+        Simple returns, fractions.
+    window : int
+        Returns per window (>= 2), e.g. 63 sessions (a quarter).
+    """
+    if window < 2:
+        raise ValueError(f"window must be >= 2, got {window}")
+    r = returns.astype(float)
+    sd = r.rolling(window, min_periods=window).std(ddof=1)
+    mean = r.rolling(window, min_periods=window).mean()
+    return (mean / sd.where(sd > 1e-12)) * math.sqrt(periods_per_year)
+
+
+def rolling_volatility(returns: pd.Series, window: int, periods_per_year: int = 252) -> pd.Series:
+    """:func:`annualised_volatility` over each trailing window of ``window`` returns:
+    rolling standard deviation (``ddof=1``) x ``sqrt(periods_per_year)``, NaN until full."""
+    if window < 2:
+        raise ValueError(f"window must be >= 2, got {window}")
+    r = returns.astype(float)
+    return r.rolling(window, min_periods=window).std(ddof=1) * math.sqrt(periods_per_year)
+
+
+def monthly_returns(returns: pd.Series) -> pd.DataFrame:
+    """Compounded returns per calendar month and year (empyrical's ``aggregate_returns``).
+
+    Parameters
+    ----------
+    returns : Series indexed by session (date or timestamp)
+        Simple daily returns, fractions.
+
+    Returns
+    -------
+    DataFrame
+        One row per year (ascending), columns ``1`` .. ``12`` (the months:
+        ``prod(1 + r) - 1`` over the month's sessions, NaN for a month without a
+        return) and ``year`` (the same over the year's sessions).
+    """
+    months = list(range(1, 13))
+    if returns.empty:
+        return pd.DataFrame(columns=[*months, "year"], dtype=float)
+    index = pd.DatetimeIndex(pd.to_datetime(returns.index))
+    growth = pd.Series(returns.to_numpy(dtype=float) + 1.0, index=index)
+    by_month = growth.groupby([index.year, index.month]).prod() - 1.0
+    table = by_month.unstack().reindex(columns=months)
+    table["year"] = growth.groupby(index.year).prod() - 1.0
+    table.index.name = "year"
+    table.columns.name = None
+    return table
+
+
+DRAWDOWN_COLUMNS = ("peak", "trough", "recovery", "depth", "sessions", "sessions_to_trough")
+"""Columns of :func:`drawdown_periods`."""
+
+
+def drawdown_periods(equity: pd.Series, top: int = 5) -> pd.DataFrame:
+    """The ``top`` deepest drawdowns of an equity curve (pyfolio's ``gen_drawdown_table``).
+
+    A drawdown starts at a high (``peak``: the last session at the running
+    maximum before the equity falls below it), reaches its lowest equity
+    (``trough``) and ends at ``recovery``, the first session back at or above
+    the peak's equity (None when the curve ends below it: not recovered). The
+    periods do not overlap, so the deepest one's depth is :func:`max_drawdown`.
+
+    Parameters
+    ----------
+    equity : Series of shape (n_sessions,), indexed by session
+        Equity at each close, USD (> 0).
+    top : int
+        How many periods, deepest first.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`DRAWDOWN_COLUMNS`: ``peak``, ``trough``, ``recovery``
+        (index labels of ``equity``), ``depth`` (``1 - trough / peak``, a
+        positive fraction), ``sessions`` (sessions from the peak to the
+        recovery, or to the last session when not recovered) and
+        ``sessions_to_trough``; deepest first (ties: earliest first).
+    """
+    e = equity.to_numpy(dtype=float)
+    labels = list(equity.index)
+    rows: list[tuple] = []
+    high, peak, start = -math.inf, 0, None
+    for i, value in enumerate(e):
+        if value >= high:
+            if start is not None:  # back at the peak: the period ends here
+                rows.append(_period(e, labels, peak, i, recovered=True))
+                start = None
+            high, peak = value, i
+        elif start is None:
+            start = i
+    if start is not None:
+        rows.append(_period(e, labels, peak, len(e) - 1, recovered=False))
+    frame = pd.DataFrame(rows, columns=list(DRAWDOWN_COLUMNS))
+    order = sorted(range(len(rows)), key=lambda k: (-rows[k][3], k))[:top]
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _period(e: np.ndarray, labels: list, peak: int, end: int, *, recovered: bool) -> tuple:
+    """One row of :func:`drawdown_periods`: from ``peak`` to ``end`` (its recovery or the last)."""
+    trough = peak + int(np.argmin(e[peak:end + 1]))
+    return (labels[peak], labels[trough], labels[end] if recovered else None,
+            float(1.0 - e[trough] / e[peak]), end - peak, trough - peak)

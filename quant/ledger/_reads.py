@@ -110,11 +110,12 @@ def order_outcomes(
 
 def account_orders(
     conn: Any, dag_id: str, account: str, start: date, end: date
-) -> list[tuple[date, str, str, float, str]]:
-    """``(session, symbol, side, shares, status)`` of the account's orders, in order."""
+) -> list[tuple[date, str, str, float, str, float]]:
+    """``(session, symbol, side, shares, status, reference price)`` of the account's orders,
+    in order (the reference price is the one the order was sized at, USD)."""
     with conn.cursor() as cur:
         cur.execute(
-            "select logical_date, symbol, side, qty_shares, status from ops.orders "
+            "select logical_date, symbol, side, qty_shares, status, ref_price_usd from ops.orders "
             "where dag_id = %s and account = %s and logical_date between %s and %s "
             "order by logical_date, sequence",
             (dag_id, account, start, end),

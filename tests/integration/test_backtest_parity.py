@@ -140,6 +140,42 @@ def test_backtest_when_rerun_with_baselines_and_costs_then_same_orders_and_costs
     figures = second.figures()
     assert figures["baselines"]["equal_weight"]["orders"] > 0
     assert figures["accounting_costs_usd"] == pytest.approx(sum(paid.values()), rel=1e-9)
+    # slippage: each fill 5 bps away from the auction price; shortfall: against the price its
+    # order was sized at (ops.orders, joined by client order id)
+    bps = costs.slippage_bps / 1e4
+    joined = query(
+        settings,
+        "select f.side, f.qty_shares, f.price_usd, o.ref_price_usd from ops.fills f "
+        "join ops.orders o using (client_order_id) where f.account = %s",
+        second.strategy.account,
+    )
+    assert len(joined) == len(fills) > 0
+    sign = {"buy": 1.0, "sell": -1.0}
+    slippage = sum(float(q) * float(p) * (1 - 1 / (1 + sign[s] * bps)) * sign[s]
+                   for s, q, p, _ in joined)
+    shortfall = sum(sign[s] * float(q) * (float(p) - float(ref)) for s, q, p, ref in joined)
+    assert figures["slippage_usd"] == pytest.approx(slippage, rel=1e-9) and slippage > 0
+    assert figures["shortfall_usd"] == pytest.approx(shortfall, rel=1e-9)
+    # exposure: the positions recorded at each close against the cash the run recorded
+    # (ops.execution_runs): net = (equity - cash) / equity; a long-only book's gross = net
+    runs = query(
+        settings,
+        "select logical_date, equity_usd, cash_usd from ops.execution_runs "
+        "where account = %s and not dry_run order by 1",
+        second.strategy.account,
+    )
+    assert [r[0] for r in runs] == days
+    held = second.strategy.exposure
+    for day, equity_usd, cash_usd in runs:
+        invested = (float(equity_usd) - float(cash_usd)) / float(equity_usd)
+        assert held.loc[day, "net"] == pytest.approx(invested, rel=1e-9, abs=1e-12)
+        assert held.loc[day, "gross"] == pytest.approx(held.loc[day, "net"])
+    assert figures["gross_exposure"] > 0
+    last = second.strategy.positions[second.strategy.positions["session"] == days[-1]]
+    books = query(settings, "select symbol, qty_shares from ops.positions "
+                  "where account = %s and qty_shares <> 0", second.strategy.account)
+    assert dict(zip(last["symbol"], last["qty_shares"], strict=True)) == {
+        s: float(q) for s, q in books}
 
 
 def test_quant_backtest_when_json_then_figures_on_last_line_and_tear_sheet_written(
@@ -176,3 +212,21 @@ def test_quant_backtest_when_json_then_figures_on_last_line_and_tear_sheet_writt
     page = Path(figures["tear_sheet"]).read_text()
     assert page.count("<svg") >= 4
     assert "Deflated Sharpe ratio" in page and days[1].isoformat() in page
+    # the pyfolio / quantstats sections, with the figures' values
+    drawdowns = page[page.index("<h3>Worst drawdowns</h3>"):page.index("<h2>Rolling Sharpe")]
+    worst = figures["worst_drawdowns"]
+    if figures["max_drawdown"] > 0:
+        assert worst[0]["depth"] == pytest.approx(figures["max_drawdown"])
+        assert f"{100 * figures['max_drawdown']:.2f} %" in drawdowns
+    else:
+        assert worst == [] and "No drawdown" in drawdowns
+    heat = page[page.index('<table class="heat">'):]
+    assert f"<th>{days[-1].year}</th>" in heat[:heat.index("</table>")]
+    assert "Fewer than 21 daily returns: no rolling figures" in page  # five sessions
+    assert "Return distribution" in page and "Gross exposure" in page
+    assert figures["gross_exposure"] > 0 and figures["slippage_usd"] > 0
+    costs = page[page.index('<table class="costs">'):]
+    costs = costs[:costs.index("</table>")]
+    for name in ("strategy", "equal_weight", "top_k"):
+        assert f"<th>{name}</th>" in costs
+    assert "<h2>Corporate events</h2>" in page and "<h3>IC decay</h3>" in page

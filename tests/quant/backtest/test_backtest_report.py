@@ -6,6 +6,7 @@ import dataclasses
 import json
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -85,7 +86,9 @@ def test_turnover_when_known_fills_then_half_traded_over_previous_equity() -> No
 
 def test_tear_sheet_when_rendered_then_plots_figures_and_ic_series(tmp_path: object) -> None:
     page = render_tear_sheet(_result())
-    assert page.count("<svg") == 4  # equity, drawdown, IC, turnover
+    # equity, drawdown, return distribution, exposure, IC, turnover, cumulative costs
+    assert page.count("<svg") == 7
+    assert "Fewer than 21 daily returns: no rolling figures" in page
     assert "Deflated Sharpe ratio" in page and "3 configuration(s)" in page
     assert "2025-03-04" in page  # the IC series lists its sessions
     assert "http://" not in page.replace("http://www.w3.org", "")  # no external asset
@@ -196,3 +199,79 @@ def test_figures_when_retrains_and_ic_decay_then_promotions_cost_and_icir_report
 def _result_fields() -> dict:
     r = _result()
     return {name: getattr(r, name) for name in BacktestResult.__dataclass_fields__}
+
+
+def _long_result() -> BacktestResult:
+    """80 sessions from 2025-01-02 (weekdays): a strategy that rises, falls 20 % and recovers,
+    holding 100 AAA (and short 20 BBB from the 40th session)."""
+    days = list(pd.bdate_range("2025-01-02", periods=80).date)
+    path = [100_000 * (1.01 ** i if i < 30 else 1.01 ** 29 * (0.98 ** (i - 29)) if i < 41
+                       else 1.01 ** 29 * 0.98 ** 11 * 1.02 ** (i - 40)) for i in range(80)]
+    equity = pd.Series(path, index=days, dtype=float)
+    positions = pd.DataFrame(
+        [(d, "AAA", 100.0, 500.0) for d in days]
+        + [(d, "BBB", -20.0, 1_000.0) for d in days[40:]],
+        columns=["session", "symbol", "qty_shares", "price_usd"],
+    )
+    fills = pd.DataFrame(
+        [(days[1], "AAA", "buy", 100.0, 500.0 * 1.0005, 0.5),
+         (days[41], "BBB", "sell", 20.0, 1_000.0 * 0.9995, 0.1)],
+        columns=["session", "symbol", "side", "qty_shares", "price_usd", "commission_usd"],
+    )
+    orders = pd.DataFrame(
+        [(days[0], "AAA", "buy", 100.0, "filled", 490.0),
+         (days[40], "BBB", "sell", 20.0, "filled", 1_010.0)],
+        columns=["session", "symbol", "side", "qty_shares", "status", "ref_price_usd"],
+    )
+    main = StrategyResult(
+        name="strategy", account="acct", gross_equity=equity, equity=equity,
+        costs_usd=pd.Series({days[41]: 4.0}).reindex(days, fill_value=0.0),
+        weights=pd.DataFrame(columns=["session", "symbol", "weight"]), orders=orders,
+        fills=fills, positions=positions,
+    )
+    flat = _strategy("equal_weight", [100_000.0] * 4)
+    flat = StrategyResult(**{**{f: getattr(flat, f) for f in StrategyResult.__dataclass_fields__},
+                             "equity": pd.Series(100_000.0, index=days),
+                             "gross_equity": pd.Series(100_000.0, index=days),
+                             "costs_usd": pd.Series(0.0, index=days)})
+    return BacktestResult(**{**_result_fields(), "sessions": days,
+                             "strategies": {"strategy": main, "equal_weight": flat},
+                             "ic": pd.DataFrame(columns=["session", "ic", "rank_ic"])})
+
+
+def test_tear_sheet_when_80_sessions_then_rolling_monthly_drawdowns_exposure_and_costs() -> None:
+    result = _long_result()
+    figures = result.figures()
+    page = render_tear_sheet(result)
+    # rolling Sharpe and volatility over 21 sessions (fewer than 126 returns)
+    section = page[page.index("<h2>Rolling Sharpe"):page.index("<h2>Monthly returns")]
+    assert section.count("<svg") == 2 and "trailing 21 sessions" in section
+    # monthly heat map: January 2025 compounds the sessions in it
+    returns = result.strategy.returns
+    january = float((1 + returns[[d.month == 1 for d in returns.index]]).prod() - 1)
+    heat = page[page.index('<table class="heat">'):]
+    heat = heat[:heat.index("</table>")]
+    assert "<th>2025</th>" in heat and "Jan" in heat and f"{100 * january:.2f} %" in heat
+    # worst drawdowns: the first is the maximum drawdown, peak at the 30th session
+    worst = figures["worst_drawdowns"]
+    assert worst[0]["depth"] == pytest.approx(figures["max_drawdown"])
+    assert worst[0]["peak"] == result.sessions[29].isoformat()
+    assert worst[0]["trough"] == result.sessions[40].isoformat()
+    table = page[page.index('<table class="drawdowns">'):]
+    assert f"{100 * figures['max_drawdown']:.2f} %" in table[:table.index("</table>")]
+    # exposure: 50,000 of AAA, then 20,000 short of BBB, over the equity
+    gross = result.strategy.exposure["gross"]
+    assert gross.iloc[0] == pytest.approx(0.5)
+    assert gross.iloc[50] == pytest.approx(70_000 / result.strategy.gross_equity.iloc[50])
+    assert figures["gross_exposure"] == pytest.approx(float(gross.mean()))
+    assert figures["net_exposure"] < figures["gross_exposure"]
+    assert "Gross exposure" in page
+    # slippage: 5 bps on each fill's auction price; shortfall against the orders' closes
+    slip = 100 * 500.0 * 0.0005 + 20 * 1_000.0 * 0.0005
+    assert figures["slippage_usd"] == pytest.approx(slip)
+    assert figures["shortfall_usd"] == pytest.approx(100 * (500.25 - 490.0) + 20 * (1_010.0 - 999.5))
+    costs = page[page.index('<table class="costs">'):]
+    assert f"{0.6 + 4.0 + slip:,.2f}" in costs[:costs.index("</table>")]  # commission + 4 + slip
+    # return distribution with its moments
+    assert "Return distribution" in page and "value at risk 95 %" in page
+    assert figures["var_95"] == pytest.approx(float(np.percentile(returns, 5)))

@@ -18,25 +18,36 @@ DSR (Bailey & López de Prado 2014), N trials with Sharpe variance V:
 from __future__ import annotations
 
 import math
+from datetime import date, timedelta
 from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from quant.backtest import (
     cagr,
     calmar_ratio,
+    conditional_value_at_risk,
+    cost_breakdown,
     deflated_sharpe_ratio,
+    drawdown_periods,
     expected_max_sharpe,
+    exposure,
+    fill_slippage,
     hit_rate,
     information_coefficients,
     kurtosis,
     max_drawdown,
+    monthly_returns,
     probabilistic_sharpe_ratio,
     psr_from_moments,
+    rolling_sharpe,
+    rolling_volatility,
     sharpe_ratio,
     skewness,
     sortino_ratio,
+    value_at_risk,
 )
 
 SERIES = [0.02, -0.01, 0.03, 0.00, -0.01, 0.01, 0.05, -0.02]
@@ -147,3 +158,116 @@ def test_information_coefficients_when_monotone_but_not_linear_then_rank_ic_one(
 def test_information_coefficients_when_too_few_pairs_then_nan() -> None:
     ic, rank_ic = information_coefficients(np.array([1.0, np.nan, 2.0]), np.array([1.0, 2.0, 3.0]))
     assert math.isnan(ic) and math.isnan(rank_ic)
+
+
+# -- tear sheet statistics: rolling figures, months, drawdown periods, exposure, slippage ----
+DAY0 = date(2025, 3, 3)
+
+
+def _days(n: int) -> list[date]:
+    return [DAY0 + timedelta(days=i) for i in range(n)]
+
+
+def test_rolling_sharpe_when_window_two_then_mean_over_sample_sd_per_window() -> None:
+    r = pd.Series([0.01, 0.03, -0.01, 0.02, 0.02, 0.02], index=_days(6))
+    got = rolling_sharpe(r, 2, periods_per_year=1)
+    # [0.01, 0.03]: 0.02 / (0.02 / sqrt 2); [0.03, -0.01]: 0.01 / (0.04 / sqrt 2); ...
+    expected = [math.nan, 0.02 / (0.02 / math.sqrt(2)), 0.01 / (0.04 / math.sqrt(2)),
+                0.005 / (0.03 / math.sqrt(2))]
+    assert got.iloc[:4].to_list() == pytest.approx(expected, nan_ok=True)
+    assert math.isnan(got.iloc[5])  # [0.02, 0.02]: no deviation, no ratio
+    assert rolling_sharpe(r, 2, periods_per_year=4).iloc[1] == pytest.approx(2 * expected[1])
+    with pytest.raises(ValueError, match="window"):
+        rolling_sharpe(r, 1)
+
+
+def test_rolling_volatility_when_window_two_then_sample_sd_annualised() -> None:
+    r = pd.Series([0.01, 0.03, -0.01], index=_days(3))
+    got = rolling_volatility(r, 2, periods_per_year=4)
+    assert math.isnan(got.iloc[0])
+    assert got.iloc[1:].to_list() == pytest.approx([0.02 / math.sqrt(2) * 2, 0.04 / math.sqrt(2) * 2])
+
+
+def test_monthly_returns_when_sessions_in_two_years_then_compounded_per_month_and_year() -> None:
+    r = pd.Series([0.10, -0.10, 0.05, 0.02],
+                  index=[date(2024, 1, 30), date(2024, 1, 31), date(2024, 2, 1), date(2025, 3, 3)])
+    table = monthly_returns(r)
+    assert list(table.index) == [2024, 2025]
+    assert list(table.columns) == [*range(1, 13), "year"]
+    assert table.loc[2024, 1] == pytest.approx(1.1 * 0.9 - 1)  # -1 %, not the 0 of a sum
+    assert table.loc[2024, 2] == pytest.approx(0.05)
+    assert table.loc[2024, "year"] == pytest.approx(1.1 * 0.9 * 1.05 - 1)
+    assert table.loc[2025, 3] == pytest.approx(0.02) and table.loc[2025, "year"] == pytest.approx(0.02)
+    assert math.isnan(table.loc[2024, 3]) and math.isnan(table.loc[2025, 1])
+    assert monthly_returns(pd.Series([], dtype=float)).empty
+
+
+def test_drawdown_periods_when_three_falls_then_deepest_first_with_recovery_and_length() -> None:
+    days = _days(11)
+    equity = pd.Series([100, 95, 100, 120, 90, 110, 60, 130, 125, 128, 100], index=days, dtype=float)
+    table = drawdown_periods(equity)
+    rows = [tuple(r) for r in table.itertuples(index=False)]
+    assert rows == [
+        (days[3], days[6], days[7], pytest.approx(0.5), 4, 3),  # 120 -> 60, back at 130
+        (days[7], days[10], None, pytest.approx(1 - 100 / 130), 3, 3),  # not recovered
+        (days[0], days[1], days[2], pytest.approx(0.05), 2, 1),  # back at exactly 100
+    ]
+    assert table["depth"].iloc[0] == pytest.approx(max_drawdown(equity.to_numpy()))
+    assert len(drawdown_periods(equity, top=2)) == 2
+    assert drawdown_periods(pd.Series([1.0, 2.0, 3.0], index=days[:3])).empty
+
+
+def test_value_at_risk_when_21_returns_then_fifth_percentile_and_tail_mean() -> None:
+    r = [-0.10, -0.04] + [0.01] * 19  # the 5th percentile of 21 values is the second lowest
+    assert value_at_risk(r, 0.95) == pytest.approx(-0.04)
+    assert conditional_value_at_risk(r, 0.95) == pytest.approx(-0.07)
+    assert math.isnan(value_at_risk([], 0.95))
+
+
+def test_exposure_when_long_and_short_then_gross_abs_and_net_signed_over_equity() -> None:
+    days = _days(3)
+    positions = pd.DataFrame(
+        [(days[0], "AAA", 10.0, 50.0), (days[0], "BBB", -5.0, 20.0), (days[1], "AAA", 10.0, 55.0)],
+        columns=["session", "symbol", "qty_shares", "price_usd"],
+    )
+    got = exposure(positions, pd.Series([1_000.0, 1_100.0, 900.0], index=days))
+    assert got["gross"].to_list() == pytest.approx([0.6, 0.5, 0.0])  # (500 + 100) / 1000
+    assert got["net"].to_list() == pytest.approx([0.4, 0.5, 0.0])  # (500 - 100) / 1000
+
+
+def _slipped() -> pd.DataFrame:
+    days = _days(3)
+    orders = pd.DataFrame(
+        [(days[0], "AAA", "buy", 100.0), (days[1], "AAA", "sell", 110.0)],
+        columns=["session", "symbol", "side", "ref_price_usd"],
+    )
+    fills = pd.DataFrame(
+        [(days[0], "BBB", "buy", 2.0, 50.05, 0.1),  # no order in the range
+         (days[1], "AAA", "buy", 10.0, 101 * 1.001, 1.0),  # auction 101, 10 bps against
+         (days[2], "AAA", "sell", 5.0, 108 * 0.999, 0.5)],  # auction 108
+        columns=["session", "symbol", "side", "qty_shares", "price_usd", "commission_usd"],
+    )
+    return fill_slippage(fills, orders, days, slippage_bps=10.0)
+
+
+def test_fill_slippage_when_buy_and_sell_then_cost_vs_auction_and_decision_price() -> None:
+    slipped = _slipped()
+    assert slipped["slippage_usd"].to_list() == pytest.approx(
+        [2 * 50.05 * (1 - 1 / 1.001), 10 * 0.101, 5 * 0.108])
+    # buy: paid 101.101 on a decision at 100; sell: got 107.892 on a decision at 110
+    assert slipped["shortfall_usd"].iloc[1:].to_list() == pytest.approx(
+        [10 * 1.101, 5 * 2.108])
+    assert math.isnan(slipped["shortfall_usd"].iloc[0])
+    assert slipped["notional_usd"].iloc[1] == pytest.approx(1_011.01)
+
+
+def test_cost_breakdown_when_fills_and_accounting_then_usd_per_session() -> None:
+    days = _days(3)
+    frame = cost_breakdown(_slipped(), pd.Series({days[2]: 3.0}), pd.Index(days))
+    assert list(frame.columns) == ["commission_usd", "accounting_usd", "slippage_usd",
+                                   "shortfall_usd"]
+    assert frame["commission_usd"].to_list() == pytest.approx([0.1, 1.0, 0.5])
+    assert frame["accounting_usd"].to_list() == pytest.approx([0.0, 0.0, 3.0])
+    assert frame["slippage_usd"].to_list() == pytest.approx(
+        [2 * 50.05 * (1 - 1 / 1.001), 1.01, 0.54])
+    assert frame["shortfall_usd"].to_list() == pytest.approx([0.0, 11.01, 10.54])
