@@ -120,7 +120,8 @@ def price_features(bars: pd.DataFrame, actions: pd.DataFrame | None = None) -> p
     out["rsi_14d"] = 100.0 * gains / moves.replace(0.0, np.nan)
     mean_lv = log_volume.rolling(20, min_periods=20).mean()
     sd_lv = log_volume.rolling(20, min_periods=20).std()
-    out["volume_zscore_20d"] = (log_volume - mean_lv) / sd_lv.replace(0.0, np.nan)
+    # a constant series has no outliers: its z-score is 0, not undefined (as marts.features)
+    out["volume_zscore_20d"] = ((log_volume - mean_lv) / sd_lv).mask(sd_lv < 1e-9, 0.0)
     out["log_adv_20d_usd"] = np.log(dollar.rolling(20, min_periods=20).mean())
     out["volume_ratio_5d_20d"] = (
         volume.rolling(5, min_periods=5).mean() / volume.rolling(20, min_periods=20).mean() - 1.0
