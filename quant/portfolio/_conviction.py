@@ -120,15 +120,24 @@ def realised_rank_ic(
     scores = predictions.pivot_table(index="session_date", columns="symbol", values="score")
     scores.index = pd.DatetimeIndex(pd.to_datetime(scores.index)).as_unit("ns")
     days = scores.index.intersection(known)
-    out = {}
-    for day in days:
-        s = scores.loc[day]
-        r = forward.loc[day].reindex(s.index)
-        ok = s.notna() & r.notna()
-        if ok.sum() < _MIN_NAMES or s[ok].nunique() < 2 or r[ok].nunique() < 2:
-            continue
-        out[day] = float(s[ok].rank().corr(r[ok].rank()))
-    return pd.Series(out, dtype=float).sort_index()
+    if days.empty:
+        return pd.Series(dtype=float)
+    # every session at once: Spearman = Pearson of the average ranks, over the names
+    # with both a score and an outcome; a session with fewer than _MIN_NAMES such names,
+    # or with every score or every outcome equal, has no IC
+    s = scores.loc[days]
+    r = forward.loc[days].reindex(columns=s.columns)
+    ok = s.notna() & r.notna()
+    enough = (ok.sum(axis=1) >= _MIN_NAMES).to_numpy()
+    s, r, ok, days = s[enough], r[enough], ok[enough], days[enough]
+    ranks_s = s.where(ok).rank(axis=1).to_numpy()
+    ranks_r = r.where(ok).rank(axis=1).to_numpy()
+    ds = ranks_s - np.nanmean(ranks_s, axis=1, keepdims=True)
+    dr = ranks_r - np.nanmean(ranks_r, axis=1, keepdims=True)
+    ss, rr = np.nansum(ds * ds, axis=1), np.nansum(dr * dr, axis=1)
+    valid = (ss > 0) & (rr > 0)
+    ic = np.nansum(ds * dr, axis=1)[valid] / np.sqrt(ss[valid] * rr[valid])
+    return pd.Series(ic, index=days[valid], dtype=float).sort_index()
 
 
 def conviction_from_daily_ic(

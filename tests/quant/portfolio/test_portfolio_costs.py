@@ -133,6 +133,35 @@ def test_conviction_when_realised_ranks_unrelated_to_scores_then_zero() -> None:
     assert perfect.ic == pytest.approx(1.0)
 
 
+def test_realised_rank_ic_when_names_missing_and_ties_then_scipy_spearman_per_session() -> None:
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(7)
+    sessions = pd.bdate_range("2024-01-02", periods=40)
+    names = [f"N{i:02d}" for i in range(30)]
+    returns = pd.DataFrame(rng.normal(0.0, 0.02, (40, 30)), index=sessions, columns=names)
+    returns.iloc[10:14, 4] = np.nan  # an outcome unknown for a name over a few sessions
+    rows = [(d.date(), s, float(np.round(rng.normal(), 1)))  # rounded: tied scores
+            for d in sessions for s in names if rng.random() < 0.8]
+    predictions = pd.DataFrame(rows, columns=["session_date", "symbol", "score"])
+    few = predictions["session_date"] == sessions[3].date()
+    predictions = predictions[~few | predictions["symbol"].isin(names[:4])]  # 4 names: no IC
+
+    daily = realised_rank_ic(predictions, returns, horizon_sessions=2, window=30)
+
+    forward = np.expm1(np.log1p(returns).rolling(2).sum().shift(-2))
+    expected = {}
+    for day in sessions[:-2][-30:]:
+        s = predictions[predictions["session_date"] == day.date()].set_index("symbol")["score"]
+        r = forward.loc[day].reindex(s.index)
+        ok = s.notna() & r.notna()
+        if ok.sum() >= 5:
+            expected[day] = spearmanr(s[ok], r[ok]).statistic
+    assert sessions[3] not in daily.index and len(expected) >= 25
+    assert list(daily.index) == list(expected)
+    assert np.allclose(daily.to_numpy(), list(expected.values()), atol=1e-12)
+
+
 def test_conviction_when_too_few_sessions_then_fallback_recorded() -> None:
     config = _settings(ic_min_sessions=20)
     few = pd.Series([0.1] * 5)
