@@ -18,6 +18,13 @@ prints one JSON object:
   ``ic_decay`` the tradeable IC, rank IC and ICIR at 1, 5, 10, 20 sessions.
   The drift trigger runs with the model's settings unless
   ``--drift-threshold`` is given (a large value turns it off);
+* ``data_quality``: the sessions that ran the full data-quality gate (the
+  range's screen flagged them), those that failed it and the failed warnings
+  by check; the run demotes ``raw_bars.no_unexplained_jump`` to a warning (the
+  synthetic market's fat tails trip it on about one session in ten at 500
+  names) and records any other failure and goes on;
+* ``turnover`` (one-way, per year) and ``costs_usd`` (commission, modelled
+  costs, slippage against the auction price) of the strategy;
 * ``peak_rss_mb``: the process's peak resident memory
   (``resource.getrusage``: dbt and LightGBM run in this process);
   ``peak_rss_baselines_mb`` the largest of its child processes' (the
@@ -82,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     with bench_home(
         "qbench-backtest-",
         None,
+        # as the pipeline benchmark: the synthetic market's fat tails fail the jump check on
+        # about one session in ten at 500 names, a correct stop that is not a timing
+        QUANT_QUALITY__WARN_ONLY='["raw_bars.no_unexplained_jump"]',
         QUANT_SYNTHETIC__SYMBOLS=str(args.symbols),
         QUANT_MODEL__RETRAIN_SCHEDULE="weekly",
         **drift,
@@ -122,8 +132,8 @@ def run(args: argparse.Namespace, sessions: int, full_sessions: int, history: in
         print(f"{done}/{total} {what} {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    # the synthetic market's fat tails fail the jump check on some sessions: the run
-    # records them and goes on (the full gate runs there), as a timing must cover the range
+    # a session that fails another check is recorded and the run goes on: a timing must
+    # cover the range
     result = run_backtest(start, end, settings=settings, progress=progress,
                           baselines=not args.no_baselines, continue_on_quality_failure=True)
     wall = time.perf_counter() - started
