@@ -75,6 +75,55 @@ def test_population_stability_index_when_same_distribution_then_small_and_when_s
     assert drift["y"] < 0.05
 
 
+def test_window_psi_when_one_window_strays_then_largest_of_every_run_not_only_disjoint_blocks() -> (
+    None
+):
+    from quant.model._drift import _largest_window_psi, _session_numbers
+
+    rng = np.random.default_rng(3)
+    days = pd.bdate_range("2024-01-01", periods=100)
+    frame = pd.DataFrame({"session_date": np.repeat(days, 40), "x": rng.normal(size=4_000)})
+    # sessions 55..64 shift: they straddle the disjoint 20-session blocks (40..59 and 60..79
+    # hold five each), while the run 50..69 holds all ten
+    frame.loc[frame["session_date"].isin(days[55:65]), "x"] += 3.0
+    ref = reference_distribution(frame, ["x"], bins=10, window_sessions=20)["x"]
+    sessions = _session_numbers(frame)
+    edges, shares = np.asarray(ref["edges"]), np.asarray(ref["shares"])
+    values = frame["x"].to_numpy()
+    runs = [population_stability_index(edges, shares,
+                                       values[(sessions >= k) & (sessions < k + 20)])
+            for k in range(81)]
+    blocks = [runs[k] for k in range(0, 81, 20)]  # disjoint blocks counted from the end
+    assert max(runs) > max(blocks) + 0.1
+    assert ref["window_psi"] == pytest.approx(max(runs))
+    assert ref["window_psi"] == pytest.approx(
+        _largest_window_psi(values, sessions, 20, edges, shares))
+    assert "market_wide" not in ref
+
+
+def test_calibrated_drift_when_feature_market_wide_then_zero_and_cross_sectional_kept() -> None:
+    from quant.model import calibrated_drift
+
+    rng = np.random.default_rng(4)
+    days = pd.bdate_range("2024-01-01", periods=60)
+    market = rng.normal(0.0, 0.01, size=60)
+    frame = pd.DataFrame({
+        "session_date": np.repeat(days, 30),
+        "market_return_1d": np.repeat(market, 30),  # the same for every name on a session
+        "reversal_1d": rng.normal(size=1_800),
+    })
+    ref = reference_distribution(frame, ["market_return_1d", "reversal_1d"], window_sessions=20)
+    assert ref["market_return_1d"]["market_wide"] is True
+    assert "market_wide" not in ref["reversal_1d"]
+    crash = pd.DataFrame({"market_return_1d": np.repeat(rng.normal(-0.05, 0.01, 20), 30),
+                          "reversal_1d": rng.normal(size=600) + 2.0})
+    raw = feature_drift(ref, crash)
+    assert raw["market_return_1d"] > 1.0 and raw["reversal_1d"] > 1.0
+    drift = calibrated_drift(raw, ref)
+    assert drift["market_return_1d"] == 0.0
+    assert drift["reversal_1d"] > 0.25
+
+
 def test_population_stability_index_when_feature_missing_then_infinite() -> None:
     reference = reference_distribution(pd.DataFrame({"x": np.arange(100.0)}), ["x"])
     assert feature_drift(reference, pd.DataFrame({"z": [1.0]}))["x"] == float("inf")
