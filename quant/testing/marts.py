@@ -30,11 +30,15 @@ __all__ = [
     "MARKET_END",
     "MARKET_START",
     "Market",
+    "RETURNS_AND_UNIVERSE",
     "dbt_as_of",
     "drop_marts",
     "ingest_synthetic",
     "market_frames",
+    "recent_synthetic_sessions",
+    "register_placeholder_model",
     "reset_pipeline",
+    "returns_and_universe",
     "synthetic_marts",
 ]
 
@@ -118,6 +122,56 @@ def synthetic_marts(
         reset_pipeline(settings)
     ingest_synthetic(settings, end, start=start)
     return dbt_as_of(settings, end, command)
+
+
+RETURNS_AND_UNIVERSE = (
+    "run", "--quiet", "--full-refresh", "--select", "+universe", "+int_prices_adjusted",
+)
+"""The dbt command that builds what the portfolio stage reads: the returns and the universe."""
+
+
+def returns_and_universe(symbols: int, end: date, history_sessions: int) -> Settings:
+    """Settings of a synthetic market of ``symbols`` names, ingested over the
+    ``history_sessions`` sessions before ``end`` into an emptied database, with the returns
+    and universe models built as of ``end`` (:data:`RETURNS_AND_UNIVERSE`)."""
+    from quant.calendar import get_calendar
+    from quant.config import load_settings
+
+    settings = load_settings(synthetic={"symbols": symbols})
+    start = get_calendar(settings.exchange).shift(end, -history_sessions)
+    synthetic_marts(settings, end, start=start, command=RETURNS_AND_UNIVERSE)
+    return settings
+
+
+def recent_synthetic_sessions(settings: Settings, first_back: int, last_back: int = 2) -> list[date]:
+    """The sessions from ``first_back`` to ``last_back`` closed sessions ago, the synthetic
+    market ingested through them (with ``settings.history_sessions`` before the first) into
+    emptied ``raw`` and ``ops`` tables; the dbt models are left to the caller."""
+    from quant.calendar import get_calendar
+
+    truncate_pipeline_tables(settings)
+    cal = get_calendar(settings.exchange)
+    latest = cal.latest_closed_session()
+    days = cal.sessions(cal.shift(latest, -first_back), cal.shift(latest, -last_back))
+    ingest_synthetic(settings, days[-1], start=cal.shift(days[0], -(settings.history_sessions - 1)))
+    return days
+
+
+def register_placeholder_model(settings: Settings, trained_through: date) -> int:
+    """A row in ``ops.models`` (no artefact) for scores a test stores itself; its id."""
+    from quant.testing.db import query
+
+    return query(
+        settings,
+        """
+        insert into ops.models (trained_through, horizon_sessions, objective, target, params,
+            num_boost_round, features, feature_hash, metrics, train_rows, train_sessions,
+            artifact_path, artifact_checksum)
+        values (%s, 5, 'regression', 'rank', '{}', 10, '{f}', 'h', '{}', 1, 1, 'm', 'c')
+        returning model_id
+        """,
+        trained_through,
+    )[0][0]
 
 
 # -- the marts' frames in memory ---------------------------------------------------------------

@@ -16,22 +16,16 @@ from typing import Any
 import pytest
 
 from quant.config import Settings
-from quant.testing.db import execute, query, scalar, truncate_pipeline_tables
-from quant.testing.marts import dbt_as_of, ingest_synthetic
+from quant.testing.db import execute, query, scalar
+from quant.testing.marts import dbt_as_of, recent_synthetic_sessions
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def market(pg_settings: Settings) -> dict[str, Any]:
-    from quant.calendar import get_calendar
-
     settings = pg_settings
-    truncate_pipeline_tables(settings)
-    cal = get_calendar(settings.exchange)
-    latest = cal.latest_closed_session()
-    days = cal.sessions(cal.shift(latest, -5), cal.shift(latest, -2))
-    ingest_synthetic(settings, days[-1], start=cal.shift(days[0], -(settings.history_sessions - 1)))
+    days = recent_synthetic_sessions(settings, 5)
     flat, spiked = [r[0] for r in query(
         settings, "select distinct symbol from raw.bars where date = %s order by 1 limit 2", days[0]
     )]

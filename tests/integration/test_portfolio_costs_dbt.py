@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from quant.calendar import get_calendar
-from quant.config import Settings, load_settings
+from quant.config import Settings
 from quant.db import connect
 from quant.pipeline import run_context
 from quant.portfolio import optimize_portfolio
 from quant.testing.db import execute, query
-from quant.testing.marts import reset_pipeline, synthetic_marts
+from quant.testing.marts import register_placeholder_model, reset_pipeline, returns_and_universe
 
 pytestmark = pytest.mark.integration
 
@@ -29,27 +29,15 @@ SYMBOLS = 40
 END = date(2016, 12, 30)
 HISTORY_SESSIONS = 340
 RUN_SESSIONS = 45
-BUILD = ("run", "--quiet", "--full-refresh", "--select", "+universe", "+int_prices_adjusted")
 
 
 @pytest.fixture(scope="module")
 def zero_skill(pg_settings: Settings) -> Iterator[tuple[Settings, list[date]]]:
     """The marts as of END and random scores for each of the last RUN_SESSIONS sessions."""
-    settings = load_settings(synthetic={"symbols": SYMBOLS})
+    settings = returns_and_universe(SYMBOLS, END, HISTORY_SESSIONS)
     cal = get_calendar(settings.exchange)
-    synthetic_marts(settings, END, start=cal.shift(END, -HISTORY_SESSIONS), command=BUILD)
     sessions = [cal.shift(END, -k) for k in range(RUN_SESSIONS - 1, -1, -1)]
-    model_id = query(
-        settings,
-        """
-        insert into ops.models (trained_through, horizon_sessions, objective, target, params,
-            num_boost_round, features, feature_hash, metrics, train_rows, train_sessions,
-            artifact_path, artifact_checksum)
-        values (%s, 5, 'regression', 'rank', '{}', 10, '{f}', 'h', '{}', 1, 1, 'm', 'c')
-        returning model_id
-        """,
-        sessions[0],
-    )[0][0]
+    model_id = register_placeholder_model(settings, sessions[0])
     rng = np.random.default_rng(17)
     rows = []
     for day in sessions:

@@ -13,26 +13,24 @@ import numpy as np
 import pytest
 
 from quant.calendar import get_calendar
-from quant.config import Settings, load_settings
+from quant.config import Settings
 from quant.pipeline import run_context
 from quant.portfolio import optimize_portfolio
 from quant.testing.db import execute, query
-from quant.testing.marts import reset_pipeline, synthetic_marts
+from quant.testing.marts import register_placeholder_model, reset_pipeline, returns_and_universe
 
 pytestmark = pytest.mark.integration
 
 SYMBOLS = 40
 END = date(2016, 12, 30)
 HISTORY_SESSIONS = 300
-BUILD = ("run", "--quiet", "--full-refresh", "--select", "+universe", "+int_prices_adjusted")
 
 
 @pytest.fixture(scope="module")
 def built(pg_settings: Settings) -> Iterator[tuple[Settings, list[date]]]:
     """Bars of 40 synthetic names ingested; the returns and universe models built as of END."""
-    settings = load_settings(synthetic={"symbols": SYMBOLS})
+    settings = returns_and_universe(SYMBOLS, END, HISTORY_SESSIONS)
     cal = get_calendar(settings.exchange)
-    synthetic_marts(settings, END, start=cal.shift(END, -HISTORY_SESSIONS), command=BUILD)
     yield settings, [cal.shift(END, -1), END]
     reset_pipeline(settings)
 
@@ -49,25 +47,14 @@ def _store_scores(settings: Settings, day: date, seed: int) -> int:
     ]
     rng = np.random.default_rng(seed)
     model = query(settings, "select model_id from ops.models limit 1")
-    if not model:
-        model = query(
-            settings,
-            """
-            insert into ops.models (trained_through, horizon_sessions, objective, target, params,
-                num_boost_round, features, feature_hash, metrics, train_rows, train_sessions,
-                artifact_path, artifact_checksum)
-            values (%s, 5, 'regression', 'rank', '{}', 10, '{f}', 'h', '{}', 1, 1, 'm', 'c')
-            returning model_id
-            """,
-            day,
-        )
+    model_id = model[0][0] if model else register_placeholder_model(settings, day)
     execute(settings, "delete from ops.predictions where session_date = %s", day)
     for symbol in tradable:
         execute(
             settings,
             "insert into ops.predictions (session_date, symbol, score, model_id) "
             "values (%s, %s, %s, %s)",
-            day, symbol, float(rng.normal()), model[0][0],
+            day, symbol, float(rng.normal()), model_id,
         )
     return len(tradable)
 

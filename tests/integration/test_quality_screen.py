@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from quant.config import Settings
-from quant.testing.db import execute, query, truncate_pipeline_tables
-from quant.testing.marts import dbt_as_of, ingest_synthetic
+from quant.testing.db import execute, query
+from quant.testing.marts import dbt_as_of, recent_synthetic_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +34,10 @@ def _names(settings: Settings, day: date, n: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def market(pg_settings: Settings) -> dict[str, Any]:
-    from quant.calendar import get_calendar
     from quant.db import connect
 
     settings = pg_settings
-    truncate_pipeline_tables(settings)
-    cal = get_calendar(settings.exchange)
-    latest = cal.latest_closed_session()
-    days = cal.sessions(cal.shift(latest, -11), cal.shift(latest, -2))
-    ingest_synthetic(settings, days[-1], start=cal.shift(days[0], -(settings.history_sessions - 1)))
+    days = recent_synthetic_sessions(settings, 11)
     names = _names(settings, days[0], 12)
     flat, gap = names[0], names[1]
     execute(settings, "update raw.bars set volume = 1000000 where symbol = %s", flat)

@@ -29,6 +29,11 @@ def test_load_settings_when_environment_minimal_then_paper_sim_synthetic(quant_h
         ("QUANT_EXCHANGE", "NOPE"),
         ("QUANT_SYNTHETIC__SYMBOLS", "1"),
         ("DATABASE_URL", "mysql://localhost/db"),
+        ("QUANT_MODEL__HORIZON_SESSIONS", "0"),
+        ("QUANT_MODEL__TARGET", "raw"),
+        ("QUANT_MODEL__RETRAIN_SCHEDULE", "hourly"),
+        ("QUANT_MODEL__DRIFT_THRESHOLD", "-1"),
+        ("QUANT_MODEL__MARTS_SCHEMA", "marts; drop table x"),
     ],
 )
 def test_load_settings_when_value_invalid_then_error_names_setting(
