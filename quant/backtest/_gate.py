@@ -17,6 +17,7 @@ without the check on the books' held symbols) are logged and stored in
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -95,10 +96,7 @@ class QualityGate:
 
     def warning_counts(self) -> dict[str, int]:
         """Per failed warning, the sessions it failed on."""
-        counts: dict[str, int] = {}
-        for _day, name in self.warned:
-            counts[name] = counts.get(name, 0) + 1
-        return dict(sorted(counts.items()))
+        return dict(sorted(Counter(name for _day, name in self.warned).items()))
 
     def frame(self) -> pd.DataFrame:
         """One row per failed blocking check: ``session``, ``check``, ``detail``."""
@@ -111,4 +109,4 @@ def _gate(run: RunContext) -> QualityReport:
     # the same checks as the DAG's; no Data Docs for every session of a range (rendering
     # them is half the gate's time): the results are in ops.dq_results and the output
     return run_data_quality(run.session, run_id=str(run.run_id), dag_id=str(run.dag_id),
-                     settings=run.settings, data_docs=False)
+                            settings=run.settings, data_docs=False)

@@ -116,9 +116,9 @@ def _market_wide(values: np.ndarray, sessions: np.ndarray) -> bool:
     ok = np.isfinite(values)
     if not ok.any():
         return False
-    frame = pd.DataFrame({"s": sessions[ok], "v": values[ok]})
-    spread = frame.groupby("s")["v"].agg(lambda v: float(v.max() - v.min()))
-    names = frame.groupby("s").size()
+    per_session = pd.Series(values[ok]).groupby(sessions[ok]).agg(["min", "max", "size"])
+    spread = per_session["max"] - per_session["min"]
+    names = per_session["size"]
     scale = max(float(np.abs(values[ok]).max()), 1.0)
     return bool((names > 1).any() and (spread <= 1e-12 * scale).all())
 

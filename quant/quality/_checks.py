@@ -64,13 +64,19 @@ def assets(
     return session_assets(f"date '{session.isoformat()}'", quality, held)
 
 
+def _bar_lookback(quality: QualitySettings) -> int:
+    """Calendar days before a session the bar checks are asked for (``raw.bar_checks`` reads
+    as many again before that, for the previous closes and the volatility)."""
+    return quality.volatility_sessions * 2 + 15
+
+
 def session_assets(
     day: str, quality: QualitySettings, held: Sequence[str] = ()
 ) -> dict[str, Asset]:
     """The query assets for the session an SQL expression of type ``date`` names: a
     literal (:func:`assets`), or a column of an outer query, so that a range of
     sessions runs the very same SQL (:mod:`quant.quality._screen`)."""
-    lookback = quality.volatility_sessions * 2 + 15
+    lookback = _bar_lookback(quality)
     found = [
         Asset(
             "raw_bars_session",
@@ -181,10 +187,18 @@ class RangeForm:
     sql: str
     guard: str
 
+    def bind(self, days: Sequence[date], session: str) -> tuple[str, str, dict[str, Any]]:
+        """``sql`` and ``guard`` for the sessions ``days`` (in order), each row's session in
+        the column ``session``, with the values of their ``%(name)s`` parameters."""
+        fields = {"first": "%(first)s::date", "last": "%(last)s::date",
+                  "sessions": "%(sessions)s::date[]", "session": session}
+        values = {"first": days[0], "last": days[-1], "sessions": list(days)}
+        return self.sql.format(**fields), self.guard.format(**fields), values
+
 
 def range_forms(quality: QualitySettings) -> dict[str, RangeForm]:
     """The assets that have a :class:`RangeForm`, by name."""
-    lookback = quality.volatility_sessions * 2 + 15
+    lookback = _bar_lookback(quality)
     # bar_checks reads bars back to p_start - lookback: a session's query reads
     # [day - 2 x lookback, day]. A row's checks use its previous bar and the log returns
     # of the volatility_sessions bars before it, so volatility_sessions + 1 bars back: when

@@ -198,6 +198,12 @@ def _context(docs: Path | None) -> Any:
     return ctx
 
 
+def _datasource(ctx: Any, settings: Settings) -> Any:
+    """The pipeline's database as a Great Expectations SQL data source of ``ctx``."""
+    url = database_url(settings).replace("postgresql://", "postgresql+psycopg2://", 1)
+    return ctx.data_sources.add_sql("quant", connection_string=url)
+
+
 def _validate(
     ctx: Any,
     datasource: Any,
@@ -329,8 +335,7 @@ def run_data_quality(
     if docs is not None and docs.exists():  # a retry replaces its Data Docs, as its results
         shutil.rmtree(docs)
     ctx = _context(docs)
-    url = database_url(settings).replace("postgresql://", "postgresql+psycopg2://", 1)
-    datasource = ctx.data_sources.add_sql("quant", connection_string=url)
+    datasource = _datasource(ctx, settings)
     feature_columns = _feature_columns(settings) if include_marts else ()
     all_checks = checks(feature_columns)
     by_asset: dict[str, list[Check]] = {}

@@ -42,11 +42,12 @@ from datetime import date
 from typing import Any
 
 from quant.config import Settings
-from quant.db import connect, database_url
+from quant.db import connect
 from quant.quality._checks import Asset, Check, RangeForm, checks, range_forms, session_assets
 from quant.quality._run import (
     CheckResult,
     _context,
+    _datasource,
     _feature_columns,
     _jsonable,
     _severity,
@@ -108,10 +109,7 @@ def screen_sessions(sessions: Sequence[date], settings: Settings) -> QualityScre
         with conn, conn.cursor() as cur:
             cur.execute(f"create schema if not exists {_SCHEMA}")
         ctx = _context(None)
-        datasource = ctx.data_sources.add_sql(
-            "screen", connection_string=database_url(settings).replace(
-                "postgresql://", "postgresql+psycopg2://", 1)
-        )
+        datasource = _datasource(ctx, settings)
         forms = range_forms(settings.quality)
         for name, asset in session_assets(f"{_RANGE}.{SESSION}", settings.quality).items():
             if name not in by_asset:
@@ -167,11 +165,9 @@ def _materialise(conn: Any, table: str, asset: Asset, form: RangeForm | None,
                 (list(days),),
             )
             return []
-        fields = {"first": "%(first)s::date", "last": "%(last)s::date",
-                  "sessions": "%(sessions)s::date[]", "session": SESSION}
-        values = {"first": days[0], "last": days[-1], "sessions": list(days)}
-        cur.execute(f"create unlogged table {table} as " + form.sql.format(**fields), values)
-        cur.execute(form.guard.format(**fields), values)
+        sql, guard, values = form.bind(days, SESSION)
+        cur.execute(f"create unlogged table {table} as " + sql, values)
+        cur.execute(guard, values)
         return [day for (day,) in cur.fetchall()]
 
 

@@ -179,14 +179,12 @@ def test_range_forms_when_no_history_gap_then_same_rows_as_session_queries(
     from quant.quality._checks import range_forms, session_assets
 
     settings, days = market["settings"], market["days"]
-    fields = {"first": "%(first)s::date", "last": "%(last)s::date",
-              "sessions": "%(sessions)s::date[]", "session": "dq_session"}
-    values = {"first": days[0], "last": days[-1], "sessions": list(days)}
     for name, form in range_forms(settings.quality).items():
+        sql, _guard, values = form.bind(days, "dq_session")
         conn = connect(settings)
         try:
             with conn, conn.cursor() as cur:
-                cur.execute(f"select * from ({form.sql.format(**fields)}) as r", values)
+                cur.execute(f"select * from ({sql}) as r", values)
                 ranged = cur.fetchall()
         finally:
             conn.close()
